@@ -1,0 +1,39 @@
+/**
+ * `npm test`: make sure Redis and RabbitMQ are up, build, then run every compiled test file with Node's test
+ * runner. Extra arguments narrow the run to files whose path contains one of them (e.g. `npm test -- redis`).
+ */
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join, relative } from "node:path";
+import { ensureServices } from "./services.mjs";
+
+const root = new URL("..", import.meta.url).pathname;
+
+try {
+  await ensureServices();
+} catch (err) {
+  console.error(`[test] ${err.message}`);
+  process.exit(1);
+}
+
+const build = spawnSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: root, stdio: "inherit" });
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+const filters = process.argv.slice(2);
+const testRoot = join(root, "dist", "test");
+const files = readdirSync(testRoot, { recursive: true })
+  .map((f) => join(testRoot, String(f)))
+  .filter((f) => f.endsWith(".test.js"))
+  .filter((f) => filters.length === 0 || filters.some((filter) => relative(root, f).includes(filter)))
+  .sort();
+if (files.length === 0) {
+  console.error(`[test] no test files matched ${filters.join(" ")}`);
+  process.exit(1);
+}
+
+const run = spawnSync(
+  process.execPath,
+  ["--test", "--test-concurrency=2", "--test-timeout=300000", "--test-reporter=spec", ...files],
+  { cwd: root, stdio: "inherit", env: { ...process.env, TROUPE_LOG_LEVEL: process.env.TROUPE_LOG_LEVEL ?? "critical" } },
+);
+process.exit(run.status ?? 1);

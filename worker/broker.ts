@@ -1,0 +1,236 @@
+import { MiddlewareError, QueueJoinTimeout, TroupeError } from "./errors.js";
+import { getLogger, messageFields } from "./logging.js";
+import { Message } from "./message.js";
+import { defaultMiddleware } from "./middleware/defaults.js";
+import type { HookArgs, HookName, Middleware } from "./middleware/middleware.js";
+import type { MessageProxy } from "./proxy.js";
+import { dqName, qName } from "./queues.js";
+import { defaultRegistry, type ActorRegistry, type RegisteredActor } from "./registry.js";
+
+/** Depth of one canonical queue, as `troupe queues` and the operator see it. */
+export interface QueueStats {
+  queue: string;
+  /** Messages waiting in `q`. */
+  ready: number;
+  /** Messages waiting in `q.DQ`, whether fetched (held until their eta) or not. */
+  delayed: number;
+  /** Messages fetched from `q` and not yet acked or nacked. */
+  inFlight: number;
+  /** Messages in the dead-letter queue `q.XQ`. */
+  dead: number;
+}
+
+/** A dead-lettered message as a broker can list it. */
+export interface DeadLetter {
+  /** The stored body, exactly as it was on the queue. */
+  raw: string;
+  /** The decoded message, when the body decodes. */
+  message?: Message;
+  /** Why it was dead-lettered, where the broker keeps it. */
+  reason?: string;
+  /** When it was dead-lettered (ms), where the broker keeps it. */
+  deadAt?: number;
+}
+
+/** A payload a consumer could not decode; the consumer has already dead-lettered it. */
+export interface UndecodableDelivery {
+  queue: string;
+  raw: string | Uint8Array;
+  reason: string;
+}
+
+export interface ConsumeOptions {
+  /** Most deliveries outstanding (handed out, not yet acked, nacked or requeued) at once. */
+  prefetch: number;
+  /** Called for each decoded delivery. Must not throw. */
+  onMessage: (message: MessageProxy) => void;
+  /** Called after the consumer dead-lettered a payload that does not decode. */
+  onUndecodable?: (delivery: UndecodableDelivery) => void;
+  /** Called when the consumer lost its connection and is recovering (deliveries not yet acked will come back). */
+  onConnectionLost?: (error: unknown) => void;
+}
+
+/** A stream of deliveries from one queue (`q` or `q.DQ`). */
+export interface Consumer {
+  readonly queue: string;
+  /** Begin delivering to `onMessage`; resolves once the consumer is registered with the broker. */
+  start(): Promise<void>;
+  ack(message: MessageProxy): Promise<void>;
+  /** Dead-letter the delivery, keeping `message.deadLetterReason` where the broker can. */
+  nack(message: MessageProxy): Promise<void>;
+  /** Give deliveries back to their queue unprocessed (shutdown, a worker thread restart). */
+  requeue(messages: MessageProxy[]): Promise<void>;
+  /** Stop fetching new deliveries; ack, nack and requeue keep working. */
+  stop(): Promise<void>;
+  /** Release the consumer; deliveries not acked return to the broker. */
+  close(): Promise<void>;
+}
+
+export interface EnqueueOptions {
+  /** ms before the message may run; the message goes to `q.DQ` with an `eta`. */
+  delay?: number;
+}
+
+export interface BrokerOptions {
+  middleware?: Middleware[];
+  registry?: ActorRegistry;
+}
+
+const log = getLogger("broker");
+
+/**
+ * The transport-independent half of a broker: middleware dispatch, queue declaration, Dramatiq's delay rules.
+ * Subclasses implement the transport (`publish`, `consume`, …).
+ */
+export abstract class Broker {
+  readonly middleware: Middleware[];
+  readonly registry: ActorRegistry;
+  /** Canonical queues this broker knows (declared by actors or by use). */
+  protected readonly queues = new Set<string>();
+  private connecting: Promise<void> | undefined;
+
+  constructor(options: BrokerOptions = {}) {
+    this.middleware = [...(options.middleware ?? defaultMiddleware())];
+    this.registry = options.registry ?? defaultRegistry;
+  }
+
+  /** The broker URL with its password redacted. */
+  abstract readonly displayUrl: string;
+
+  /** Open connections; rejects with a clear error naming the (redacted) URL when the broker is unreachable. */
+  protected abstract doConnect(): Promise<void>;
+  abstract close(): Promise<void>;
+  /** Publish one encoded message to `message.queueName` (`q` or `q.DQ`); returns the copy actually published. */
+  protected abstract publish(message: Message): Promise<Message>;
+  abstract consume(queue: string, options: ConsumeOptions): Consumer;
+  /** Drop every message of `q`, `q.DQ` and `q.XQ`. */
+  abstract purge(queue: string): Promise<void>;
+  abstract queueStats(queue: string): Promise<QueueStats>;
+  abstract deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
+
+  /** Publish several messages; brokers override this with a pipelined or batched publish. */
+  protected async publishMany(messages: Message[]): Promise<Message[]> {
+    return Promise.all(messages.map((m) => this.publish(m)));
+  }
+
+  /** Connect once; later calls wait for the same attempt. Failed attempts are retried on the next call. */
+  connect(): Promise<void> {
+    if (!this.connecting) {
+      this.connecting = this.doConnect().catch((err) => {
+        this.connecting = undefined;
+        throw err;
+      });
+    }
+    return this.connecting;
+  }
+
+  /** Register a canonical queue (and its delay queue) and tell middleware about them. */
+  async declareQueue(queue: string): Promise<void> {
+    const canonical = qName(queue);
+    if (this.queues.has(canonical)) return;
+    this.queues.add(canonical);
+    await this.emitAfter("afterDeclareQueue", canonical);
+    await this.emitAfter("afterDeclareDelayQueue", dqName(canonical));
+  }
+
+  declaredQueues(): string[] {
+    return [...this.queues];
+  }
+
+  getActor(name: string): RegisteredActor {
+    return this.registry.require(name);
+  }
+
+  /** Dramatiq's `enqueue`: a delay routes the message to `q.DQ` with `eta = now + delay`. */
+  async enqueue<R>(message: Message<R>, options: EnqueueOptions = {}): Promise<Message<R>> {
+    const [sent] = await this.enqueueMany([message], options);
+    return sent as Message<R>;
+  }
+
+  /** Enqueue several messages in one broker round trip where the transport allows. */
+  async enqueueMany(messages: Message[], options: EnqueueOptions = {}): Promise<Message[]> {
+    await this.connect();
+    const prepared: Message[] = [];
+    for (const original of messages) {
+      await this.declareQueue(original.queueName);
+      let message = original;
+      if (options.delay !== undefined) {
+        if (!Number.isFinite(options.delay) || options.delay < 0) throw new TroupeError(`delay must be a non-negative number of ms, got ${options.delay}`);
+        message = message.copy({ queueName: dqName(message.queueName), options: { eta: Date.now() + Math.round(options.delay) } });
+      }
+      await this.emitBefore("beforeEnqueue", message, options.delay);
+      prepared.push(message);
+    }
+    const sent = prepared.length === 1 ? [await this.publish(prepared[0]!)] : await this.publishMany(prepared);
+    for (const message of sent) await this.emitAfter("afterEnqueue", message, options.delay);
+    return sent;
+  }
+
+  /**
+   * Move a due delayed message to its canonical queue and ack the delay-queue delivery. Brokers that can do
+   * both in one atomic step override this (Dramatiq's two steps can duplicate a message on a crash).
+   */
+  async promote(delivery: MessageProxy, consumer: Consumer): Promise<void> {
+    const promoted = delivery.message.copy({ queueName: qName(delivery.message.queueName), options: { eta: undefined } });
+    await this.enqueue(promoted);
+    await consumer.ack(delivery);
+  }
+
+  /** Wait until `q` and `q.DQ` are empty and nothing is in flight. */
+  async join(queue: string, { timeout = 60_000, interval = 20 }: { timeout?: number; interval?: number } = {}): Promise<void> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const stats = await this.queueStats(qName(queue));
+      if (stats.ready + stats.delayed + stats.inFlight === 0) return;
+      if (Date.now() >= deadline) throw new QueueJoinTimeout(`queue ${queue} did not drain within ${timeout} ms`);
+      await new Promise((resolve) => setTimeout(resolve, interval));
+    }
+  }
+
+  addMiddleware(middleware: Middleware, where: { before?: abstract new (...args: never[]) => Middleware; after?: abstract new (...args: never[]) => Middleware } = {}): void {
+    if (where.before && where.after) throw new TroupeError("addMiddleware takes before or after, not both");
+    const ref = where.before ?? where.after;
+    if (!ref) {
+      this.middleware.push(middleware);
+      return;
+    }
+    const index = this.middleware.findIndex((m) => m instanceof ref);
+    if (index < 0) throw new TroupeError(`middleware ${ref.name} is not installed`);
+    this.middleware.splice(where.before ? index : index + 1, 0, middleware);
+  }
+
+  /** Run a `before*` hook in list order; a MiddlewareError (SkipMessage) propagates, other errors are logged. */
+  async emitBefore<K extends HookName>(hook: K, ...args: HookArgs<K>): Promise<void> {
+    for (const m of this.middleware) {
+      const fn = m[hook] as ((broker: Broker, ...rest: HookArgs<K>) => void | Promise<void>) | undefined;
+      if (!fn) continue;
+      try {
+        await fn.call(m, this, ...args);
+      } catch (err) {
+        if (err instanceof MiddlewareError) throw err;
+        log.critical(`middleware hook ${hook} failed`, { middleware: m.constructor.name, err, ...hookMessageFields(args) });
+      }
+    }
+  }
+
+  /** Run an `after*` hook in reverse list order; every error is logged, none is raised. */
+  async emitAfter<K extends HookName>(hook: K, ...args: HookArgs<K>): Promise<void> {
+    for (let i = this.middleware.length - 1; i >= 0; i--) {
+      const m = this.middleware[i]!;
+      const fn = m[hook] as ((broker: Broker, ...rest: HookArgs<K>) => void | Promise<void>) | undefined;
+      if (!fn) continue;
+      try {
+        await fn.call(m, this, ...args);
+      } catch (err) {
+        log.critical(`middleware hook ${hook} failed`, { middleware: m.constructor.name, err, ...hookMessageFields(args) });
+      }
+    }
+  }
+}
+
+function hookMessageFields(args: readonly unknown[]): Record<string, unknown> {
+  const first = args[0] as { messageId?: unknown; actorName?: unknown; queueName?: unknown } | undefined;
+  if (first && typeof first.messageId === "string") return messageFields(first as Message);
+  return {};
+}
+

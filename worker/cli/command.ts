@@ -1,0 +1,9 @@
+/** One `troupe` subcommand: its help text and what it does with its arguments (returns the exit code). */
+export interface Command {
+  readonly summary: string;
+  readonly help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+/** Thrown for bad command-line input: printed without a stack, exit code 2. */
+export class UsageError extends Error {}

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import type { Command } from "./command.js";
+import { UsageError } from "./command.js";
+import { getLogger } from "../logging.js";
+
+/** Subcommands load lazily so that `troupe enqueue` does not pay for the operator's Kubernetes client. */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ default: Command }> }> = {
+  worker: { summary: "run worker processes for actor modules", load: () => import("./commands/worker.js") },
+  enqueue: { summary: "send one message without writing code", load: () => import("./commands/enqueue.js") },
+  queues: { summary: "show ready / delayed / in-flight / dead-lettered counts per queue", load: () => import("./commands/queues.js") },
+  demo: { summary: "run a local demo on the in-memory broker", load: () => import("./commands/demo.js") },
+  operator: { summary: "run the Kubernetes operator", load: () => import("../../operator/cli/operator-command.js") },
+  up: { summary: "run WorkerPool manifests on this machine, without Kubernetes", load: () => import("../../operator/cli/up-command.js") },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `Usage: troupe <command> [options]\n\nCommands:\n${lines.join("\n")}\n\nRun 'troupe <command> --help' for a command's options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return 0;
+  }
+  if (name === "--version") {
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    console.log(pkg.version);
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    console.error(`troupe: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const command = (await entry.load()).default;
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`troupe ${name}: ${err.message}\n\n${command.help}`);
+      return 2;
+    }
+    getLogger("cli").critical(`troupe ${name} failed`, { err });
+    console.error(`troupe ${name}: ${(err as Error).message ?? err}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

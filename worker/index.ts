@@ -1,0 +1,22 @@
+/** Troupe: background tasks for TypeScript, wire-compatible with Python's Dramatiq. */
+export { actor, Actor, type ActorFn } from "./actor.js";
+export { Message, type MessageData, type MessageOptions, type GetResultOptions } from "./message.js";
+export type { ActorOptions, SendOptions, WireOptions, ErrorMatcher, ActorRef } from "./options.js";
+export { Broker, type Consumer, type ConsumeOptions, type QueueStats, type DeadLetter, type EnqueueOptions, type BrokerOptions } from "./broker.js";
+export { MemoryBroker } from "./brokers/memory.js";
+export { createBroker, DEFAULT_BROKER_URL } from "./brokers/factory.js";
+export { getBroker, setBroker } from "./global.js";
+export { MessageProxy } from "./proxy.js";
+export type { Middleware, ProcessOutcome, WorkerInfo } from "./middleware/middleware.js";
+export { defaultMiddleware } from "./middleware/defaults.js";
+export { ActorRegistry, defaultRegistry } from "./registry.js";
+export { ResultBackend, type ResultBackendOptions } from "./results/backend.js";
+export { MemoryResultBackend } from "./results/memory.js";
+export { getResultBackend, setResultBackend, createResultBackend } from "./results/global.js";
+export type { RateLimiterBackend } from "./rate-limits/backend.js";
+export { getCurrentMessage, getAbortSignal, isShuttingDown, onShutdown, type ActorContext } from "./runtime/context.js";
+export { Worker, type WorkerOptions } from "./runtime/worker.js";
+export { encodeJson, decodeJson, type JsonValue } from "./encoder.js";
+export { qName, dqName, xqName } from "./queues.js";
+export { redactUrl, getLogger, setLogSink, setLogLevel } from "./logging.js";
+export * from "./errors.js";

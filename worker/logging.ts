@@ -1,0 +1,82 @@
+/**
+ * Structured logs: one JSON object per line on stderr, with the message id, actor and queue when there is one.
+ * Credentials never reach a log line: URLs pass through `redactUrl` before they are logged.
+ */
+export type LogLevel = "debug" | "info" | "warn" | "error" | "critical";
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, critical: 50 };
+
+export type LogFields = Record<string, unknown>;
+export type LogSink = (line: string) => void;
+
+let threshold = LEVELS[(process.env.TROUPE_LOG_LEVEL as LogLevel) ?? "info"] ?? LEVELS.info;
+let sink: LogSink = (line) => process.stderr.write(line + "\n");
+
+export function setLogLevel(level: LogLevel): void {
+  threshold = LEVELS[level];
+}
+
+/** Replace where log lines go (tests capture them; the CLI keeps stderr). */
+export function setLogSink(next: LogSink): LogSink {
+  const previous = sink;
+  sink = next;
+  return previous;
+}
+
+function errorFields(err: unknown): LogFields {
+  if (err instanceof Error) return { error: err.message, errorType: err.name, stack: err.stack };
+  return { error: String(err) };
+}
+
+export class Logger {
+  constructor(
+    readonly name: string,
+    private readonly base: LogFields = {},
+  ) {}
+
+  child(fields: LogFields): Logger {
+    return new Logger(this.name, { ...this.base, ...fields });
+  }
+
+  log(level: LogLevel, msg: string, fields: LogFields = {}): void {
+    if (LEVELS[level] < threshold) return;
+    const { err, ...rest } = fields;
+    const record = { time: new Date().toISOString(), level, logger: this.name, pid: process.pid, msg, ...this.base, ...rest, ...(err === undefined ? {} : errorFields(err)) };
+    sink(JSON.stringify(record));
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    this.log("debug", msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.log("info", msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.log("warn", msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.log("error", msg, fields);
+  }
+  critical(msg: string, fields?: LogFields): void {
+    this.log("critical", msg, fields);
+  }
+}
+
+export function getLogger(name: string): Logger {
+  return new Logger(`troupe.${name}`);
+}
+
+/** The fields every log line about a message carries. */
+export function messageFields(message: { messageId: string; actorName: string; queueName: string }): LogFields {
+  return { messageId: message.messageId, actor: message.actorName, queue: message.queueName };
+}
+
+/** A URL with its password replaced by `***`, safe to log or put in an error. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
+  }
+}

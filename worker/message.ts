@@ -1,0 +1,152 @@
+import { randomUUID } from "node:crypto";
+import { decodeJson, encodeJson, type JsonValue } from "./encoder.js";
+import { DecodeError } from "./errors.js";
+
+/** Message options as they travel on the wire: Dramatiq's snake_case keys, free-form JSON. */
+export type MessageOptions = { [key: string]: JsonValue | undefined };
+
+/** A message exactly as Dramatiq encodes it: seven keys, in Dramatiq's order. */
+export interface MessageData {
+  queue_name: string;
+  actor_name: string;
+  args: JsonValue[];
+  kwargs: { [key: string]: JsonValue };
+  options: MessageOptions;
+  message_id: string;
+  message_timestamp: number;
+}
+
+const REQUIRED_KEYS = ["queue_name", "actor_name", "args", "kwargs", "options"] as const;
+const ALLOWED_KEYS = new Set<string>([...REQUIRED_KEYS, "message_id", "message_timestamp"]);
+
+export interface GetResultOptions {
+  /** Wait for the result instead of raising ResultMissing at once. */
+  block?: boolean;
+  /** How long to wait when blocking, in ms (default 10 000). */
+  timeout?: number;
+}
+
+/** Where `getResult` looks; set by the results module so that message.ts has no dependency on it. */
+let resultLookup: ((message: Message, options: GetResultOptions) => Promise<unknown>) | undefined;
+export function setResultLookup(fn: typeof resultLookup): void {
+  resultLookup = fn;
+}
+
+export class Message<R = unknown> {
+  readonly queueName: string;
+  readonly actorName: string;
+  readonly args: JsonValue[];
+  readonly kwargs: { [key: string]: JsonValue };
+  readonly options: MessageOptions;
+  readonly messageId: string;
+  readonly messageTimestamp: number;
+  /** Type-only marker for the actor's return type. */
+  declare readonly __result?: R;
+
+  constructor(fields: {
+    queueName: string;
+    actorName: string;
+    args?: JsonValue[];
+    kwargs?: { [key: string]: JsonValue };
+    options?: MessageOptions;
+    messageId?: string;
+    messageTimestamp?: number;
+  }) {
+    this.queueName = fields.queueName;
+    this.actorName = fields.actorName;
+    this.args = fields.args ?? [];
+    this.kwargs = fields.kwargs ?? {};
+    this.options = fields.options ?? {};
+    this.messageId = fields.messageId ?? randomUUID();
+    this.messageTimestamp = fields.messageTimestamp ?? Date.now();
+  }
+
+  static fromData<R = unknown>(data: MessageData): Message<R> {
+    return new Message<R>({
+      queueName: data.queue_name,
+      actorName: data.actor_name,
+      args: data.args,
+      kwargs: data.kwargs,
+      options: data.options,
+      messageId: data.message_id,
+      messageTimestamp: data.message_timestamp,
+    });
+  }
+
+  /**
+   * Decode with Dramatiq's rules: the five required keys must be present with the right JSON types, an unknown
+   * top-level key is an error, a missing id or timestamp is generated.
+   */
+  static decode<R = unknown>(data: string | Uint8Array): Message<R> {
+    const value = decodeJson(data);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new DecodeError("message is not a JSON object", data);
+    }
+    const obj = value as Record<string, unknown>;
+    for (const key of REQUIRED_KEYS) {
+      if (!(key in obj)) throw new DecodeError(`message lacks the required key '${key}'`, data);
+    }
+    for (const key of Object.keys(obj)) {
+      if (!ALLOWED_KEYS.has(key)) throw new DecodeError(`message has an unknown top-level key '${key}'`, data);
+    }
+    const isObject = (v: unknown) => v !== null && typeof v === "object" && !Array.isArray(v);
+    if (typeof obj.queue_name !== "string" || obj.queue_name === "") throw new DecodeError("queue_name must be a non-empty string", data);
+    if (typeof obj.actor_name !== "string" || obj.actor_name === "") throw new DecodeError("actor_name must be a non-empty string", data);
+    if (!Array.isArray(obj.args)) throw new DecodeError("args must be an array", data);
+    if (!isObject(obj.kwargs)) throw new DecodeError("kwargs must be an object", data);
+    if (!isObject(obj.options)) throw new DecodeError("options must be an object", data);
+    if (obj.message_id !== undefined && typeof obj.message_id !== "string") throw new DecodeError("message_id must be a string", data);
+    if (obj.message_timestamp !== undefined && (typeof obj.message_timestamp !== "number" || !Number.isFinite(obj.message_timestamp))) {
+      throw new DecodeError("message_timestamp must be a number", data);
+    }
+    return Message.fromData<R>(obj as unknown as MessageData);
+  }
+
+  toData(): MessageData {
+    return {
+      queue_name: this.queueName,
+      actor_name: this.actorName,
+      args: this.args,
+      kwargs: this.kwargs,
+      options: this.options,
+      message_id: this.messageId,
+      message_timestamp: this.messageTimestamp,
+    };
+  }
+
+  toJSON(): MessageData {
+    return this.toData();
+  }
+
+  encode(): string {
+    return encodeJson(this.toData());
+  }
+
+  /** A copy with fields replaced; `options` is shallow-merged, and a key set to undefined is removed. */
+  copy(changes: { queueName?: string; args?: JsonValue[]; kwargs?: { [key: string]: JsonValue }; options?: MessageOptions } = {}): Message<R> {
+    const options: MessageOptions = { ...this.options };
+    for (const [key, value] of Object.entries(changes.options ?? {})) {
+      if (value === undefined) delete options[key];
+      else options[key] = value;
+    }
+    return new Message<R>({
+      queueName: changes.queueName ?? this.queueName,
+      actorName: this.actorName,
+      args: changes.args ?? this.args,
+      kwargs: changes.kwargs ?? this.kwargs,
+      options,
+      messageId: this.messageId,
+      messageTimestamp: this.messageTimestamp,
+    });
+  }
+
+  /** The actor's stored result; needs a results backend (see the Results middleware). */
+  getResult(options: GetResultOptions = {}): Promise<R> {
+    if (!resultLookup) throw new Error("no results backend is configured: add the Results middleware or set TROUPE_RESULTS_URL");
+    return resultLookup(this, options) as Promise<R>;
+  }
+
+  toString(): string {
+    return `${this.actorName}(${this.messageId})`;
+  }
+}

@@ -1,0 +1,209 @@
+import { EventEmitter } from "node:events";
+import { Worker as NodeWorker } from "node:worker_threads";
+import { RemoteError, TroupeError, WorkerThreadDied, serializeError, type SerializedError } from "../errors.js";
+import { getLogger } from "../logging.js";
+import type { MessageData } from "../message.js";
+import type { FromThread, ThreadData, ToThread } from "./protocol.js";
+import { handleRpc } from "./rpc.js";
+
+export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: Error };
+
+interface Task {
+  id: number;
+  thread: PoolThread;
+  resolve: (outcome: RunOutcome) => void;
+  /** Set when the task was aborted: the error it ends with if it does not finish cleanly. */
+  abortedWith?: Error;
+}
+
+interface PoolThread {
+  index: number;
+  worker: NodeWorker;
+  tasks: Set<Task>;
+  ready: boolean;
+  /** Set when the pool decided to kill this thread, so its exit is not reported as a crash. */
+  retiring?: Error;
+}
+
+export interface ThreadPoolOptions {
+  size: number;
+  /** Messages one thread may run at once (async actors overlap; a sync actor holds its thread). */
+  concurrency: number;
+  modules: string[];
+  /** How long to wait for a thread to import the actor modules. */
+  bootTimeout?: number;
+  /** Extra `execArgv` for threads (e.g. a loader for TypeScript modules). */
+  execArgv?: string[];
+}
+
+const ENTRY = new URL("./thread-entry.js", import.meta.url);
+const log = getLogger("threads");
+
+/**
+ * A fixed number of worker threads running actors. A thread that crashes is replaced; a thread that has to be
+ * stopped (time limit, shutdown) is terminated and replaced, and its unfinished tasks end with an error.
+ * Emits `threadBoot(index)` and `threadExit(index)`.
+ */
+export class ThreadPool extends EventEmitter {
+  private readonly threads: PoolThread[] = [];
+  private readonly tasks = new Map<number, Task>();
+  private nextTaskId = 1;
+  private stopping = false;
+
+  constructor(private readonly options: ThreadPoolOptions) {
+    super();
+  }
+
+  get capacity(): number {
+    return this.options.size * this.options.concurrency;
+  }
+
+  get running(): number {
+    return this.tasks.size;
+  }
+
+  /** Start every thread and wait until each has imported the actor modules. Rejects if an import fails. */
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.options.size }, (_, index) => this.spawn(index)));
+  }
+
+  private spawn(index: number): Promise<void> {
+    const data: ThreadData = { modules: this.options.modules, threadIndex: index };
+    const worker = new NodeWorker(ENTRY, { workerData: data, execArgv: this.options.execArgv, stdout: false, stderr: false });
+    const thread: PoolThread = { index, worker, tasks: new Set(), ready: false };
+    this.threads[index] = thread;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new TroupeError(`worker thread ${index} did not load the actor modules within ${this.options.bootTimeout ?? 60_000} ms`));
+        void worker.terminate();
+      }, this.options.bootTimeout ?? 60_000);
+      worker.on("message", (msg: FromThread) => {
+        switch (msg.t) {
+          case "ready":
+            clearTimeout(timer);
+            thread.ready = true;
+            this.emit("threadBoot", index);
+            resolve();
+            break;
+          case "bootError":
+            clearTimeout(timer);
+            reject(new RemoteError(msg.error));
+            void worker.terminate();
+            break;
+          case "done":
+            this.finish(msg.id, msg.ok ? { ok: true, result: msg.result } : { ok: false, error: new RemoteError(msg.error) });
+            break;
+          case "rpc":
+            this.answerRpc(thread, msg.callId, msg.method, msg.args);
+            break;
+        }
+      });
+      worker.on("error", (err) => {
+        clearTimeout(timer);
+        log.error("worker thread crashed", { thread: index, err });
+        if (!thread.ready) reject(err);
+      });
+      worker.on("exit", (code) => {
+        clearTimeout(timer);
+        this.onExit(thread, code);
+      });
+    });
+  }
+
+  private answerRpc(thread: PoolThread, callId: number, method: string, args: unknown[]): void {
+    handleRpc(method, args).then(
+      (value) => this.send(thread, { t: "rpcResult", callId, ok: true, value }),
+      (err) => this.send(thread, { t: "rpcResult", callId, ok: false, error: serializeError(err) }),
+    );
+  }
+
+  private send(thread: PoolThread, msg: ToThread): void {
+    try {
+      thread.worker.postMessage(msg);
+    } catch (err) {
+      log.warn("could not post to worker thread", { thread: thread.index, err });
+    }
+  }
+
+  private onExit(thread: PoolThread, code: number): void {
+    if (this.threads[thread.index] !== thread) return;
+    const wasReady = thread.ready;
+    thread.ready = false;
+    this.emit("threadExit", thread.index);
+    const reason = thread.retiring ?? new WorkerThreadDied(`worker thread ${thread.index} exited with code ${code}`);
+    for (const task of [...thread.tasks]) this.finish(task.id, { ok: false, error: task.abortedWith ?? reason });
+    if (this.stopping || !wasReady) return;
+    if (!thread.retiring) log.warn("replacing worker thread", { thread: thread.index, code });
+    this.spawn(thread.index).catch((err) => log.critical("could not replace worker thread", { thread: thread.index, err }));
+  }
+
+  private finish(id: number, outcome: RunOutcome): void {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    this.tasks.delete(id);
+    task.thread.tasks.delete(task);
+    if (!outcome.ok && task.abortedWith) outcome = { ok: false, error: task.abortedWith };
+    task.resolve(outcome);
+  }
+
+  /** True when a thread can take another task now. */
+  hasRoom(): boolean {
+    return this.pick() !== undefined;
+  }
+
+  private pick(): PoolThread | undefined {
+    let best: PoolThread | undefined;
+    for (const thread of this.threads) {
+      if (!thread?.ready || thread.tasks.size >= this.options.concurrency) continue;
+      if (!best || thread.tasks.size < best.tasks.size) best = thread;
+    }
+    return best;
+  }
+
+  /** Run a message on the least busy thread. Call only when `hasRoom()`. Returns the task id and its outcome. */
+  run(data: MessageData): { id: number; outcome: Promise<RunOutcome> } {
+    const thread = this.pick();
+    if (!thread) throw new TroupeError("no worker thread has room");
+    const id = this.nextTaskId++;
+    let resolve!: (outcome: RunOutcome) => void;
+    const outcome = new Promise<RunOutcome>((r) => (resolve = r));
+    const task: Task = { id, thread, resolve };
+    this.tasks.set(id, task);
+    thread.tasks.add(task);
+    this.send(thread, { t: "run", id, data });
+    return { id, outcome };
+  }
+
+  /** Ask the actor to stop (its abort signal fires); if it fails now, it fails with `reason`. */
+  abort(id: number, reason: Error): void {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    task.abortedWith = reason;
+    this.send(task.thread, { t: "abort", id, reason: serializeError(reason) as SerializedError });
+  }
+
+  /** Stop the thread running this task at once (it is replaced); its tasks end with their abort reason or `reason`. */
+  async kill(id: number, reason: Error): Promise<void> {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    task.abortedWith ??= reason;
+    task.thread.retiring = reason;
+    await task.thread.worker.terminate();
+  }
+
+  broadcast(msg: ToThread): void {
+    for (const thread of this.threads) if (thread?.ready) this.send(thread, msg);
+  }
+
+  /** Terminate every thread; unfinished tasks end with `reason`. */
+  async stop(reason: Error = new WorkerThreadDied("worker stopped")): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.threads.map(async (thread) => {
+        if (!thread) return;
+        thread.retiring = reason;
+        await thread.worker.terminate();
+      }),
+    );
+  }
+}

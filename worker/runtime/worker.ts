@@ -1,0 +1,381 @@
+import type { Broker, Consumer, UndecodableDelivery } from "../broker.js";
+import { ActorNotFound, BrokerConnectionError, Shutdown, SkipMessage, TimeLimitExceeded, errorIsA } from "../errors.js";
+import { getLogger, messageFields } from "../logging.js";
+import { Message, setResultLookup, type MessageData } from "../message.js";
+import type { WorkerInfo } from "../middleware/middleware.js";
+import type { EnqueueOptions } from "../broker.js";
+import type { MessageProxy } from "../proxy.js";
+import { dqName, qName } from "../queues.js";
+import { getResultBackend } from "../results/global.js";
+import { Heap } from "./heap.js";
+import { registerMainHandler } from "./rpc.js";
+import { ThreadPool } from "./thread-pool.js";
+
+export interface WorkerOptions {
+  /** Actor modules every thread imports (absolute paths). */
+  modules: string[];
+  /** Canonical queues to consume (default: every queue of the declared actors). */
+  queues?: string[];
+  threads?: number;
+  /** Messages one thread runs at once (default 1). */
+  concurrency?: number;
+  /** Per-queue prefetch (default 2 × threads × concurrency, as Dramatiq's 2 × threads). */
+  prefetch?: number;
+  /** Per-delay-queue prefetch (default 1000 × threads, at most 65 535). */
+  delayPrefetch?: number;
+  /** ms given to in-flight work on stop before it is requeued (default 600 000). */
+  shutdownTimeout?: number;
+  /** ms an aborted actor gets to finish before its thread is terminated (default 1 000). */
+  abortGrace?: number;
+}
+
+interface WorkItem {
+  proxy: MessageProxy;
+  priority: number;
+  seq: number;
+}
+
+interface DelayedItem {
+  proxy: MessageProxy;
+  eta: number;
+}
+
+const log = getLogger("worker");
+
+/**
+ * One worker process: the main thread fetches from the broker, runs middleware and acks; a pool of worker
+ * threads runs the actors. A message is acked only after its outcome (result, retry, dead letter) is recorded.
+ */
+export class Worker implements WorkerInfo {
+  readonly threads: number;
+  readonly concurrency: number;
+  queues: string[] = [];
+  private readonly pool: ThreadPool;
+  private readonly consumers = new Map<string, Consumer>();
+  private readonly work = new Heap<WorkItem>((a, b) => a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq));
+  private readonly delayed = new Heap<DelayedItem>((a, b) => a.eta < b.eta);
+  private delayTimer: NodeJS.Timeout | undefined;
+  private delayTimerAt = Infinity;
+  private readonly inFlight = new Map<MessageProxy, number>();
+  private readonly settling = new Set<Promise<void>>();
+  private seq = 0;
+  private stopping = false;
+  /** Set once shutdown gave up waiting: unfinished messages are requeued instead of processed further. */
+  private abandoning = false;
+  private idleWaiters: (() => void)[] = [];
+  readonly stats = { processed: 0, failed: 0, skipped: 0, deadLettered: 0, undecodable: 0 };
+
+  constructor(
+    readonly broker: Broker,
+    private readonly options: WorkerOptions,
+  ) {
+    this.threads = options.threads ?? 8;
+    this.concurrency = options.concurrency ?? 1;
+    this.pool = new ThreadPool({ size: this.threads, concurrency: this.concurrency, modules: options.modules });
+    this.pool.on("threadBoot", (index: number) => void broker.emitAfter("afterWorkerThreadBoot", index));
+    this.pool.on("threadExit", (index: number) => void broker.emitBefore("beforeWorkerThreadShutdown", index).catch(() => undefined));
+  }
+
+  /** Messages held (queued locally, running, or waiting for their eta). */
+  get outstanding(): number {
+    return this.work.size + this.inFlight.size + this.delayed.size;
+  }
+
+  /** How many messages are running now, per the operator's pod-deletion-cost. */
+  get running(): number {
+    return this.inFlight.size;
+  }
+
+  async start(): Promise<void> {
+    installMainHandlers(this.broker);
+    await this.broker.connect();
+    await this.pool.start();
+    const declared = this.broker.registry.queues();
+    this.queues = (this.options.queues?.length ? this.options.queues : declared).map(qName);
+    await this.broker.emitBefore("beforeWorkerBoot", this);
+    const prefetch = this.options.prefetch ?? Math.min(2 * this.threads * this.concurrency, 65_535);
+    const delayPrefetch = this.options.delayPrefetch ?? Math.min(1000 * this.threads, 65_535);
+    for (const queue of this.queues) {
+      await this.broker.declareQueue(queue);
+      for (const [name, count] of [[queue, prefetch], [dqName(queue), delayPrefetch]] as const) {
+        const consumer = this.broker.consume(name, {
+          prefetch: count,
+          onMessage: (proxy) => this.onMessage(proxy),
+          onUndecodable: (delivery) => this.onUndecodable(delivery),
+          onConnectionLost: (err) => this.onConnectionLost(name, err),
+        });
+        this.consumers.set(name, consumer);
+        await consumer.start();
+      }
+    }
+    await this.broker.emitAfter("afterWorkerBoot", this);
+    log.info("worker started", { queues: this.queues, threads: this.threads, concurrency: this.concurrency, broker: this.broker.displayUrl });
+  }
+
+  private onUndecodable(delivery: UndecodableDelivery): void {
+    this.stats.undecodable++;
+    log.error("undecodable message dead-lettered", { queue: delivery.queue, reason: delivery.reason });
+  }
+
+  private onConnectionLost(queue: string, err: unknown): void {
+    // Deliveries not yet acked come back from the broker; drop local copies of the ones not started yet.
+    const keep: WorkItem[] = [];
+    for (const item of this.work.drain()) if (item.proxy.queue !== queue) keep.push(item);
+    for (const item of keep) this.work.push(item);
+    const keepDelayed: DelayedItem[] = [];
+    for (const item of this.delayed.drain()) if (item.proxy.queue !== queue) keepDelayed.push(item);
+    for (const item of keepDelayed) this.delayed.push(item);
+    log.warn("consumer lost its connection; unacked messages will be redelivered", { queue, err });
+  }
+
+  private consumerFor(proxy: MessageProxy): Consumer {
+    const consumer = this.consumers.get(proxy.queue);
+    if (!consumer) throw new Error(`no consumer for queue ${proxy.queue}`);
+    return consumer;
+  }
+
+  private onMessage(proxy: MessageProxy): void {
+    if (this.stopping) {
+      void this.consumerFor(proxy).requeue([proxy]);
+      return;
+    }
+    const options = proxy.message.options;
+    if ("eta" in options) {
+      const eta = options.eta;
+      if (eta === null || eta === undefined) {
+        proxy.message = proxy.message.copy({ options: { eta: undefined } });
+      } else {
+        const due = typeof eta === "number" && Number.isFinite(eta) ? eta : Date.now();
+        if (typeof eta !== "number") log.warn("non-numeric eta treated as now", { ...messageFields(proxy.message), eta });
+        this.track(this.holdDelayed(proxy, due));
+        return;
+      }
+    }
+    const actor = this.broker.registry.get(proxy.actorName);
+    if (!actor) {
+      const err = new ActorNotFound(`no actor named "${proxy.actorName}" is declared in this worker`);
+      proxy.stuffException(err);
+      proxy.fail(err.message);
+      log.error("unknown actor; message dead-lettered", messageFields(proxy.message));
+      this.track(this.settle(proxy));
+      return;
+    }
+    this.work.push({ proxy, priority: actor.declaredOptions.priority ?? 0, seq: this.seq++ });
+    this.pump();
+  }
+
+  private async holdDelayed(proxy: MessageProxy, eta: number): Promise<void> {
+    await this.broker.emitBefore("beforeDelayMessage", proxy).catch(() => undefined);
+    this.delayed.push({ proxy, eta });
+    this.armDelayTimer();
+  }
+
+  private armDelayTimer(): void {
+    const next = this.delayed.peek();
+    if (!next || this.stopping) return;
+    if (this.delayTimer && this.delayTimerAt <= next.eta) return;
+    clearTimeout(this.delayTimer);
+    this.delayTimerAt = next.eta;
+    this.delayTimer = setTimeout(() => this.promoteDue(), Math.max(0, next.eta - Date.now()));
+  }
+
+  private promoteDue(): void {
+    this.delayTimer = undefined;
+    this.delayTimerAt = Infinity;
+    const now = Date.now();
+    while (this.delayed.size > 0 && this.delayed.peek()!.eta <= now && !this.stopping) {
+      const { proxy } = this.delayed.pop()!;
+      this.track(
+        this.broker.promote(proxy, this.consumerFor(proxy)).catch((err) => {
+          log.error("could not promote a delayed message; retrying in 1 s", { ...messageFields(proxy.message), err });
+          this.delayed.push({ proxy, eta: Date.now() + 1000 });
+          this.armDelayTimer();
+        }),
+      );
+    }
+    this.armDelayTimer();
+  }
+
+  private pump(): void {
+    while (this.work.size > 0 && !this.stopping && this.inFlight.size < this.pool.capacity) {
+      const { proxy } = this.work.pop()!;
+      this.inFlight.set(proxy, 0);
+      this.track(this.process(proxy));
+    }
+  }
+
+  private track(promise: Promise<void>): void {
+    this.settling.add(promise);
+    void promise.finally(() => {
+      this.settling.delete(promise);
+      if (this.inFlight.size === 0 && this.idleWaiters.length) for (const wake of this.idleWaiters.splice(0)) wake();
+    });
+  }
+
+  private async process(proxy: MessageProxy): Promise<void> {
+    let skipped = false;
+    let result: unknown;
+    let exception: unknown;
+    try {
+      try {
+        await this.broker.emitBefore("beforeProcessMessage", proxy);
+      } catch (err) {
+        if (!(err instanceof SkipMessage)) throw err;
+        skipped = true;
+        log.warn("message skipped", { ...messageFields(proxy.message), reason: err.message });
+        if (proxy.failed) proxy.stuffException(err);
+      }
+      if (!skipped && !proxy.failed) {
+        const outcome = await this.runInThread(proxy);
+        if (this.abandoning) return this.requeueUnfinished(proxy);
+        if (outcome.ok) result = outcome.result;
+        else exception = outcome.error;
+      }
+      if (exception !== undefined) {
+        proxy.stuffException(exception);
+        logActorError(proxy, exception);
+      }
+      if (skipped) await this.broker.emitAfter("afterSkipMessage", proxy);
+      else await this.broker.emitAfter("afterProcessMessage", proxy, { result, exception });
+      if (exception === undefined && !proxy.failed) this.stats.processed++;
+      else if (exception !== undefined) this.stats.failed++;
+      if (skipped) this.stats.skipped++;
+      await this.settle(proxy);
+    } finally {
+      this.inFlight.delete(proxy);
+      this.pump();
+    }
+  }
+
+  private async runInThread(proxy: MessageProxy) {
+    const { id, outcome } = this.pool.run(proxy.message.toData());
+    this.inFlight.set(proxy, id);
+    if (this.stopping && proxy.notifyShutdown) this.pool.abort(id, new Shutdown("worker is shutting down"));
+    let timer: NodeJS.Timeout | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    const limit = proxy.timeLimit;
+    if (limit !== undefined && Number.isFinite(limit) && limit > 0) {
+      timer = setTimeout(() => {
+        const reason = new TimeLimitExceeded(`actor ${proxy.actorName} ran past its time limit of ${limit} ms`);
+        this.pool.abort(id, reason);
+        killTimer = setTimeout(() => void this.pool.kill(id, reason), this.options.abortGrace ?? 1000);
+      }, limit);
+    }
+    try {
+      return await outcome;
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+    }
+  }
+
+  private async requeueUnfinished(proxy: MessageProxy): Promise<void> {
+    await this.consumerFor(proxy).requeue([proxy]).catch((err) => log.warn("requeue failed; the broker will redeliver", { ...messageFields(proxy.message), err }));
+  }
+
+  /** Ack or nack with the hooks around it; a connection error is retried until the worker stops. */
+  private async settle(proxy: MessageProxy): Promise<void> {
+    const consumer = this.consumerFor(proxy);
+    const failed = proxy.failed;
+    await this.broker.emitBefore(failed ? "beforeNack" : "beforeAck", proxy).catch(() => undefined);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (failed) await consumer.nack(proxy);
+        else await consumer.ack(proxy);
+        break;
+      } catch (err) {
+        if (!(err instanceof BrokerConnectionError) || this.abandoning) {
+          log.error(`${failed ? "nack" : "ack"} failed; the broker will redeliver the message`, { ...messageFields(proxy.message), err });
+          return;
+        }
+        const wait = Math.min(5000, 100 * 2 ** attempt);
+        log.warn(`${failed ? "nack" : "ack"} failed on a lost connection; retrying`, { ...messageFields(proxy.message), err, retryInMs: wait });
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+    if (failed) {
+      this.stats.deadLettered++;
+      log.warn("message dead-lettered", { ...messageFields(proxy.message), reason: proxy.deadLetterReason });
+    }
+    await this.broker.emitAfter(failed ? "afterNack" : "afterAck", proxy);
+  }
+
+  /** Resolve when nothing is running (tests and the demo use it with the broker's join). */
+  async idle(): Promise<void> {
+    if (this.inFlight.size === 0 && this.settling.size === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Graceful stop: fetch nothing more, give back what has not started, let running messages finish within
+   * the shutdown timeout, then requeue what is still running. Nothing unfinished is acked.
+   */
+  async stop(timeout = this.options.shutdownTimeout ?? 600_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    log.info("worker stopping", { running: this.inFlight.size, queued: this.work.size, delayed: this.delayed.size, timeoutMs: timeout });
+    await this.broker.emitBefore("beforeWorkerShutdown", this).catch(() => undefined);
+    this.pool.broadcast({ t: "shutdown" });
+    for (const [proxy, id] of this.inFlight) if (proxy.notifyShutdown && id) this.pool.abort(id, new Shutdown("worker is shutting down"));
+    await Promise.all([...this.consumers.values()].map((c) => c.stop()));
+    clearTimeout(this.delayTimer);
+    const unstarted = [...this.work.drain(), ...this.delayed.drain()].map((item) => item.proxy);
+    await this.requeueByConsumer(unstarted);
+    const finished = await waitUntil(() => this.inFlight.size === 0, (wake) => this.idleWaiters.push(wake), timeout);
+    if (!finished) {
+      log.warn("shutdown timeout reached; requeueing unfinished messages", { running: this.inFlight.size });
+      this.abandoning = true;
+    }
+    await this.pool.stop();
+    await Promise.allSettled([...this.settling]);
+    await Promise.all([...this.consumers.values()].map((c) => c.close().catch((err) => log.warn("consumer close failed", { queue: c.queue, err }))));
+    await this.broker.emitAfter("afterWorkerShutdown", this);
+    log.info("worker stopped", this.stats);
+  }
+
+  private async requeueByConsumer(proxies: MessageProxy[]): Promise<void> {
+    const byQueue = new Map<string, MessageProxy[]>();
+    for (const proxy of proxies) byQueue.set(proxy.queue, [...(byQueue.get(proxy.queue) ?? []), proxy]);
+    for (const [queue, list] of byQueue) {
+      await this.consumers.get(queue)?.requeue(list).catch((err) => log.warn("requeue failed; the broker will redeliver", { queue, err }));
+    }
+  }
+
+  /** Push option overrides (operator Actor resources) to this process and its threads. */
+  setOverrides(overrides: Record<string, Record<string, unknown>>): void {
+    this.broker.registry.setOverrides(overrides);
+    this.pool.broadcast({ t: "overrides", overrides });
+  }
+}
+
+function waitUntil(done: () => boolean, subscribe: (wake: () => void) => void, timeout: number): Promise<boolean> {
+  if (done()) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(done()), timeout);
+    const check = () => {
+      if (done()) {
+        clearTimeout(timer);
+        resolve(true);
+      } else subscribe(check);
+    };
+    subscribe(check);
+  });
+}
+
+function logActorError(proxy: MessageProxy, err: unknown): void {
+  const fields = { ...messageFields(proxy.message), err };
+  if (errorIsA(err, "Retry")) return;
+  if (errorIsA(err, "RateLimitExceeded")) log.debug("rate limit exceeded", fields);
+  else log.error("actor failed", fields);
+}
+
+/** The main-thread services actor code reaches through RPC. */
+function installMainHandlers(broker: Broker): void {
+  registerMainHandler("enqueueMany", async (datas: MessageData[], options: EnqueueOptions) => {
+    const sent = await broker.enqueueMany(datas.map((d) => Message.fromData(d)), options);
+    return sent.map((m) => m.toData());
+  });
+  registerMainHandler("queueStats", (queue: string) => broker.queueStats(queue));
+  registerMainHandler("getResult", (data: MessageData, options: { block?: boolean; timeout?: number }) => getResultBackend().getResult(Message.fromData(data), options));
+  setResultLookup((message, options) => getResultBackend().getResult(message, options));
+}
