@@ -107,6 +107,8 @@ export abstract class Broker {
   abstract purge(queue: string): Promise<void>;
   abstract queueStats(queue: string): Promise<QueueStats>;
   abstract deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
+  /** Canonical queues that exist on the broker (for `troupe queues` without --queues). */
+  abstract listQueues(): Promise<string[]>;
 
   /** Publish several messages; brokers override this with a pipelined or batched publish. */
   protected async publishMany(messages: Message[]): Promise<Message[]> {

@@ -151,9 +151,8 @@ export class MemoryBroker extends Broker {
     return (this.dead.get(qName(queue)) ?? []).slice(0, limit);
   }
 
-  /** Names of every queue holding anything, for `troupe queues`. */
-  knownQueues(): string[] {
-    return [...new Set([...this.queues, ...[...this.store.keys()].map(qName), ...this.dead.keys()])];
+  async listQueues(): Promise<string[]> {
+    return [...new Set([...this.queues, ...[...this.store.keys()].map(qName), ...this.dead.keys()])].sort();
   }
 
 }

@@ -4,14 +4,19 @@ import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { getLogger } from "../logging.js";
 
+/** The operator lives in its own folder; resolving it at run time keeps the worker build independent of it. */
+function importCommand(relative: string): Promise<{ default: Command }> {
+  return import(new URL(relative, import.meta.url).href) as Promise<{ default: Command }>;
+}
+
 /** Subcommands load lazily so that `troupe enqueue` does not pay for the operator's Kubernetes client. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ default: Command }> }> = {
   worker: { summary: "run worker processes for actor modules", load: () => import("./commands/worker.js") },
   enqueue: { summary: "send one message without writing code", load: () => import("./commands/enqueue.js") },
   queues: { summary: "show ready / delayed / in-flight / dead-lettered counts per queue", load: () => import("./commands/queues.js") },
   demo: { summary: "run a local demo on the in-memory broker", load: () => import("./commands/demo.js") },
-  operator: { summary: "run the Kubernetes operator", load: () => import("../../operator/cli/operator-command.js") },
-  up: { summary: "run WorkerPool manifests on this machine, without Kubernetes", load: () => import("../../operator/cli/up-command.js") },
+  operator: { summary: "run the Kubernetes operator", load: () => importCommand("../../operator/cli/operator-command.js") },
+  up: { summary: "run WorkerPool manifests on this machine, without Kubernetes", load: () => importCommand("../../operator/cli/up-command.js") },
 };
 
 function usage(): string {

@@ -35,6 +35,9 @@ export class ThreadBroker extends Broker {
   async queueStats(queue: string): Promise<QueueStats> {
     return callMain<QueueStats>("queueStats", queue);
   }
+  async listQueues(): Promise<string[]> {
+    return unavailable("listQueues");
+  }
   async deadLetters(): Promise<DeadLetter[]> {
     return unavailable("deadLetters");
   }

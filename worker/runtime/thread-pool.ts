@@ -10,7 +10,9 @@ export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: Err
 
 interface Task {
   id: number;
-  thread: PoolThread;
+  data: MessageData;
+  /** Unset while the task waits for a thread with room (one is being replaced). */
+  thread?: PoolThread;
   resolve: (outcome: RunOutcome) => void;
   /** Set when the task was aborted: the error it ends with if it does not finish cleanly. */
   abortedWith?: Error;
@@ -47,6 +49,7 @@ const log = getLogger("threads");
 export class ThreadPool extends EventEmitter {
   private readonly threads: PoolThread[] = [];
   private readonly tasks = new Map<number, Task>();
+  private readonly waiting: Task[] = [];
   private nextTaskId = 1;
   private stopping = false;
 
@@ -83,6 +86,7 @@ export class ThreadPool extends EventEmitter {
             clearTimeout(timer);
             thread.ready = true;
             this.emit("threadBoot", index);
+            this.dispatchWaiting();
             resolve();
             break;
           case "bootError":
@@ -141,14 +145,25 @@ export class ThreadPool extends EventEmitter {
     const task = this.tasks.get(id);
     if (!task) return;
     this.tasks.delete(id);
-    task.thread.tasks.delete(task);
+    if (task.thread) task.thread.tasks.delete(task);
+    else this.waiting.splice(this.waiting.indexOf(task), 1);
     if (!outcome.ok && task.abortedWith) outcome = { ok: false, error: task.abortedWith };
     task.resolve(outcome);
+    this.dispatchWaiting();
   }
 
-  /** True when a thread can take another task now. */
-  hasRoom(): boolean {
-    return this.pick() !== undefined;
+  private dispatchWaiting(): void {
+    while (this.waiting.length > 0) {
+      const thread = this.pick();
+      if (!thread) return;
+      this.assign(this.waiting.shift()!, thread);
+    }
+  }
+
+  private assign(task: Task, thread: PoolThread): void {
+    task.thread = thread;
+    thread.tasks.add(task);
+    this.send(thread, { t: "run", id: task.id, data: task.data });
   }
 
   private pick(): PoolThread | undefined {
@@ -160,17 +175,19 @@ export class ThreadPool extends EventEmitter {
     return best;
   }
 
-  /** Run a message on the least busy thread. Call only when `hasRoom()`. Returns the task id and its outcome. */
+  /**
+   * Run a message on the least busy thread, or as soon as one has room (the caller bounds how many it submits by
+   * `capacity`; room is short only while a thread is being replaced). Returns the task id and its outcome.
+   */
   run(data: MessageData): { id: number; outcome: Promise<RunOutcome> } {
-    const thread = this.pick();
-    if (!thread) throw new TroupeError("no worker thread has room");
     const id = this.nextTaskId++;
     let resolve!: (outcome: RunOutcome) => void;
     const outcome = new Promise<RunOutcome>((r) => (resolve = r));
-    const task: Task = { id, thread, resolve };
+    const task: Task = { id, data, resolve };
     this.tasks.set(id, task);
-    thread.tasks.add(task);
-    this.send(thread, { t: "run", id, data });
+    const thread = this.pick();
+    if (thread) this.assign(task, thread);
+    else this.waiting.push(task);
     return { id, outcome };
   }
 
@@ -179,7 +196,8 @@ export class ThreadPool extends EventEmitter {
     const task = this.tasks.get(id);
     if (!task) return;
     task.abortedWith = reason;
-    this.send(task.thread, { t: "abort", id, reason: serializeError(reason) as SerializedError });
+    if (task.thread) this.send(task.thread, { t: "abort", id, reason: serializeError(reason) as SerializedError });
+    else this.finish(id, { ok: false, error: reason });
   }
 
   /** Stop the thread running this task at once (it is replaced); its tasks end with their abort reason or `reason`. */
@@ -187,6 +205,7 @@ export class ThreadPool extends EventEmitter {
     const task = this.tasks.get(id);
     if (!task) return;
     task.abortedWith ??= reason;
+    if (!task.thread) return this.finish(id, { ok: false, error: reason });
     task.thread.retiring = reason;
     await task.thread.worker.terminate();
   }
@@ -198,6 +217,7 @@ export class ThreadPool extends EventEmitter {
   /** Terminate every thread; unfinished tasks end with `reason`. */
   async stop(reason: Error = new WorkerThreadDied("worker stopped")): Promise<void> {
     this.stopping = true;
+    for (const task of [...this.waiting]) this.finish(task.id, { ok: false, error: reason });
     await Promise.all(
       this.threads.map(async (thread) => {
         if (!thread) return;

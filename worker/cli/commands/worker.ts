@@ -1,0 +1,137 @@
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
+import { pathToFileURL } from "node:url";
+import { createBroker } from "../../brokers/factory.js";
+import { setBroker } from "../../global.js";
+import { getLogger, redactUrl } from "../../logging.js";
+import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, supervise } from "../../runtime/supervisor.js";
+import { Worker } from "../../runtime/worker.js";
+import { intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
+import { UsageError, type Command } from "../command.js";
+
+const help = `Usage: troupe worker MODULE... [options]
+
+Run worker processes that execute the actors declared in MODULE (.js/.mjs files that import "troupe").
+
+Options:
+  -p, --processes N         worker processes (default: CPU count; 1 with the memory broker)
+  -t, --threads N           worker threads per process (default 8)
+  -c, --concurrency N       messages one thread runs at once, for async actors (default 1)
+  -Q, --queues Q[,Q...]     queues to consume (repeatable; default: every queue of the declared actors)
+  -b, --broker URL          broker URL (default: $TROUPE_BROKER_URL, else memory://)
+      --prefetch N          messages fetched ahead per queue (default 2 x threads x concurrency)
+      --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
+
+Exit codes: 0 stopped cleanly, 1 killed, 2 bad arguments or a module failed to import, 3 broker unreachable.`;
+
+const log = getLogger("cli.worker");
+
+interface WorkerSettings {
+  modules: string[];
+  brokerUrl: string;
+  processes: number;
+  threads: number;
+  concurrency: number;
+  queues: string[];
+  prefetch?: number;
+  shutdownTimeout: number;
+}
+
+function settingsFrom(argv: string[]): WorkerSettings {
+  const { values, positionals } = parse(argv, {
+    processes: { type: "string", short: "p" },
+    threads: { type: "string", short: "t" },
+    concurrency: { type: "string", short: "c" },
+    queues: { type: "string", short: "Q", multiple: true },
+    broker: { type: "string", short: "b" },
+    prefetch: { type: "string" },
+    "shutdown-timeout": { type: "string" },
+  });
+  if (positionals.length === 0) throw new UsageError("name at least one actor module");
+  const brokerUrl = values.broker ?? process.env.TROUPE_BROKER_URL ?? "memory://";
+  const inMemory = brokerUrl.startsWith("memory:");
+  const processes = intOption(values.processes, "processes", inMemory ? 1 : availableParallelism());
+  if (inMemory && processes > 1) throw new UsageError("the memory broker lives in one process: use --processes 1 or a redis:// / amqp:// broker");
+  return {
+    modules: modulePaths(positionals),
+    brokerUrl,
+    processes,
+    threads: intOption(values.threads, "threads", 8),
+    concurrency: intOption(values.concurrency, "concurrency", 1),
+    queues: listOption(values.queues),
+    prefetch: values.prefetch === undefined ? undefined : intOption(values.prefetch, "prefetch", 1),
+    shutdownTimeout: numberOption(values["shutdown-timeout"], "shutdown-timeout", 600) * 1000,
+  };
+}
+
+/** Run one worker process here until SIGTERM/SIGINT; returns the exit code. */
+export async function runWorkerProcess(settings: WorkerSettings): Promise<number> {
+  const broker = setBroker(createBroker(settings.brokerUrl));
+  try {
+    await broker.connect();
+  } catch (err) {
+    log.critical("cannot connect to the broker", { broker: redactUrl(settings.brokerUrl), err });
+    console.error(`troupe worker: ${(err as Error).message}`);
+    return EXIT_BROKER_UNREACHABLE;
+  }
+  try {
+    for (const module of settings.modules) await import(pathToFileURL(module).href);
+  } catch (err) {
+    log.critical("an actor module failed to import", { err });
+    console.error(`troupe worker: an actor module failed to import: ${(err as Error).stack ?? err}`);
+    await broker.close();
+    return EXIT_BOOT_FAILURE;
+  }
+  const worker = new Worker(broker, {
+    modules: settings.modules,
+    queues: settings.queues,
+    threads: settings.threads,
+    concurrency: settings.concurrency,
+    prefetch: settings.prefetch,
+    shutdownTimeout: settings.shutdownTimeout,
+  });
+  try {
+    await worker.start();
+  } catch (err) {
+    log.critical("worker failed to start", { err });
+    console.error(`troupe worker: ${(err as Error).message}`);
+    await broker.close().catch(() => undefined);
+    return EXIT_BOOT_FAILURE;
+  }
+  process.send?.(BOOTED);
+
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      // Children of a supervisor also get the terminal's SIGINT; they wait for the primary's SIGTERM instead.
+      if (cluster.isWorker && signal === "SIGINT") return;
+      if (++signals > 1) {
+        log.warn("second signal: exiting without waiting for running messages", { signal });
+        process.exit(EXIT_KILLED);
+      }
+      void worker
+        .stop()
+        .then(() => broker.close())
+        .then(
+          () => resolve(EXIT_OK),
+          (err) => {
+            log.error("error while stopping", { err });
+            resolve(EXIT_KILLED);
+          },
+        );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
+
+const command: Command = {
+  summary: "run worker processes for actor modules",
+  help,
+  async run(argv) {
+    const settings = settingsFrom(argv);
+    if (cluster.isWorker || settings.brokerUrl.startsWith("memory:")) return runWorkerProcess(settings);
+    return supervise({ processes: settings.processes, shutdownTimeout: settings.shutdownTimeout });
+  },
+};
+export default command;
