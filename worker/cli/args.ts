@@ -48,9 +48,6 @@ export function modulePaths(paths: string[]): string[] {
   return paths.map((p) => {
     const abs = resolve(p);
     if (!existsSync(abs)) throw new UsageError(`actor module not found: ${p}`);
-    if (abs.endsWith(".ts") || abs.endsWith(".mts")) {
-      throw new UsageError(`${p} is TypeScript: compile it first (tsc) and pass the .js file`);
-    }
     return abs;
   });
 }

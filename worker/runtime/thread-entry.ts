@@ -3,7 +3,6 @@
  * sends it, several at once when the actors are async.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { pathToFileURL } from "node:url";
 import { TimeLimitExceeded, serializeError, type SerializedError } from "../errors.js";
 import { lockBroker } from "../global.js";
 import { Message, setResultLookup, type MessageData } from "../message.js";
@@ -12,6 +11,7 @@ import { actorContext, markShuttingDown } from "./context.js";
 import type { FromThread, ThreadData, ToThread } from "./protocol.js";
 import { callMain, markWorkerThread, settleRpc } from "./rpc.js";
 import { ThreadBroker } from "./thread-broker.js";
+import { importModules } from "./load-modules.js";
 import type { ActorOptions } from "../options.js";
 
 const port = parentPort!;
@@ -75,7 +75,7 @@ async function boot(): Promise<void> {
   lockBroker(new ThreadBroker());
   setResultLookup((message, options) => callMain("getResult", message.toData(), options));
   try {
-    for (const module of data.modules) await import(pathToFileURL(module).href);
+    await importModules(data.modules);
     post({ t: "ready", actors: defaultRegistry.names() });
   } catch (err) {
     post({ t: "bootError", error: serializeError(err) });

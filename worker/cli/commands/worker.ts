@@ -1,17 +1,17 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
-import { pathToFileURL } from "node:url";
 import { createBroker } from "../../brokers/factory.js";
 import { setBroker } from "../../global.js";
 import { getLogger, redactUrl } from "../../logging.js";
 import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
+import { importModules } from "../../runtime/load-modules.js";
 import { intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
 import { UsageError, type Command } from "../command.js";
 
 const help = `Usage: troupe worker MODULE... [options]
 
-Run worker processes that execute the actors declared in MODULE (.js/.mjs files that import "troupe").
+Run worker processes that execute the actors declared in MODULE (.js/.mjs files, or .ts files compiled on the fly, that import "troupe").
 
 Options:
   -p, --processes N         worker processes (default: CPU count; 1 with the memory broker)
@@ -75,7 +75,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     return EXIT_BROKER_UNREACHABLE;
   }
   try {
-    for (const module of settings.modules) await import(pathToFileURL(module).href);
+    await importModules(settings.modules);
   } catch (err) {
     log.critical("an actor module failed to import", { err });
     console.error(`troupe worker: an actor module failed to import: ${(err as Error).stack ?? err}`);
