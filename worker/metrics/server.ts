@@ -1,0 +1,67 @@
+import cluster from "node:cluster";
+import { createServer, type Server } from "node:http";
+import { isMainThread } from "node:worker_threads";
+import { AggregatorRegistry } from "prom-client";
+import { TroupeError } from "../errors.js";
+import { getLogger } from "../logging.js";
+import { metricsRegistry } from "./metrics.js";
+
+export const DEFAULT_METRICS_PORT = 9191;
+const log = getLogger("metrics");
+
+/** The exporter port from TROUPE_METRICS_PORT: 9191 by default, undefined when "0" or "off" disables it. */
+export function metricsPortFromEnv(value = process.env.TROUPE_METRICS_PORT): number | undefined {
+  if (value === undefined || value === "") return DEFAULT_METRICS_PORT;
+  if (value === "0" || value.toLowerCase() === "off") return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new TroupeError(`TROUPE_METRICS_PORT must be a port number, "0" or "off"; got "${value}"`);
+  return port;
+}
+
+export interface MetricsServerOptions {
+  port: number;
+  /** Bind address (default TROUPE_METRICS_HOST, else 0.0.0.0). */
+  host?: string;
+  /** Aggregate the metrics of every cluster child (the `--processes N` primary) instead of this process's own. */
+  cluster?: boolean;
+}
+
+/**
+ * Serve `/metrics` in the Prometheus text format (any other path too, as Dramatiq's exporter) and `/healthz` for
+ * liveness. Resolves once listening.
+ */
+export async function startMetricsServer({ port, host = process.env.TROUPE_METRICS_HOST || "0.0.0.0", cluster: aggregate = false }: MetricsServerOptions): Promise<Server> {
+  const aggregator = aggregate ? new AggregatorRegistry() : undefined;
+  const render = aggregator ? () => aggregator.clusterMetrics() : () => metricsRegistry.metrics();
+  const contentType = metricsRegistry.contentType;
+  const server = createServer((req, res) => {
+    if (req.url === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      return;
+    }
+    render().then(
+      (body) => res.writeHead(200, { "content-type": contentType }).end(body),
+      (err: Error) => {
+        log.error("could not render metrics", { err });
+        res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`);
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  log.info("metrics endpoint listening", { host, port: (server.address() as { port: number }).port, aggregated: aggregate });
+  return server;
+}
+
+/** In a cluster child, answer the primary's metric requests with this process's registry. */
+export function reportToClusterPrimary(): void {
+  if (!cluster.isWorker || !isMainThread) return;
+  AggregatorRegistry.setRegistries([metricsRegistry]);
+  // Constructing one installs prom-client's listener for the primary's requests.
+  new AggregatorRegistry();
+}

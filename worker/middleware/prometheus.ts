@@ -1,0 +1,78 @@
+import type { Broker } from "../broker.js";
+import type { Message } from "../message.js";
+import { delayedMessagesInProgress, messageDuration, messageErrors, messageRejects, messageRetries, messagesInProgress, messagesTotal } from "../metrics/metrics.js";
+import { unwatchQueues, watchQueues } from "../metrics/queue-gauge.js";
+import type { MessageProxy } from "../proxy.js";
+import { isDelayQueue } from "../queues.js";
+import type { Middleware, ProcessOutcome, WorkerInfo } from "./middleware.js";
+
+type Labels = { queue_name: string; actor_name: string };
+
+function labelsOf(message: Pick<Message, "queueName" | "actorName">): Labels {
+  return { queue_name: message.queueName, actor_name: message.actorName };
+}
+
+/**
+ * Dramatiq's Prometheus metrics (names, labels and buckets of SPEC §7) plus Troupe's `troupe_queue_messages`.
+ * The exporter is not started here: `troupe worker` serves the registry (aggregated across its processes).
+ * Differences from Dramatiq: a retry is counted once, when it is published to the delay queue (Dramatiq also
+ * counts its promotion); the delayed gauge goes down, with the labels it went up with, when the message is
+ * promoted by this process.
+ */
+export class Prometheus implements Middleware {
+  private readonly started = new Map<MessageProxy, number>();
+  private readonly delayed = new Map<string, Labels>();
+
+  afterWorkerBoot(broker: Broker, worker: WorkerInfo): void {
+    watchQueues(broker, worker.queues);
+  }
+
+  afterWorkerShutdown(broker: Broker): void {
+    unwatchQueues(broker);
+    for (const labels of this.delayed.values()) delayedMessagesInProgress.dec(labels);
+    this.delayed.clear();
+  }
+
+  afterEnqueue(_broker: Broker, message: Message): void {
+    this.forgetDelayed(message.messageId);
+    if (isDelayQueue(message.queueName) && message.options.retries !== undefined) messageRetries.inc(labelsOf(message));
+  }
+
+  beforeDelayMessage(_broker: Broker, message: MessageProxy): void {
+    const labels = labelsOf(message);
+    this.delayed.set(message.messageId, labels);
+    delayedMessagesInProgress.inc(labels);
+  }
+
+  beforeProcessMessage(_broker: Broker, message: MessageProxy): void {
+    this.forgetDelayed(message.messageId);
+    messagesInProgress.inc(labelsOf(message));
+    this.started.set(message, performance.now());
+  }
+
+  afterProcessMessage(_broker: Broker, message: MessageProxy, { exception }: ProcessOutcome): void {
+    const started = this.started.get(message);
+    if (started === undefined) return;
+    this.started.delete(message);
+    const labels = labelsOf(message);
+    messagesInProgress.dec(labels);
+    messageDuration.observe(labels, performance.now() - started);
+    messagesTotal.inc(labels);
+    if (exception !== undefined) messageErrors.inc(labels);
+  }
+
+  afterSkipMessage(broker: Broker, message: MessageProxy): void {
+    this.afterProcessMessage(broker, message, {});
+  }
+
+  afterNack(_broker: Broker, message: MessageProxy): void {
+    messageRejects.inc(labelsOf(message));
+  }
+
+  private forgetDelayed(messageId: string): void {
+    const labels = this.delayed.get(messageId);
+    if (!labels) return;
+    this.delayed.delete(messageId);
+    delayedMessagesInProgress.dec(labels);
+  }
+}
