@@ -3,6 +3,8 @@ import { TroupeError } from "../errors.js";
 import { setBrokerFactory } from "../global.js";
 import { redactUrl } from "../logging.js";
 import { MemoryBroker } from "./memory.js";
+import { RabbitmqBroker } from "./rabbitmq.js";
+import { RedisBroker } from "./redis.js";
 
 export const DEFAULT_BROKER_URL = "memory://";
 
@@ -12,6 +14,12 @@ export function createBroker(url: string = process.env.TROUPE_BROKER_URL || DEFA
   switch (scheme) {
     case "memory":
       return new MemoryBroker(options);
+    case "amqp":
+    case "amqps":
+      return new RabbitmqBroker(url, options);
+    case "redis":
+    case "rediss":
+      return new RedisBroker(url, options);
     default:
       throw new TroupeError(`unsupported broker URL ${redactUrl(url)}: use memory://, redis://, rediss://, amqp:// or amqps://`);
   }

@@ -1,0 +1,225 @@
+import type { Channel, ConfirmChannel, GetMessage, RecoveringChannelModel, SocketOptions } from "amqplib";
+import { Broker, type BrokerOptions, type ConsumeOptions, type Consumer, type DeadLetter, type QueueStats } from "../broker.js";
+import { TroupeError } from "../errors.js";
+import { redactUrl } from "../logging.js";
+import { Message } from "../message.js";
+import { dqName, qName, xqName } from "../queues.js";
+import { LazyChannel, openConnection, type ConnectionSettings } from "./rabbitmq/connection.js";
+import { RabbitmqConsumer } from "./rabbitmq/consumer.js";
+import { ManagementClient } from "./rabbitmq/management.js";
+import { Publisher, type Publication } from "./rabbitmq/publisher.js";
+import { Topology, deadMessageTtlFromEnv, validateTopology } from "./rabbitmq/topology.js";
+
+export interface RabbitmqBrokerOptions extends BrokerOptions {
+  /** Declare queues with `x-max-priority` (1..255), enabling `broker_priority`. Default: $TROUPE_RABBITMQ_MAX_PRIORITY, else none. */
+  maxPriority?: number;
+  /** `x-message-ttl` of dead-letter queues in ms. Default: $dramatiq_dead_message_ttl, else 604 800 000 (7 days). */
+  deadMessageTtl?: number;
+  /** Management API URL for unacked counts and the queue list. Default: $TROUPE_RABBITMQ_MANAGEMENT_URL, else none. */
+  managementUrl?: string;
+  /** ms an enqueue keeps trying through a lost connection before it is rejected (default 30 000). */
+  publishTimeout?: number;
+  /** Longest pause between reconnect attempts in ms (default 5 000). */
+  maxReconnectDelay?: number;
+  /** Socket and TLS options handed to amqplib (`ca`, `cert`, `key`, `servername`, `timeout`…). */
+  socketOptions?: SocketOptions;
+}
+
+/**
+ * RabbitMQ broker, wire-compatible with Dramatiq's: the same `q`, `q.DQ`, `q.XQ` queues and arguments, persistent
+ * messages with the same properties and body. Unlike Dramatiq every publish waits for a publisher confirm.
+ */
+export class RabbitmqBroker extends Broker {
+  readonly displayUrl: string;
+  readonly topology: Topology;
+  private readonly settings: ConnectionSettings;
+  private readonly publishTimeout: number;
+  private readonly management: ManagementClient | undefined;
+  private publishConnection: RecoveringChannelModel | undefined;
+  private consumeConnection: Promise<RecoveringChannelModel> | undefined;
+  private readonly admin: LazyChannel<Channel>;
+  private readonly confirmChannel: LazyChannel<ConfirmChannel>;
+  private readonly publisher: Publisher;
+  private readonly consumers = new Set<RabbitmqConsumer>();
+
+  constructor(
+    readonly url: string,
+    options: RabbitmqBrokerOptions = {},
+  ) {
+    super(options);
+    this.displayUrl = redactUrl(url);
+    this.settings = { url, socketOptions: options.socketOptions, maxReconnectDelay: options.maxReconnectDelay ?? 5000 };
+    this.publishTimeout = options.publishTimeout ?? 30_000;
+    const envPriority = process.env.TROUPE_RABBITMQ_MAX_PRIORITY;
+    this.topology = new Topology(
+      validateTopology({
+        maxPriority: options.maxPriority ?? (envPriority ? Number(envPriority) : undefined),
+        deadMessageTtl: options.deadMessageTtl ?? deadMessageTtlFromEnv(),
+      }),
+      () => this.admin.get(),
+    );
+    const managementUrl = options.managementUrl ?? process.env.TROUPE_RABBITMQ_MANAGEMENT_URL;
+    this.management = managementUrl ? new ManagementClient(managementUrl, vhostOf(url)) : undefined;
+    this.admin = new LazyChannel(() => this.connection().createChannel(), "admin");
+    this.confirmChannel = new LazyChannel(() => this.connection().createConfirmChannel(), "publish");
+    this.publisher = new Publisher(this.confirmChannel, this.topology, this.publishTimeout);
+  }
+
+  protected async doConnect(): Promise<void> {
+    this.publishConnection = await openConnection(this.settings, "publisher");
+  }
+
+  private connection(): RecoveringChannelModel {
+    if (!this.publishConnection) throw new TroupeError(`RabbitMQ broker ${this.displayUrl} is not connected: call connect() first`);
+    return this.publishConnection;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.consumers].map((c) => c.close()));
+    await Promise.all([this.admin.close(), this.confirmChannel.close()]);
+    const consuming = this.consumeConnection;
+    this.consumeConnection = undefined;
+    await Promise.all([this.publishConnection?.close(), consuming?.then((c) => c.close(), () => undefined)]);
+    this.publishConnection = undefined;
+  }
+
+  protected async publish(message: Message): Promise<Message> {
+    await this.publishMany([message]);
+    return message;
+  }
+
+  protected override async publishMany(messages: Message[]): Promise<Message[]> {
+    const publications = messages.map(toPublication);
+    await Promise.all([...new Set(messages.map((m) => qName(m.queueName)))].map((q) => this.topology.ensure(q)));
+    await this.publisher.publishAll(publications);
+    return messages;
+  }
+
+  consume(queue: string, options: ConsumeOptions): Consumer {
+    const consumer = new RabbitmqConsumer(queue, options, () => this.consumerChannel(), this.topology, (c) => this.consumers.delete(c));
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Consumers share a connection of their own, so a publisher blocked by flow control never stalls acks. */
+  private async consumerChannel(): Promise<Channel> {
+    if (!this.consumeConnection) {
+      const opening = openConnection(this.settings, "consumer");
+      opening.catch(() => {
+        if (this.consumeConnection === opening) this.consumeConnection = undefined;
+      });
+      this.consumeConnection = opening;
+    }
+    return (await this.consumeConnection).createChannel();
+  }
+
+  async purge(queue: string): Promise<void> {
+    await this.connect();
+    const canonical = qName(queue);
+    for (const name of [canonical, dqName(canonical), xqName(canonical)]) {
+      await this.onExistingQueue(name, (channel) => channel.purgeQueue(name));
+    }
+  }
+
+  async queueStats(queue: string): Promise<QueueStats> {
+    await this.connect();
+    const canonical = qName(queue);
+    const count = async (name: string) => (await this.onExistingQueue(name, (channel) => channel.checkQueue(name)))?.messageCount ?? 0;
+    const ready = await count(canonical);
+    const delayedReady = await count(dqName(canonical));
+    const dead = await count(xqName(canonical));
+    // This process's unsettled deliveries are exact; the management API adds other processes' (a few seconds stale).
+    let inFlight = this.localOutstanding(canonical);
+    let delayedHeld = this.localOutstanding(dqName(canonical));
+    if (this.management) {
+      const [main, delay] = await Promise.all([this.management.queue(canonical), this.management.queue(dqName(canonical))]);
+      inFlight = Math.max(inFlight, main?.unacked ?? 0);
+      delayedHeld = Math.max(delayedHeld, delay?.unacked ?? 0);
+    }
+    return { queue: canonical, ready, delayed: delayedReady + delayedHeld, inFlight, dead };
+  }
+
+  private localOutstanding(queue: string): number {
+    let total = 0;
+    for (const consumer of this.consumers) if (consumer.queue === queue) total += consumer.outstanding;
+    return total;
+  }
+
+  /** Run a queue operation; a missing queue (404, which closes the channel) yields undefined. */
+  private async onExistingQueue<T>(name: string, op: (channel: Channel) => Promise<T>): Promise<T | undefined> {
+    try {
+      return await op(await this.admin.get());
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Read up to `limit` dead letters of `q.XQ` without removing them: they are fetched unacked on a channel of
+   * their own, and closing it puts them back.
+   */
+  async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
+    await this.connect();
+    const name = xqName(queue);
+    const channel = await this.connection().createChannel();
+    channel.on("error", () => undefined);
+    const letters: DeadLetter[] = [];
+    try {
+      while (letters.length < limit) {
+        const got = await channel.get(name, { noAck: false });
+        if (got === false) break;
+        letters.push(toDeadLetter(got));
+      }
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404) throw err;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+    return letters;
+  }
+
+  /** Canonical queues on the vhost (management API), else the queues this broker declared. */
+  async listQueues(): Promise<string[]> {
+    if (!this.management) return this.declaredQueues().sort();
+    const names = new Set((await this.management.queues()).map((q) => q.name));
+    // Dramatiq-style queues come in threes; other queues on the vhost are not ours to list.
+    return [...names].filter((n) => n === qName(n) && (names.has(dqName(n)) || names.has(xqName(n)))).sort();
+  }
+}
+
+function toPublication(message: Message): Publication {
+  const priority = message.options.broker_priority;
+  if (priority !== undefined && priority !== null && (typeof priority !== "number" || !Number.isInteger(priority) || priority < 0 || priority > 255)) {
+    throw new TroupeError(`broker_priority must be an integer from 0 to 255, got ${JSON.stringify(priority)} (message ${message.messageId})`);
+  }
+  return { routingKey: message.queueName, body: Buffer.from(message.encode()), priority: priority ?? undefined };
+}
+
+function toDeadLetter(got: GetMessage): DeadLetter {
+  const raw = got.content.toString("utf8");
+  let message: Message | undefined;
+  try {
+    message = Message.decode(got.content);
+  } catch {
+    message = undefined;
+  }
+  const headers = got.properties.headers ?? {};
+  const death = (headers["x-death"] as { reason?: string; time?: { value?: number } | number }[] | undefined)?.[0];
+  const time = typeof death?.time === "number" ? death.time : death?.time?.value;
+  return {
+    raw,
+    message,
+    reason: (headers["x-first-death-reason"] as string | undefined) ?? death?.reason,
+    deadAt: time === undefined ? undefined : time * 1000,
+  };
+}
+
+/** The vhost amqplib connects to for a URL: the path without its slash, `/` when empty. */
+function vhostOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).pathname.slice(1)) || "/";
+  } catch {
+    return "/";
+  }
+}

@@ -1,0 +1,64 @@
+import { BrokerError } from "../../errors.js";
+import { redactUrl } from "../../logging.js";
+
+export interface ManagedQueue {
+  name: string;
+  ready: number;
+  unacked: number;
+}
+
+/**
+ * The few calls Troupe makes to RabbitMQ's management HTTP API: queue depths including unacked counts, which AMQP
+ * cannot report, and the list of queues. Its figures are refreshed by RabbitMQ every few seconds.
+ */
+export class ManagementClient {
+  private readonly base: string;
+  private readonly authorization: string | undefined;
+  readonly displayUrl: string;
+
+  /** `url` like `http://user:pass@host:15672`; the vhost is the AMQP connection's. */
+  constructor(
+    url: string,
+    private readonly vhost: string,
+    private readonly timeout = 5000,
+  ) {
+    const parsed = new URL(url);
+    this.displayUrl = redactUrl(url);
+    if (parsed.username) {
+      this.authorization = `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString("base64")}`;
+    }
+    parsed.username = "";
+    parsed.password = "";
+    this.base = parsed.toString().replace(/\/+$/, "");
+  }
+
+  /** The queue's counts, or undefined when it does not exist. */
+  async queue(name: string): Promise<ManagedQueue | undefined> {
+    const body = (await this.get(`/api/queues/${encodeURIComponent(this.vhost)}/${encodeURIComponent(name)}`)) as Record<string, unknown> | undefined;
+    return body && toQueue(body);
+  }
+
+  async queues(): Promise<ManagedQueue[]> {
+    const body = (await this.get(`/api/queues/${encodeURIComponent(this.vhost)}?columns=name,messages_ready,messages_unacknowledged`)) as Record<string, unknown>[] | undefined;
+    return (body ?? []).map(toQueue);
+  }
+
+  private async get(path: string): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await fetch(this.base + path, {
+        headers: this.authorization ? { authorization: this.authorization } : {},
+        signal: AbortSignal.timeout(this.timeout),
+      });
+    } catch (err) {
+      throw new BrokerError(`RabbitMQ management API at ${this.displayUrl} is unreachable: ${(err as Error).message}`, { cause: err });
+    }
+    if (response.status === 404) return undefined;
+    if (!response.ok) throw new BrokerError(`RabbitMQ management API at ${this.displayUrl} answered ${response.status} for ${path}`);
+    return response.json();
+  }
+}
+
+function toQueue(body: Record<string, unknown>): ManagedQueue {
+  return { name: String(body.name), ready: Number(body.messages_ready ?? 0), unacked: Number(body.messages_unacknowledged ?? 0) };
+}

@@ -1,0 +1,149 @@
+import type { ConfirmChannel, Message as AmqpMessage } from "amqplib";
+import { BrokerError, ConnectionClosed } from "../../errors.js";
+import { getLogger } from "../../logging.js";
+import type { Topology } from "./topology.js";
+import type { LazyChannel } from "./connection.js";
+
+const log = getLogger("broker.rabbitmq");
+
+/** One message to publish on the default exchange, routed to `q` or `q.DQ`. */
+export interface Publication {
+  routingKey: string;
+  body: Buffer;
+  /** AMQP `priority`, from `options.broker_priority`; omitted when undefined. */
+  priority?: number;
+}
+
+interface InFlight {
+  publication: Publication;
+  /** Set when RabbitMQ returned the message as unroutable (its queue is gone); the confirm follows the return. */
+  returned: boolean;
+}
+
+/**
+ * amqplib's `publish` always sends a `headers` table (empty when no headers are given); Dramatiq sends no headers
+ * property at all. To publish the same properties byte for byte we hand amqplib the method fields and properties
+ * ourselves, through the two calls its `ConfirmChannel.publish` is made of.
+ */
+interface RawConfirmChannel {
+  sendMessage(fields: object, properties: object, content: Buffer): boolean;
+  pushConfirmCallback(cb: (err: unknown) => void): void;
+}
+
+class ChannelClosedError extends Error {}
+
+/**
+ * Publishes with publisher confirms: a publish resolves only once RabbitMQ confirmed it. A publish cut off by a
+ * lost channel or connection is sent again (at-least-once) until `timeout` ms have passed, then rejected; a
+ * message RabbitMQ refuses (basic.nack) is rejected at once. Nothing is dropped silently.
+ */
+export class Publisher {
+  private readonly inFlight = new Map<ConfirmChannel, Set<InFlight>>();
+  private drained: Promise<void> | undefined;
+
+  constructor(
+    private readonly channel: LazyChannel<ConfirmChannel>,
+    private readonly topology: Topology,
+    private readonly timeout: number,
+  ) {}
+
+  /** Publish every message; they are written back to back and the confirms awaited together. */
+  async publishAll(publications: Publication[]): Promise<void> {
+    await Promise.all(publications.map((p) => this.publish(p)));
+  }
+
+  async publish(publication: Publication): Promise<void> {
+    const deadline = Date.now() + this.timeout;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.attempt(publication, deadline);
+        return;
+      } catch (err) {
+        if (!(err instanceof ChannelClosedError) && !(err instanceof UnroutableError)) throw err;
+        if (Date.now() >= deadline) {
+          throw new ConnectionClosed(`could not publish to ${publication.routingKey} within ${this.timeout} ms: ${err.message}`, { cause: err });
+        }
+        log.warn("publish not confirmed; publishing again", { queue: publication.routingKey, attempt, reason: err.message });
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 10 * 2 ** attempt)));
+        if (err instanceof UnroutableError) {
+          // The queue was deleted while we used it: declare it again, as Dramatiq 2.2 does.
+          this.topology.forget(publication.routingKey);
+          await this.topology.ensure(publication.routingKey);
+        }
+      }
+    }
+  }
+
+  private async attempt(publication: Publication, deadline: number): Promise<void> {
+    let channel: ConfirmChannel;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // While the connection is down amqplib holds channel requests until it is back; we wait no longer than the deadline.
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("RabbitMQ is unreachable")), Math.max(0, deadline - Date.now()));
+      });
+      channel = await Promise.race([this.channel.get(), expired]);
+    } catch (err) {
+      throw new ChannelClosedError(`no channel: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.drained) await this.drained;
+    const entry: InFlight = { publication, returned: false };
+    const pending = this.track(channel);
+    pending.add(entry);
+    const confirmed = new Promise<void>((resolve, reject) => {
+      const raw = channel as unknown as RawConfirmChannel;
+      const fields = { exchange: "", routingKey: publication.routingKey, mandatory: true, immediate: false };
+      const properties = { deliveryMode: 2, priority: publication.priority };
+      let writable: boolean;
+      try {
+        writable = raw.sendMessage(fields, properties, publication.body);
+      } catch (err) {
+        pending.delete(entry);
+        reject(/closed/i.test((err as Error).message) ? new ChannelClosedError((err as Error).message) : err);
+        return;
+      }
+      raw.pushConfirmCallback((err) => {
+        pending.delete(entry);
+        if (entry.returned) reject(new UnroutableError(`queue ${publication.routingKey} does not exist (message returned as unroutable)`));
+        else if (err === null || err === undefined) resolve();
+        else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ChannelClosedError(String((err as Error).message ?? err)));
+        else reject(new BrokerError(`RabbitMQ refused the message for ${publication.routingKey} (basic.nack)`));
+      });
+      if (!writable && !this.drained) {
+        this.drained = new Promise<void>((resolve) => {
+          const done = () => {
+            this.drained = undefined;
+            channel.off("drain", done).off("close", done);
+            resolve();
+          };
+          channel.once("drain", done).once("close", done);
+        });
+      }
+    });
+    return confirmed;
+  }
+
+  /** The publishes awaiting a confirm on a channel, so a `basic.return` can be matched to its publish. */
+  private track(channel: ConfirmChannel): Set<InFlight> {
+    let pending = this.inFlight.get(channel);
+    if (!pending) {
+      const set = new Set<InFlight>();
+      pending = set;
+      this.inFlight.set(channel, set);
+      channel.on("return", (message: AmqpMessage) => {
+        for (const entry of set) {
+          if (!entry.returned && entry.publication.routingKey === message.fields.routingKey && entry.publication.body.equals(message.content)) {
+            entry.returned = true;
+            return;
+          }
+        }
+      });
+      channel.once("close", () => this.inFlight.delete(channel));
+    }
+    return pending;
+  }
+}
+
+class UnroutableError extends Error {}
