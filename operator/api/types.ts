@@ -1,0 +1,222 @@
+/** TypeScript shapes of the troupe.dev/v1alpha1 custom resources (see crds/ for the schemas and defaults). */
+export const GROUP = "troupe.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+}
+
+/** A metav1.Condition. */
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface SecretRef {
+  name: string;
+  key?: string;
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: "In" | "NotIn" | "Exists" | "DoesNotExist"; values?: string[] }[];
+}
+
+export interface AutoscalingSpec {
+  minReplicas: number;
+  maxReplicas: number;
+  targetBacklogPerReplica: number;
+  targetDrainSeconds?: number;
+  pollIntervalSeconds: number;
+  scaleUpStabilizationSeconds: number;
+  scaleDownStabilizationSeconds: number;
+}
+
+export interface WorkerPoolSpec {
+  image: string;
+  imagePullPolicy?: string;
+  imagePullSecrets?: { name: string }[];
+  modules: string[];
+  queues?: string[];
+  actorSelector?: LabelSelector;
+  broker: { secretRef: SecretRef };
+  results?: { secretRef: SecretRef };
+  replicas?: number;
+  processes?: number;
+  threads?: number;
+  concurrency?: number;
+  prefetch?: number;
+  shutdownTimeoutSeconds?: number;
+  resources?: Record<string, unknown>;
+  env?: ({ name: string } & Record<string, unknown>)[];
+  nodeSelector?: Record<string, string>;
+  tolerations?: Record<string, unknown>[];
+  affinity?: Record<string, unknown>;
+  priorityClassName?: string;
+  serviceAccountName?: string;
+  podLabels?: Record<string, string>;
+  podAnnotations?: Record<string, string>;
+  autoscaling?: Partial<AutoscalingSpec> & { maxReplicas: number };
+}
+
+export interface QueueDepthStatus {
+  name: string;
+  ready: number;
+  delayed: number;
+  inFlight: number;
+  dead: number;
+}
+
+export interface WorkerPoolStatus {
+  observedGeneration?: number;
+  replicas?: number;
+  readyReplicas?: number;
+  desiredReplicas?: number;
+  selector?: string;
+  backlog?: number;
+  drainRatePerReplica?: string;
+  lastScaleTime?: string;
+  lastScaleReason?: string;
+  queues?: QueueDepthStatus[];
+  conditions?: Condition[];
+}
+
+export interface WorkerPool {
+  apiVersion: typeof API_VERSION;
+  kind: "WorkerPool";
+  metadata: ObjectMeta;
+  spec: WorkerPoolSpec;
+  status?: WorkerPoolStatus;
+}
+
+/** Actor options as the CRD spells them: ActorOptions names, durations in ms. */
+export interface ActorOverrideOptions {
+  maxRetries?: number;
+  minBackoff?: number;
+  maxBackoff?: number;
+  timeLimit?: number;
+  maxAge?: number;
+  priority?: number;
+  storeResults?: boolean;
+  resultTtl?: number;
+  notifyShutdown?: boolean;
+}
+
+export interface ActorSpec {
+  actorName: string;
+  queue?: string;
+  options?: ActorOverrideOptions;
+}
+
+export interface ActorStatus {
+  observedGeneration?: number;
+  pools?: string[];
+  queueDepth?: { ready: number; delayed: number; inFlight: number; dead: number };
+  conditions?: Condition[];
+}
+
+export interface ActorResource {
+  apiVersion: typeof API_VERSION;
+  kind: "Actor";
+  metadata: ObjectMeta;
+  spec: ActorSpec;
+  status?: ActorStatus;
+}
+
+export type JsonArg = unknown;
+
+export interface PipelineCall {
+  actor: string;
+  queue?: string;
+  args?: JsonArg[];
+  kwargs?: Record<string, JsonArg>;
+}
+
+export interface PipelineStep extends Partial<PipelineCall> {
+  name: string;
+  pipeIgnore?: boolean;
+  group?: PipelineCall[];
+}
+
+export type RunState = "Pending" | "Running" | "Succeeded" | "Failed" | "Replaced";
+
+export interface StepMessageRef {
+  messageId: string;
+  actor: string;
+  queue: string;
+}
+
+export interface StepStatus {
+  name: string;
+  state: RunState;
+  enqueued?: boolean;
+  messages?: StepMessageRef[];
+  startTime?: string;
+  completionTime?: string;
+  error?: string;
+}
+
+export interface PipelineRun {
+  name: string;
+  state: RunState;
+  scheduledTime?: string;
+  startTime?: string;
+  completionTime?: string;
+  steps: StepStatus[];
+}
+
+export interface PipelineSpec {
+  broker: { secretRef: SecretRef };
+  results?: { secretRef: SecretRef };
+  steps: PipelineStep[];
+  schedule?: string;
+  timeZone?: string;
+  concurrencyPolicy?: "Allow" | "Forbid" | "Replace";
+  suspend?: boolean;
+  startingDeadlineSeconds?: number;
+  successfulRunsHistoryLimit?: number;
+  failedRunsHistoryLimit?: number;
+}
+
+export interface PipelineStatus {
+  observedGeneration?: number;
+  lastScheduleTime?: string;
+  lastRunState?: RunState;
+  runs?: PipelineRun[];
+  conditions?: Condition[];
+}
+
+export interface PipelineResource {
+  apiVersion: typeof API_VERSION;
+  kind: "Pipeline";
+  metadata: ObjectMeta;
+  spec: PipelineSpec;
+  status?: PipelineStatus;
+}
+
+/** Defaults of the autoscaling block, the same as the CRD's (the local runner has no API server to apply them). */
+export function autoscalingWithDefaults(spec: WorkerPoolSpec["autoscaling"]): AutoscalingSpec | undefined {
+  if (!spec) return undefined;
+  return {
+    minReplicas: spec.minReplicas ?? 0,
+    maxReplicas: spec.maxReplicas,
+    targetBacklogPerReplica: spec.targetBacklogPerReplica ?? 100,
+    targetDrainSeconds: spec.targetDrainSeconds,
+    pollIntervalSeconds: spec.pollIntervalSeconds ?? 5,
+    scaleUpStabilizationSeconds: spec.scaleUpStabilizationSeconds ?? 0,
+    scaleDownStabilizationSeconds: spec.scaleDownStabilizationSeconds ?? 60,
+  };
+}

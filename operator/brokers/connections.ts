@@ -1,0 +1,61 @@
+import type { Broker, QueueStats } from "../../worker/broker.js";
+import { createBroker } from "../../worker/brokers/factory.js";
+import { redactUrl } from "../../worker/logging.js";
+
+export type BrokerFactory = (url: string) => Broker;
+
+/**
+ * The operator's broker connections: one per broker URL, reused across polls and reconciles. A failed call drops the
+ * connection so the next one reconnects. Calls are bounded by a timeout so an unreachable broker never stalls a
+ * reconcile.
+ */
+export class BrokerConnections {
+  private readonly brokers = new Map<string, Broker>();
+
+  constructor(
+    private readonly factory: BrokerFactory = (url) => createBroker(url),
+    private readonly timeoutMs = 3000,
+  ) {}
+
+  /** Run `fn` with a connected broker for `url`. */
+  async use<T>(url: string, what: string, fn: (broker: Broker) => Promise<T>): Promise<T> {
+    let broker = this.brokers.get(url);
+    if (!broker) {
+      broker = this.factory(url);
+      this.brokers.set(url, broker);
+    }
+    const connected = broker;
+    try {
+      return await withTimeout(
+        (async () => {
+          await connected.connect();
+          return fn(connected);
+        })(),
+        this.timeoutMs,
+        `${what} on ${redactUrl(url)}`,
+      );
+    } catch (err) {
+      if (this.brokers.get(url) === connected) this.brokers.delete(url);
+      connected.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  queueStats(url: string, queues: readonly string[]): Promise<QueueStats[]> {
+    return this.use(url, "reading queue depth", (broker) => Promise.all(queues.map((q) => broker.queueStats(q))));
+  }
+
+  async close(): Promise<void> {
+    const brokers = [...this.brokers.values()];
+    this.brokers.clear();
+    await Promise.allSettled(brokers.map((b) => b.close()));
+  }
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

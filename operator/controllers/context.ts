@@ -1,0 +1,31 @@
+import type { ResultBackend } from "../../worker/results/backend.js";
+import type { ActorResource, PipelineResource, WorkerPool } from "../api/types.js";
+import type { BrokerConnections } from "../brokers/connections.js";
+import type { KubeApi } from "../kube/api.js";
+import type { EventRecorder } from "../runtime/events.js";
+import type { OperatorMetrics } from "../runtime/metrics.js";
+import type { PoolScaler } from "../scaling/pool-scaler.js";
+
+/** What the controllers share: API access, broker connections, the informer caches, observability. */
+export interface OperatorContext {
+  api: KubeApi;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  connections: BrokerConnections;
+  scaler: PoolScaler;
+  /** Cached WorkerPools / Actors / Pipelines of a namespace (from the informers). */
+  pools(namespace: string): WorkerPool[];
+  actors(namespace: string): ActorResource[];
+  pipelines(namespace: string): PipelineResource[];
+  /** Where a worker pod serves its metrics; undefined when it has no address yet. */
+  podMetricsUrl(pod: { metadata?: { name?: string }; status?: { podIP?: string } }): string | undefined;
+  resultBackend(url: string): ResultBackend;
+  /** Tell another controller a key needs a reconcile (e.g. an Actor changed the queues of a pool). */
+  enqueue(controller: "workerpool" | "actor" | "pipeline", key: string): void;
+  now(): Date;
+}
+
+export function splitKey(key: string): [namespace: string, name: string] {
+  const slash = key.indexOf("/");
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}

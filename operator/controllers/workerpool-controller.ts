@@ -1,0 +1,241 @@
+import type { QueueStats } from "../../worker/broker.js";
+import { getLogger } from "../../worker/logging.js";
+import { setCondition } from "../api/conditions.js";
+import { autoscalingWithDefaults, type ActorResource, type Condition, type WorkerPool, type WorkerPoolStatus } from "../api/types.js";
+import { scrubCredentials, workerPoolProblems } from "../api/validate.js";
+import { describeApiError, DEPLOYMENTS, errorCode, MERGE_PATCH, PODMONITORS, WORKERPOOLS, type KubeObject } from "../kube/api.js";
+import { matchesSelector, selectorString, poolSelectorLabels } from "../resources/labels.js";
+import { poolDeployment, poolMetricsService, poolPodMonitor, TEMPLATE_HASH } from "../resources/workerpool.js";
+import type { ReconcileResult } from "../runtime/controller.js";
+import { deletionCosts, POD_DELETION_COST } from "../scaling/deletion-cost.js";
+import { scrapeInFlight } from "../scaling/pod-load.js";
+import { splitKey, type OperatorContext } from "./context.js";
+
+const log = getLogger("operator.workerpool");
+const MANUAL_RESYNC_MS = 30_000;
+const PODMONITOR_CHECK_MS = 60_000;
+
+interface Deployment extends KubeObject {
+  spec?: { replicas?: number };
+  status?: { replicas?: number; readyReplicas?: number };
+}
+
+/** The queues a pool consumes: its own list plus the queues of the Actors its selector picks. */
+export function poolQueues(pool: WorkerPool, actors: readonly ActorResource[]): string[] {
+  const queues = new Set(pool.spec.queues ?? []);
+  const selector = pool.spec.actorSelector;
+  if (selector) for (const a of actors) if (matchesSelector(a.metadata.labels, selector)) queues.add(a.spec.queue ?? "default");
+  return [...queues].sort();
+}
+
+/**
+ * Reconciles a WorkerPool: resolves its queues and broker, reads queue depth, decides the size, marks the least busy
+ * pods for removal before a scale-down, applies the Deployment / Service / PodMonitor, and reports status.
+ */
+export class WorkerPoolReconciler {
+  private podMonitorsKnown: { at: number; present: boolean } | undefined;
+
+  constructor(private readonly ctx: OperatorContext) {}
+
+  reconcile = async (key: string): Promise<ReconcileResult | void> => {
+    const [namespace, name] = splitKey(key);
+    const { api, metrics } = this.ctx;
+    const pool = await api.get<WorkerPool & KubeObject>(WORKERPOOLS, namespace, name);
+    if (!pool || pool.metadata.deletionTimestamp) {
+      this.ctx.scaler.forget(key);
+      metrics.forgetPool(namespace, name);
+      return;
+    }
+    const now = this.ctx.now();
+    const autoscaling = autoscalingWithDefaults(pool.spec.autoscaling);
+    const queues = poolQueues(pool, this.ctx.actors(namespace));
+    const problems = workerPoolProblems(pool, queues);
+
+    const secretRef = pool.spec.broker.secretRef;
+    let brokerUrl: string | undefined;
+    let brokerProblem: { reason: string; message: string } | undefined;
+    try {
+      brokerUrl = await api.secretValue(namespace, secretRef.name, secretRef.key ?? "url");
+      if (brokerUrl === undefined) brokerProblem = { reason: "SecretMissing", message: `Secret ${secretRef.name} with key ${secretRef.key ?? "url"} not found` };
+    } catch (err) {
+      brokerProblem = { reason: "SecretUnreadable", message: scrubCredentials(describeApiError(err)) };
+    }
+
+    const deployment = await api.get<Deployment>(DEPLOYMENTS, namespace, name);
+    const current = deployment?.spec?.replicas ?? (autoscaling ? autoscaling.minReplicas : (pool.spec.replicas ?? 1));
+
+    let desired = current;
+    let recommended = current;
+    let reason = "Steady";
+    let message = "";
+    let stats: QueueStats[] | undefined;
+    let throughput: number | undefined;
+    if (problems.length === 0 && autoscaling) {
+      const evaluation = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: now.getTime() });
+      ({ replicas: desired, recommended, reason, message } = evaluation.decision);
+      throughput = evaluation.decision.throughputPerReplica;
+      stats = evaluation.stats;
+      if (evaluation.error && !brokerProblem) brokerProblem = { reason: "BrokerUnreachable", message: scrubCredentials(evaluation.error.message) };
+    } else {
+      if (problems.length === 0) desired = recommended = pool.spec.replicas ?? 1;
+      if (brokerUrl !== undefined && queues.length) {
+        try {
+          stats = await this.ctx.connections.queueStats(brokerUrl, queues);
+        } catch (err) {
+          brokerProblem = { reason: "BrokerUnreachable", message: scrubCredentials((err as Error).message) };
+        }
+      }
+    }
+
+    if (deployment && desired < current) await this.markLeastBusyPods(namespace, name);
+    const applied = await this.applyDeployment(pool, queues, desired, deployment);
+    await this.ensureService(pool);
+    await this.ensurePodMonitor(pool);
+
+    if (desired !== current && deployment) {
+      const direction = desired > current ? "up" : "down";
+      metrics.scaleEvents.inc({ namespace, workerpool: name, direction });
+      log.info("scaled pool", { namespace, workerpool: name, from: current, to: desired, reason, detail: message });
+      await this.ctx.events.record(pool, "Normal", direction === "up" ? "ScaledUp" : "ScaledDown", "Scale", `${current} → ${desired}: ${message}`);
+    }
+    if (brokerProblem) await this.ctx.events.record(pool, "Warning", brokerProblem.reason, "ReadQueueDepth", brokerProblem.message);
+    if (problems.length) await this.ctx.events.record(pool, "Warning", "InvalidSpec", "Validate", problems.join("; "));
+
+    this.exportMetrics(namespace, name, pool, applied, recommended, stats, throughput, brokerProblem === undefined);
+    const generation = pool.metadata.generation;
+    let conditions: Condition[] | undefined = pool.status?.conditions;
+    conditions = setCondition(conditions, problems.length
+      ? { type: "Ready", status: "False", reason: "InvalidSpec", message: problems.join("; "), observedGeneration: generation }
+      : { type: "Ready", status: "True", reason: "Reconciled", message: `Deployment ${name} at ${desired} replicas`, observedGeneration: generation }, now);
+    conditions = setCondition(conditions, desired !== current
+      ? { type: "Scaling", status: "True", reason: desired > current ? "ScaledUp" : "ScaledDown", message: `${current} → ${desired}: ${message}`, observedGeneration: generation }
+      : { type: "Scaling", status: "False", reason, message: message || "size unchanged", observedGeneration: generation }, now);
+    conditions = setCondition(conditions, brokerProblem
+      ? { type: "BrokerReachable", status: "False", reason: brokerProblem.reason, message: brokerProblem.message, observedGeneration: generation }
+      : { type: "BrokerReachable", status: stats ? "True" : "Unknown", reason: stats ? "QueueDepthRead" : "NotRead", message: stats ? `read ${stats.length} queues` : "queue depth not read", observedGeneration: generation }, now);
+    const status: WorkerPoolStatus = {
+      observedGeneration: generation,
+      replicas: applied.status?.replicas ?? 0,
+      readyReplicas: applied.status?.readyReplicas ?? 0,
+      desiredReplicas: desired,
+      selector: selectorString(poolSelectorLabels(name)),
+      backlog: stats ? stats.reduce((n, s) => n + s.ready + s.inFlight, 0) : pool.status?.backlog,
+      drainRatePerReplica: throughput === undefined ? pool.status?.drainRatePerReplica : throughput.toFixed(3),
+      lastScaleTime: desired !== current ? now.toISOString() : pool.status?.lastScaleTime,
+      lastScaleReason: desired !== current ? message : pool.status?.lastScaleReason,
+      queues: stats ? stats.map((s) => ({ name: s.queue, ready: s.ready, delayed: s.delayed, inFlight: s.inFlight, dead: s.dead })) : pool.status?.queues,
+      conditions,
+    };
+    await api.patchStatus(WORKERPOOLS, namespace, name, dropUndefined(status));
+    return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
+  };
+
+  private exportMetrics(namespace: string, name: string, pool: WorkerPool, deployment: Deployment, recommended: number, stats: QueueStats[] | undefined, throughput: number | undefined, brokerUp: boolean): void {
+    const m = this.ctx.metrics;
+    const labels = { namespace, workerpool: name };
+    m.poolReplicas.set(labels, deployment.spec?.replicas ?? 0);
+    m.poolDesiredReplicas.set(labels, recommended);
+    const autoscaling = autoscalingWithDefaults(pool.spec.autoscaling);
+    m.poolMaxReplicas.set(labels, autoscaling?.maxReplicas ?? pool.spec.replicas ?? 1);
+    m.poolMinReplicas.set(labels, autoscaling?.minReplicas ?? pool.spec.replicas ?? 1);
+    m.poolBrokerUp.set(labels, brokerUp ? 1 : 0);
+    if (throughput !== undefined) m.poolThroughput.set(labels, throughput);
+    for (const s of stats ?? []) {
+      for (const [state, value] of [["ready", s.ready], ["delayed", s.delayed], ["in_flight", s.inFlight], ["dead", s.dead]] as const) {
+        m.setQueueDepth(namespace, name, s.queue, state, value);
+      }
+    }
+  }
+
+  /** Create the Deployment, or bring its replicas and template to what they should be; idempotent. */
+  private async applyDeployment(pool: WorkerPool, queues: readonly string[], replicas: number, existing: Deployment | undefined): Promise<Deployment> {
+    const { api } = this.ctx;
+    const namespace = pool.metadata.namespace!;
+    const desired = poolDeployment(pool, queues, replicas);
+    let current = existing;
+    if (!current) {
+      try {
+        return await api.create<Deployment>(DEPLOYMENTS, namespace, desired);
+      } catch (err) {
+        // Another leader (or our own earlier attempt) created it: fall through to update it.
+        if (errorCode(err) !== 409) throw err;
+        current = await api.get<Deployment>(DEPLOYMENTS, namespace, pool.metadata.name);
+        if (!current) throw err;
+      }
+    }
+    const sameTemplate = current.metadata.annotations?.[TEMPLATE_HASH] === desired.metadata.annotations?.[TEMPLATE_HASH];
+    if (sameTemplate && current.spec?.replicas === replicas) return current;
+    return api.patch<Deployment>(DEPLOYMENTS, namespace, pool.metadata.name, {
+      metadata: { labels: desired.metadata.labels, annotations: desired.metadata.annotations, ownerReferences: desired.metadata.ownerReferences },
+      spec: desired.spec as object,
+    });
+  }
+
+  private async ensureService(pool: WorkerPool): Promise<void> {
+    const service = poolMetricsService(pool);
+    try {
+      await this.ctx.api.core.readNamespacedService({ namespace: pool.metadata.namespace!, name: service.metadata.name });
+    } catch (err) {
+      if (errorCode(err) !== 404) throw err;
+      try {
+        await this.ctx.api.core.createNamespacedService({ namespace: pool.metadata.namespace!, body: service });
+      } catch (createErr) {
+        if (errorCode(createErr) !== 409) throw createErr;
+      }
+    }
+  }
+
+  /** A PodMonitor only where the Prometheus Operator's CRD is installed (checked once a minute). */
+  private async ensurePodMonitor(pool: WorkerPool): Promise<void> {
+    const { api } = this.ctx;
+    const namespace = pool.metadata.namespace!;
+    const now = Date.now();
+    if (!this.podMonitorsKnown || this.podMonitorsKnown.at < now - PODMONITOR_CHECK_MS || this.podMonitorsKnown.present) {
+      try {
+        const existing = await api.get(PODMONITORS, namespace, pool.metadata.name);
+        this.podMonitorsKnown = { at: now, present: true };
+        if (existing) return;
+      } catch (err) {
+        if (errorCode(err) !== 404) throw err;
+        this.podMonitorsKnown = { at: now, present: false };
+        return;
+      }
+      try {
+        await api.create(PODMONITORS, namespace, poolPodMonitor(pool));
+      } catch (err) {
+        if (errorCode(err) !== 409) throw err;
+      }
+    }
+  }
+
+  /** Before a scale-down: pod-deletion-cost = in-flight messages, so the ReplicaSet removes idle pods first. */
+  private async markLeastBusyPods(namespace: string, pool: string): Promise<void> {
+    const { api } = this.ctx;
+    const pods = (await api.core.listNamespacedPod({ namespace, labelSelector: selectorString(poolSelectorLabels(pool)) })).items;
+    const loads = await Promise.all(
+      pods.map(async (pod) => {
+        const url = this.ctx.podMetricsUrl(pod);
+        return { name: pod.metadata!.name!, inFlight: url ? await scrapeInFlight(url) : undefined };
+      }),
+    );
+    const costs = deletionCosts(loads);
+    await Promise.all(
+      pods.map(async (pod) => {
+        const cost = String(costs.get(pod.metadata!.name!) ?? 0);
+        if (pod.metadata?.annotations?.[POD_DELETION_COST] === cost) return;
+        try {
+          await api.core.patchNamespacedPod(
+            { namespace, name: pod.metadata!.name!, body: { metadata: { annotations: { [POD_DELETION_COST]: cost } } } },
+            MERGE_PATCH,
+          );
+        } catch (err) {
+          if (errorCode(err) !== 404) throw err;
+        }
+      }),
+    );
+  }
+}
+
+function dropUndefined<T extends object>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

@@ -1,0 +1,232 @@
+import { EventEmitter } from "node:events";
+import type http from "node:http";
+import { hostname } from "node:os";
+import type * as k8s from "@kubernetes/client-node";
+import { getLogger } from "../worker/logging.js";
+import type { ResultBackend } from "../worker/results/backend.js";
+import { createResultBackend } from "../worker/results/global.js";
+import type { ActorResource, PipelineResource, WorkerPool } from "./api/types.js";
+import { BrokerConnections, type BrokerFactory } from "./brokers/connections.js";
+import { ActorReconciler } from "./controllers/actor-controller.js";
+import type { OperatorContext } from "./controllers/context.js";
+import { PipelineReconciler } from "./controllers/pipeline-controller.js";
+import { WorkerPoolReconciler } from "./controllers/workerpool-controller.js";
+import { ACTORS, DEPLOYMENTS, KubeApi, PIPELINES, WORKERPOOLS, type KubeObject, type ResourceRef } from "./kube/api.js";
+import { MANAGED_BY, METRICS_PORT, selectorString } from "./resources/labels.js";
+import { Controller } from "./runtime/controller.js";
+import { EventRecorder } from "./runtime/events.js";
+import { startHttpServer } from "./runtime/http-server.js";
+import { LeaderElector, type LeaderElectionOptions } from "./runtime/leader-election.js";
+import { OperatorMetrics } from "./runtime/metrics.js";
+import { PoolScaler } from "./scaling/pool-scaler.js";
+
+export interface OperatorOptions {
+  kubeConfig: k8s.KubeConfig;
+  /** Namespaces to watch; all namespaces when empty or unset. */
+  namespaces?: string[];
+  /** Lease-based leader election; off when unset (a single replica). */
+  leaderElection?: Omit<LeaderElectionOptions, "identity"> & { identity?: string };
+  /** Port of /metrics, /healthz, /readyz (0: any free port; unset: no server). */
+  port?: number;
+  host?: string;
+  /** Reconcile every object at least this often even without events (default 5 minutes). */
+  resyncMs?: number;
+  brokerFactory?: BrokerFactory;
+  brokerTimeoutMs?: number;
+  resultBackendFactory?: (url: string) => ResultBackend;
+  /** Where a pod serves its worker metrics (default http://<podIP>:9191/metrics). */
+  podMetricsUrl?: OperatorContext["podMetricsUrl"];
+  metrics?: OperatorMetrics;
+  now?: () => Date;
+}
+
+const log = getLogger("operator");
+
+type AnyInformer = k8s.Informer<KubeObject> & k8s.ObjectCache<KubeObject>;
+
+/**
+ * The Troupe operator: informers over WorkerPools, Actors, Pipelines and the Deployments it owns feed three
+ * level-triggered controllers. With leader election only the lease holder runs controllers; the others stand by.
+ * Emits `leading` when controllers start and `lostLeadership` when the lease is lost (the CLI then exits so the pod
+ * restarts cleanly, as client-go operators do).
+ */
+export class Operator extends EventEmitter {
+  readonly api: KubeApi;
+  readonly metrics: OperatorMetrics;
+  private readonly connections: BrokerConnections;
+  private readonly controllers: Record<"workerpool" | "actor" | "pipeline", Controller>;
+  private readonly informers: { ref: ResourceRef; namespace: string | undefined; informer: AnyInformer }[] = [];
+  private readonly elector: LeaderElector | undefined;
+  private readonly resultBackends = new Map<string, ResultBackend>();
+  private server: http.Server | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private synced = false;
+  private stopping = false;
+
+  constructor(private readonly options: OperatorOptions) {
+    super();
+    this.api = new KubeApi(options.kubeConfig);
+    this.metrics = options.metrics ?? new OperatorMetrics();
+    this.connections = new BrokerConnections(options.brokerFactory, options.brokerTimeoutMs);
+    const ctx: OperatorContext = {
+      api: this.api,
+      events: new EventRecorder(this.api, "troupe.dev/operator", options.leaderElection?.identity ?? hostname()),
+      metrics: this.metrics,
+      connections: this.connections,
+      scaler: new PoolScaler(this.connections),
+      pools: (ns) => this.cached<WorkerPool & KubeObject>(WORKERPOOLS, ns),
+      actors: (ns) => this.cached<ActorResource & KubeObject>(ACTORS, ns),
+      pipelines: (ns) => this.cached<PipelineResource & KubeObject>(PIPELINES, ns),
+      podMetricsUrl: options.podMetricsUrl ?? ((pod) => (pod.status?.podIP ? `http://${pod.status.podIP}:${METRICS_PORT}/metrics` : undefined)),
+      resultBackend: (url) => this.resultBackend(url),
+      enqueue: (controller, key) => this.controllers[controller].enqueue(key),
+      now: options.now ?? (() => new Date()),
+    };
+    this.controllers = {
+      workerpool: new Controller("workerpool", new WorkerPoolReconciler(ctx).reconcile, this.metrics),
+      actor: new Controller("actor", new ActorReconciler(ctx).reconcile, this.metrics, 1),
+      pipeline: new Controller("pipeline", new PipelineReconciler(ctx).reconcile, this.metrics),
+    };
+    if (options.leaderElection) {
+      this.elector = new LeaderElector(this.api, { ...options.leaderElection, identity: options.leaderElection.identity ?? `${hostname()}-${process.pid}` });
+    }
+  }
+
+  get port(): number | undefined {
+    const address = this.server?.address();
+    return address && typeof address === "object" ? address.port : undefined;
+  }
+
+  get isLeading(): boolean {
+    return this.running;
+  }
+
+  async start(): Promise<void> {
+    if (this.options.port !== undefined) {
+      this.server = await startHttpServer(this.options.port, this.options.host ?? "0.0.0.0", this.metrics.registry, {
+        healthy: () => !this.stopping,
+        ready: () => !this.stopping && (this.elector ? !this.running || this.synced : this.synced),
+      });
+    }
+    if (!this.elector) {
+      await this.startControllers();
+      return;
+    }
+    this.elector.on("started", () => {
+      this.metrics.isLeader.set(1);
+      this.startControllers().catch((err) => log.critical("controllers failed to start", { err }));
+    });
+    this.elector.on("stopped", () => {
+      // A controller set is not restarted in-process: the caller exits and a fresh process campaigns again.
+      this.elector?.abandon();
+      this.metrics.isLeader.set(0);
+      void this.stopControllers().then(() => this.emit("lostLeadership"));
+    });
+    this.elector.start();
+  }
+
+  private async startControllers(): Promise<void> {
+    if (this.running || this.stopping) return;
+    this.running = true;
+    const scopes = this.options.namespaces?.length ? this.options.namespaces : [undefined];
+    for (const namespace of scopes) {
+      this.watch(WORKERPOOLS, namespace, undefined, (o) => {
+        this.controllers.workerpool.enqueue(keyOf(o));
+        this.controllers.actor.enqueue(`${o.metadata.namespace}/`);
+      });
+      this.watch(ACTORS, namespace, undefined, (o) => {
+        this.controllers.actor.enqueue(`${o.metadata.namespace}/`);
+        for (const pool of this.cached(WORKERPOOLS, o.metadata.namespace!)) this.controllers.workerpool.enqueue(keyOf(pool));
+      });
+      this.watch(PIPELINES, namespace, undefined, (o) => this.controllers.pipeline.enqueue(keyOf(o)));
+      this.watch(DEPLOYMENTS, namespace, selectorString(MANAGED_BY), (o) => {
+        const owner = (o.metadata.ownerReferences as { kind: string; name: string }[] | undefined)?.find((r) => r.kind === "WorkerPool");
+        if (owner) this.controllers.workerpool.enqueue(`${o.metadata.namespace}/${owner.name}`);
+      });
+    }
+    for (const c of Object.values(this.controllers)) c.start();
+    await Promise.all(this.informers.map((i) => i.informer.start()));
+    this.synced = true;
+    const resyncMs = this.options.resyncMs ?? 300_000;
+    this.resyncTimer = setInterval(() => this.resync(), resyncMs);
+    this.resyncTimer.unref();
+    log.info("controllers started", { namespaces: this.options.namespaces?.length ? this.options.namespaces : "all" });
+    this.emit("leading");
+  }
+
+  private watch(ref: ResourceRef, namespace: string | undefined, labelSelector: string | undefined, onChange: (o: KubeObject) => void): void {
+    const informer = this.api.informer<KubeObject>(ref, namespace, labelSelector);
+    for (const event of ["add", "update", "delete"] as const) informer.on(event, onChange);
+    informer.on("error", (err: unknown) => {
+      if (!this.running) return;
+      log.warn("watch failed; restarting the informer", { resource: ref.plural, namespace: namespace ?? "all", err });
+      setTimeout(() => {
+        if (this.running) informer.start().catch((startErr: unknown) => log.warn("informer restart failed", { resource: ref.plural, err: startErr }));
+      }, 1000).unref();
+    });
+    this.informers.push({ ref, namespace, informer });
+  }
+
+  /** Enqueue every cached object: the periodic resync of a level-triggered controller. */
+  private resync(): void {
+    for (const { ref, informer } of this.informers) {
+      for (const o of informer.list()) {
+        if (ref === WORKERPOOLS) this.controllers.workerpool.enqueue(keyOf(o));
+        else if (ref === ACTORS) this.controllers.actor.enqueue(`${o.metadata.namespace}/`);
+        else if (ref === PIPELINES) this.controllers.pipeline.enqueue(keyOf(o));
+      }
+    }
+  }
+
+  private cached<T extends KubeObject>(ref: ResourceRef, namespace: string): T[] {
+    return this.informers.filter((i) => i.ref === ref && (i.namespace === undefined || i.namespace === namespace)).flatMap((i) => i.informer.list(namespace) as T[]);
+  }
+
+  private resultBackend(url: string): ResultBackend {
+    let backend = this.resultBackends.get(url);
+    if (!backend) {
+      backend = (this.options.resultBackendFactory ?? createResultBackend)(url);
+      this.resultBackends.set(url, backend);
+    }
+    return backend;
+  }
+
+  private async stopControllers(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.synced = false;
+    clearInterval(this.resyncTimer);
+    await Promise.allSettled(this.informers.map((i) => i.informer.stop()));
+    this.informers.length = 0;
+    await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
+  }
+
+  /** Graceful shutdown: finish reconciles in progress, release the lease, close connections and the HTTP server. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.stopControllers();
+    await this.elector?.release();
+    await this.connections.close();
+    await Promise.allSettled([...this.resultBackends.values()].map((b) => b.close()));
+    if (this.server) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    log.info("operator stopped");
+  }
+
+  /** Stop abruptly, keeping the lease, as a crashed process would (tests of failover). */
+  async crash(): Promise<void> {
+    this.stopping = true;
+    this.elector?.abandon();
+    await this.stopControllers();
+    await this.connections.close();
+    if (this.server) {
+      this.server.closeAllConnections();
+      await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    }
+  }
+}
+
+function keyOf(o: KubeObject): string {
+  return `${o.metadata.namespace}/${o.metadata.name}`;
+}

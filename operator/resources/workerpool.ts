@@ -1,0 +1,108 @@
+import { createHash } from "node:crypto";
+import { API_VERSION, type WorkerPool } from "../api/types.js";
+import type { KubeObject } from "../kube/api.js";
+import { ACTORS_CONFIGMAP, ACTORS_FILE, ACTORS_MOUNT, MANAGED_BY, METRICS_PORT, poolSelectorLabels } from "./labels.js";
+
+export const TEMPLATE_HASH = "troupe.dev/template-hash";
+
+function ownerReference(pool: WorkerPool) {
+  return [{ apiVersion: API_VERSION, kind: "WorkerPool", name: pool.metadata.name, uid: pool.metadata.uid!, controller: true, blockOwnerDeletion: true }];
+}
+
+function commonLabels(pool: WorkerPool): Record<string, string> {
+  return { "app.kubernetes.io/name": "troupe-worker", "app.kubernetes.io/instance": pool.metadata.name, "app.kubernetes.io/component": "worker", ...MANAGED_BY, ...poolSelectorLabels(pool.metadata.name) };
+}
+
+/** The `troupe worker` arguments of a pool's pods. */
+export function workerArgs(pool: WorkerPool, queues: readonly string[]): string[] {
+  const s = pool.spec;
+  const args = ["worker", ...s.modules, "--processes", String(s.processes ?? 1), "--threads", String(s.threads ?? 8), "--concurrency", String(s.concurrency ?? 1)];
+  if (queues.length) args.push("--queues", queues.join(","));
+  if (s.prefetch !== undefined) args.push("--prefetch", String(s.prefetch));
+  args.push("--shutdown-timeout", String(s.shutdownTimeoutSeconds ?? 30));
+  return args;
+}
+
+/**
+ * The Deployment of a pool. The pod template carries a hash of itself so the reconciler can tell a changed template
+ * from an unchanged one without comparing defaulted fields the API server added.
+ */
+export function poolDeployment(pool: WorkerPool, queues: readonly string[], replicas: number): KubeObject {
+  const s = pool.spec;
+  const labels = commonLabels(pool);
+  const secretEnv = (name: string, ref: { name: string; key?: string }) => ({ name, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key ?? "url" } } });
+  const template = {
+    metadata: { labels: { ...(s.podLabels ?? {}), ...labels }, annotations: { ...(s.podAnnotations ?? {}) } },
+    spec: {
+      // The worker gets the shutdown timeout to drain; the kubelet waits a little longer before SIGKILL.
+      terminationGracePeriodSeconds: (s.shutdownTimeoutSeconds ?? 30) + 15,
+      ...(s.serviceAccountName ? { serviceAccountName: s.serviceAccountName } : {}),
+      automountServiceAccountToken: false,
+      securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: "RuntimeDefault" } },
+      containers: [
+        {
+          name: "worker",
+          image: s.image,
+          ...(s.imagePullPolicy ? { imagePullPolicy: s.imagePullPolicy } : {}),
+          args: workerArgs(pool, queues),
+          env: [
+            secretEnv("TROUPE_BROKER_URL", s.broker.secretRef),
+            ...(s.results ? [secretEnv("TROUPE_RESULTS_URL", s.results.secretRef)] : []),
+            { name: "TROUPE_METRICS_PORT", value: String(METRICS_PORT) },
+            { name: "TROUPE_ACTOR_OVERRIDES", value: `${ACTORS_MOUNT}/${ACTORS_FILE}` },
+            { name: "TROUPE_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+            ...(s.env ?? []),
+          ],
+          ports: [{ name: "metrics", containerPort: METRICS_PORT, protocol: "TCP" }],
+          ...(s.resources ? { resources: s.resources } : {}),
+          securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ["ALL"] } },
+          volumeMounts: [
+            { name: "actors", mountPath: ACTORS_MOUNT, readOnly: true },
+            { name: "tmp", mountPath: "/tmp" },
+          ],
+        },
+      ],
+      volumes: [
+        { name: "actors", configMap: { name: ACTORS_CONFIGMAP, optional: true } },
+        { name: "tmp", emptyDir: {} },
+      ],
+      ...(s.imagePullSecrets ? { imagePullSecrets: s.imagePullSecrets } : {}),
+      ...(s.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),
+      ...(s.tolerations ? { tolerations: s.tolerations } : {}),
+      ...(s.affinity ? { affinity: s.affinity } : {}),
+      ...(s.priorityClassName ? { priorityClassName: s.priorityClassName } : {}),
+    },
+  };
+  const hash = createHash("sha256").update(JSON.stringify(template)).digest("hex").slice(0, 16);
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: pool.metadata.name, namespace: pool.metadata.namespace, labels, annotations: { [TEMPLATE_HASH]: hash }, ownerReferences: ownerReference(pool) },
+    spec: {
+      replicas,
+      selector: { matchLabels: poolSelectorLabels(pool.metadata.name) },
+      // Never take a running worker away for a rollout before its replacement is up.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 } },
+      template,
+    },
+  };
+}
+
+/** A headless Service over the pool's metrics ports, for scraping and service discovery. */
+export function poolMetricsService(pool: WorkerPool) {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: `${pool.metadata.name}-metrics`, namespace: pool.metadata.namespace, labels: commonLabels(pool), ownerReferences: ownerReference(pool) },
+    spec: { clusterIP: "None", selector: poolSelectorLabels(pool.metadata.name), ports: [{ name: "metrics", port: METRICS_PORT, targetPort: "metrics", protocol: "TCP" }] },
+  };
+}
+
+export function poolPodMonitor(pool: WorkerPool): KubeObject {
+  return {
+    apiVersion: "monitoring.coreos.com/v1",
+    kind: "PodMonitor",
+    metadata: { name: pool.metadata.name, namespace: pool.metadata.namespace, labels: commonLabels(pool), ownerReferences: ownerReference(pool) },
+    spec: { selector: { matchLabels: poolSelectorLabels(pool.metadata.name) }, podMetricsEndpoints: [{ port: "metrics", path: "/metrics" }] },
+  };
+}

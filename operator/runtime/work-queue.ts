@@ -1,0 +1,98 @@
+/**
+ * A rate-limited work queue in the manner of client-go's: a key is queued at most once, is never handed to two
+ * workers at once (a key added while it is being processed is queued again when it is done), can be delayed, and
+ * backs off exponentially per key after failures until `forget`.
+ */
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly dirtyWhileProcessing = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private waiters: ((key: string | undefined) => void)[] = [];
+  private shuttingDown = false;
+
+  constructor(
+    private readonly baseDelayMs = 5,
+    private readonly maxDelayMs = 60_000,
+  ) {}
+
+  add(key: string): void {
+    if (this.shuttingDown) return;
+    if (this.processing.has(key)) {
+      this.dirtyWhileProcessing.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.processing.add(key);
+      waiter(key);
+      return;
+    }
+    this.queued.add(key);
+    this.queue.push(key);
+  }
+
+  /** Add after `ms`; an earlier pending delay for the key wins. */
+  addAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return;
+    if (ms <= 0) return this.add(key);
+    if (this.timers.has(key)) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, ms);
+    timer.unref();
+    this.timers.set(key, timer);
+  }
+
+  /** Add after the key's next backoff delay: base × 2^failures, capped. */
+  addRateLimited(key: string): number {
+    const failures = this.failures.get(key) ?? 0;
+    this.failures.set(key, failures + 1);
+    const delay = Math.min(this.baseDelayMs * 2 ** failures, this.maxDelayMs);
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  /** Clear the key's failure count after a success. */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  failureCount(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** The next key to process, or undefined once the queue shuts down. */
+  get(): Promise<string | undefined> {
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.queued.delete(key);
+      this.processing.add(key);
+      return Promise.resolve(key);
+    }
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Mark a key from `get` as processed. */
+  done(key: string): void {
+    this.processing.delete(key);
+    if (this.dirtyWhileProcessing.delete(key)) this.add(key);
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  shutDown(): void {
+    this.shuttingDown = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    for (const waiter of this.waiters) waiter(undefined);
+    this.waiters = [];
+  }
+}
