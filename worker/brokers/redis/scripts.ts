@@ -1,0 +1,65 @@
+import { readFileSync } from "node:fs";
+import type { Redis } from "ioredis";
+
+/**
+ * The Lua scripts ship as source next to the compiled code's package root (they are not compiled):
+ * from dist/worker/brokers/redis/scripts.js that is ../../../../worker/brokers/redis/.
+ */
+const SCRIPT_DIR = new URL("../../../../worker/brokers/redis/", import.meta.url);
+
+const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "requeue", "promote", "purge", "maintenance", "stats"] as const;
+const RATE_LIMIT_SCRIPTS = ["rate-limit-adjust", "rate-limit-incr-and-sum"] as const;
+type ScriptName = (typeof BROKER_SCRIPTS)[number] | (typeof RATE_LIMIT_SCRIPTS)[number];
+
+const sources = new Map<ScriptName, string>();
+
+/** Read a script once per process. */
+function source(name: ScriptName): string {
+  let lua = sources.get(name);
+  if (lua === undefined) {
+    lua = readFileSync(new URL(`${name}.lua`, SCRIPT_DIR), "utf8");
+    sources.set(name, lua);
+  }
+  return lua;
+}
+
+type Arg = string | number | Buffer;
+
+/** The broker's scripts as client commands: KEYS[1] = namespace, then ARGV. */
+export interface BrokerCommands {
+  troupeEnqueue(ns: string, ...argv: Arg[]): Promise<number>;
+  troupeFetchBuffer(ns: string, ...argv: Arg[]): Promise<[Buffer[], (Buffer | null)[]] | []>;
+  troupeAck(ns: string, ...argv: Arg[]): Promise<number>;
+  troupeNack(ns: string, ...argv: Arg[]): Promise<number>;
+  troupeRequeue(ns: string, ...argv: Arg[]): Promise<number>;
+  troupePromote(ns: string, ...argv: Arg[]): Promise<number>;
+  troupePurge(ns: string, ...argv: Arg[]): Promise<number>;
+  troupeMaintenance(ns: string, ...argv: Arg[]): Promise<number>;
+  troupeStats(ns: string, queue: string): Promise<[number, number, number, number]>;
+}
+
+export interface RateLimitCommands {
+  troupeRateLimitAdjust(key: string, amount: number, bound: number, ttl: number, mode: "max" | "min"): Promise<number>;
+  troupeRateLimitIncrAndSum(numberOfKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
+}
+
+function commandName(name: ScriptName): string {
+  return "troupe" + name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
+}
+
+/**
+ * Register scripts on a client: ioredis sends EVALSHA and falls back to EVAL when the server answers NOSCRIPT
+ * (a restarted or flushed server), so each script body crosses the wire once per connection at most.
+ */
+export function withBrokerScripts(client: Redis): Redis & BrokerCommands {
+  for (const name of BROKER_SCRIPTS) {
+    client.defineCommand(commandName(name), { lua: source(name), numberOfKeys: 1, readOnly: name === "stats" });
+  }
+  return client as Redis & BrokerCommands;
+}
+
+export function withRateLimitScripts(client: Redis): Redis & RateLimitCommands {
+  client.defineCommand(commandName("rate-limit-adjust"), { lua: source("rate-limit-adjust"), numberOfKeys: 1 });
+  client.defineCommand(commandName("rate-limit-incr-and-sum"), { lua: source("rate-limit-incr-and-sum") });
+  return client as Redis & RateLimitCommands;
+}
