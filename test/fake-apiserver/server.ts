@@ -130,7 +130,7 @@ export class FakeApiServer {
   }
 
   async stop(): Promise<void> {
-    this.closeWatches();
+    this.resetWatches();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -151,8 +151,14 @@ export class FakeApiServer {
     return kc;
   }
 
-  /** Drop every open watch, as an API server restart does; clients re-watch from their last resourceVersion. */
+  /** End every open watch, as the API server does when a watch times out; clients re-watch from their last resourceVersion. */
   closeWatches(): void {
+    for (const res of this.openWatches) res.end();
+    this.openWatches.clear();
+  }
+
+  /** Cut every open watch connection, as an API server crash does; the client sees a network error. */
+  resetWatches(): void {
     for (const res of this.openWatches) res.destroy();
     this.openWatches.clear();
   }

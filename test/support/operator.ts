@@ -1,0 +1,55 @@
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import { FakeApiServer, type FakeApiServerOptions } from "../fake-apiserver/server.js";
+import { repoRoot, uniqueName } from "./env.js";
+
+export const crdDir = join(repoRoot, "crds");
+
+/** A fake API server serving the repository's CRDs, started on loopback. */
+export function startFakeApiServer(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
+  return new FakeApiServer({ crdPaths: [crdDir], ...options }).start();
+}
+
+/** A fresh namespace (Kubernetes names: lowercase, dashes). */
+export async function createNamespace(kc: k8s.KubeConfig, prefix = "t"): Promise<string> {
+  const name = uniqueName(prefix).toLowerCase().replace(/_/g, "-");
+  await kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+export async function createSecret(kc: k8s.KubeConfig, namespace: string, name: string, data: Record<string, string>): Promise<void> {
+  await kc.makeApiClient(k8s.CoreV1Api).createNamespacedSecret({
+    namespace,
+    body: { metadata: { name }, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")])) },
+  });
+}
+
+export function customObjects(kc: k8s.KubeConfig) {
+  const api = kc.makeApiClient(k8s.CustomObjectsApi);
+  const troupe = (plural: string, namespace: string) => ({ group: "troupe.dev", version: "v1alpha1", plural, namespace });
+  return {
+    api,
+    create: (plural: string, namespace: string, body: object) => api.createNamespacedCustomObject({ ...troupe(plural, namespace), body }) as Promise<Record<string, any>>,
+    get: (plural: string, namespace: string, name: string) => api.getNamespacedCustomObject({ ...troupe(plural, namespace), name }) as Promise<Record<string, any>>,
+    patch: (plural: string, namespace: string, name: string, body: object) =>
+      api.patchNamespacedCustomObject({ ...troupe(plural, namespace), name, body }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch)) as Promise<Record<string, any>>,
+    delete: (plural: string, namespace: string, name: string) => api.deleteNamespacedCustomObject({ ...troupe(plural, namespace), name }),
+  };
+}
+
+/** A WorkerPool manifest with small, test-friendly autoscaling settings. */
+export function workerPoolManifest(name: string, spec: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiVersion: "troupe.dev/v1alpha1",
+    kind: "WorkerPool",
+    metadata: { name },
+    spec: {
+      image: "ghcr.io/example/workers:1.0",
+      modules: ["/app/actors.js"],
+      queues: ["default"],
+      broker: { secretRef: { name: "broker" } },
+      autoscaling: { minReplicas: 0, maxReplicas: 5, targetBacklogPerReplica: 10, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 0 },
+      ...spec,
+    },
+  };
+}
