@@ -117,7 +117,7 @@ const EXPECTED_GRANTS: Record<string, string[]> = {
   "core/services": WRITE,
   "core/pods": ["get", "list", "patch", "watch"],
   "core/secrets": ["get"],
-  "core/events": ["create", "patch"],
+  "events.k8s.io/events": ["create", "patch"],
   "monitoring.coreos.com/podmonitors": WRITE,
   "apiextensions.k8s.io/customresourcedefinitions": ["get", "list"],
   "coordination.k8s.io/leases": ["create", "get", "list", "patch", "update", "watch"],

@@ -6,10 +6,9 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { repoRoot } from "../support/env.js";
 
-/** The repository root (this file runs from dist/test/shipping/). */
-export const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
+export { repoRoot };
 export const chartDir = join(repoRoot, "helm", "troupe");
 const toolsDir = join(repoRoot, ".tmp", "tools");
 
