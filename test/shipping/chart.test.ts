@@ -5,6 +5,7 @@ import { describe, test } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
 import { chartDir, helm, repoRoot } from "./tools.js";
 import { crdValidators, type KubeObject } from "./crd-schemas.js";
+import { assertRestricted, docsManifests, validateBuiltIn, type Container, type PodSpec } from "./manifests.js";
 
 const valuesDir = join(repoRoot, "test", "shipping", "values");
 const NAMESPACE = "troupe-system";
@@ -26,59 +27,6 @@ const one = (objects: KubeObject[], kind: string): KubeObject => {
   assert.equal(found.length, 1, `expected one ${kind}, got ${found.length}`);
   return found[0]!;
 };
-
-/** Validates a built-in object with kubernetes-models, a Prometheus Operator object with its models. */
-async function validateBuiltIn(o: KubeObject): Promise<void> {
-  const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
-  const module =
-    group === "monitoring.coreos.com"
-      ? `@kubernetes-models/prometheus-operator/${group}/${version}/${o.kind}`
-      : `kubernetes-models/${group ? `${group}/` : ""}${version}/${o.kind}`;
-  const Model = ((await import(module)) as Record<string, new (data: unknown) => { validate(): void }>)[o.kind]!;
-  assert.doesNotThrow(() => new Model(o).validate(), `${o.kind} ${o.metadata.name}`);
-}
-
-type PodSpec = {
-  hostNetwork?: boolean;
-  hostPID?: boolean;
-  hostIPC?: boolean;
-  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type?: string } };
-  containers: Container[];
-  initContainers?: Container[];
-  volumes?: { name: string; emptyDir?: unknown; hostPath?: unknown }[];
-};
-type Container = {
-  name: string;
-  securityContext?: {
-    allowPrivilegeEscalation?: boolean;
-    readOnlyRootFilesystem?: boolean;
-    privileged?: boolean;
-    runAsUser?: number;
-    capabilities?: { drop?: string[]; add?: string[] };
-  };
-  volumeMounts?: { name: string; mountPath: string }[];
-};
-
-/** The `restricted` Pod Security Standard plus a read-only root filesystem with a writable /tmp. */
-function assertRestricted(owner: string, pod: PodSpec): void {
-  assert.equal(pod.securityContext?.runAsNonRoot, true, `${owner}: runAsNonRoot`);
-  assert.notEqual(pod.securityContext?.runAsUser, 0, `${owner}: runAsUser 0`);
-  assert.equal(pod.securityContext?.seccompProfile?.type, "RuntimeDefault", `${owner}: seccompProfile`);
-  for (const field of ["hostNetwork", "hostPID", "hostIPC"] as const) assert.ok(!pod[field], `${owner}: ${field}`);
-  assert.ok(!(pod.volumes ?? []).some((v) => v.hostPath), `${owner}: hostPath volume`);
-  for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
-    const where = `${owner} container ${c.name}`;
-    const sc = c.securityContext ?? {};
-    assert.equal(sc.allowPrivilegeEscalation, false, `${where}: allowPrivilegeEscalation`);
-    assert.equal(sc.readOnlyRootFilesystem, true, `${where}: readOnlyRootFilesystem`);
-    assert.ok(!sc.privileged, `${where}: privileged`);
-    assert.notEqual(sc.runAsUser, 0, `${where}: runAsUser 0`);
-    assert.deepEqual(sc.capabilities?.drop, ["ALL"], `${where}: capabilities.drop`);
-    assert.equal(sc.capabilities?.add, undefined, `${where}: capabilities.add`);
-    const tmp = c.volumeMounts?.find((m) => m.mountPath === "/tmp");
-    assert.ok(tmp && pod.volumes?.find((v) => v.name === tmp.name)?.emptyDir, `${where}: writable emptyDir at /tmp`);
-  }
-}
 
 function podSpecs(objects: KubeObject[]): [string, PodSpec][] {
   return objects
@@ -287,10 +235,7 @@ describe("helm chart", () => {
 
   test("the troupe.dev manifests in docs/shipping.md validate against the CRD schemas", () => {
     const validators = crdValidators();
-    const blocks = [...readFileSync(join(repoRoot, "docs", "shipping.md"), "utf8").matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
-    const resources = blocks
-      .flatMap((b) => parseAllDocuments(b).map((d) => d.toJS() as KubeObject | null))
-      .filter((o): o is KubeObject => o?.apiVersion?.startsWith("troupe.dev/") ?? false);
+    const resources = docsManifests();
     assert.ok(resources.some((o) => o.kind === "WorkerPool"), "docs/shipping.md shows a WorkerPool");
     for (const o of resources) {
       const validate = validators.get(`${o.apiVersion}/${o.kind}`);
