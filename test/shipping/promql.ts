@@ -9,6 +9,8 @@ export interface Query {
   /** where it comes from, for failure messages */
   source: string;
   expr: string;
+  /** the series a recording rule writes */
+  record?: string;
 }
 
 interface DashboardJson {
@@ -48,7 +50,7 @@ export function ruleQueries(): Query[] {
   const file = parse(readFileSync(join(chartDir, "rules", "troupe-rules.yaml"), "utf8")) as {
     groups: { rules: { record?: string; alert?: string; expr: string }[] }[];
   };
-  return file.groups.flatMap((g) => g.rules.map((r) => ({ source: `rule ${r.record ?? r.alert}`, expr: r.expr })));
+  return file.groups.flatMap((g) => g.rules.map((r) => ({ source: `rule ${r.record ?? r.alert}`, expr: r.expr, record: r.record })));
 }
 
 /** Metric names of the vector selectors in `expr`. */
