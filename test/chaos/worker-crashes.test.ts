@@ -1,0 +1,77 @@
+import { describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { RabbitmqBroker, RedisBroker, type Broker } from "troupe";
+import { account, awaitAll, killWhileBusy, records, WorkerCluster } from "../support/chaos.js";
+import { AMQP_URL, REDIS_URL, uniqueName } from "../support/env.js";
+import { RawAmqp } from "../support/rabbitmq.js";
+import { deleteNamespace, redisClient } from "../support/redis.js";
+import { until } from "../support/wait.js";
+
+const MESSAGES = 20_000;
+const PROCESSES = 3;
+
+/**
+ * Produce MESSAGES while a random worker process is SIGKILLed every couple of seconds and restarted by the
+ * supervisor; then every id must have run at least once, and the queue must drain (nothing stranded in flight).
+ */
+async function crashRun(t: TestContext, name: string, broker: Broker, cluster: WorkerCluster, queue: string): Promise<void> {
+  const started = Date.now();
+  await cluster.waitForProcesses(PROCESSES);
+  const messages = records(queue, "m", MESSAGES);
+  const ids = messages.map((m) => m.args[0] as string);
+  let done = false;
+  const killing = killWhileBusy(cluster, { processes: PROCESSES, everyMs: 1000, maxKills: 12, busy: () => !done });
+  try {
+    for (let i = 0; i < messages.length; i += 500) await broker.enqueueMany(messages.slice(i, i + 500));
+    const seen = await awaitAll(cluster, ids, 120_000);
+    assert.deepEqual(seen.lost.slice(0, 20), [], `${seen.lost.length} of ${MESSAGES} ids never ran`);
+  } finally {
+    done = true;
+  }
+  const kills = await killing;
+  await until(async () => {
+    const stats = await broker.queueStats(queue);
+    return stats.ready + stats.inFlight + stats.delayed === 0;
+  }, `${queue} to drain`, { timeout: 60_000, interval: 100 });
+  const final = account(ids, cluster.tally());
+  assert.deepEqual(final.lost, []);
+  assert.deepEqual(final.unexpected, []);
+  assert.ok(kills >= 3, `only ${kills} kills happened during the run`);
+  assert.ok(cluster.alive, "the supervisor survived its children's deaths");
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  t.diagnostic(`${name}: ${MESSAGES} messages, ${PROCESSES} processes, ${kills} kill -9, ${final.duplicates} duplicates, 0 lost, ${cluster.tally().pids.size} worker pids, ${seconds} s`);
+}
+
+describe("chaos: worker processes killed with SIGKILL under load", () => {
+  test("Redis: every message runs at least once", async (t) => {
+    const namespace = uniqueName("chaos");
+    const queue = uniqueName("crash");
+    const broker = new RedisBroker(REDIS_URL, { namespace });
+    // A short heartbeat timeout lets survivors recover a dead process's deliveries within seconds.
+    const cluster = new WorkerCluster({ broker: REDIS_URL, queue, processes: PROCESSES, threads: 4, env: { TROUPE_REDIS_NAMESPACE: namespace, TROUPE_REDIS_HEARTBEAT_TIMEOUT: "2000" } });
+    const client = redisClient(REDIS_URL);
+    try {
+      await crashRun(t, "Redis", broker, cluster, queue);
+    } finally {
+      await cluster.kill();
+      await broker.close();
+      await deleteNamespace(client, namespace);
+      client.disconnect();
+    }
+  });
+
+  test("RabbitMQ: every message runs at least once", async (t) => {
+    const queue = uniqueName("crash");
+    const broker = new RabbitmqBroker(AMQP_URL);
+    const cluster = new WorkerCluster({ broker: AMQP_URL, queue, processes: PROCESSES, threads: 4 });
+    const raw = await RawAmqp.open();
+    try {
+      await crashRun(t, "RabbitMQ", broker, cluster, queue);
+    } finally {
+      await cluster.kill();
+      await broker.close();
+      await raw.deleteQueues(queue);
+      await raw.close();
+    }
+  });
+});
