@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { MemoryBroker } from "../../brokers/memory.js";
 import { group, pipeline } from "../../composition.js";
 import { setBroker } from "../../global.js";
+import { setLogLevel } from "../../logging.js";
 import type { Message } from "../../message.js";
 import { GroupCallbacks } from "../../middleware/group-callbacks.js";
 import type { Middleware } from "../../middleware/middleware.js";
@@ -21,6 +22,8 @@ const QUEUE = "demo";
  */
 export async function runDemo(out: NodeJS.WriteStream = process.stdout): Promise<number> {
   const started = Date.now();
+  // The demo fails on purpose; its log lines would bury the progress display unless asked for.
+  if (!process.env.TROUPE_LOG_LEVEL) setLogLevel("critical");
   const broker = setBroker(new MemoryBroker());
   const results = setResultBackend(new MemoryResultBackend());
   if (!broker.middleware.some((m) => m instanceof Results)) broker.addMiddleware(new Results({ backend: results }));
@@ -32,7 +35,7 @@ export async function runDemo(out: NodeJS.WriteStream = process.stdout): Promise
   const actors = await import(ACTORS);
   const worker = new Worker(broker, { modules: [ACTORS], threads: 4, concurrency: 4 });
   await worker.start();
-  out.write(`Troupe demo: in-memory broker, 1 process x 4 threads x concurrency 4, queue "${QUEUE}"\n`);
+  out.write(`Troupe demo: in-memory broker, 1 process x 4 threads x concurrency 4, queue "${QUEUE}" (TROUPE_LOG_LEVEL=info shows the logs)\n`);
   progress.start();
 
   const sends: Promise<Message>[] = [];
