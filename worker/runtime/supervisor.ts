@@ -54,9 +54,10 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
       while (crashes.length && crashes[0]! < now - 60_000) crashes.shift();
       const delay = Math.min(30_000, 250 * 2 ** Math.min(crashes.length - 1, 7));
       log.error("worker process exited; restarting", { slot, code, signal, restartInMs: delay });
+      // Not unref'd: with every child dead this timer is all that keeps the primary alive until the restart.
       setTimeout(() => {
         if (!stopping) fork(slot);
-      }, delay).unref();
+      }, delay);
     });
   };
 

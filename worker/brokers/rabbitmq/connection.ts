@@ -52,7 +52,8 @@ function describe(err: unknown): string {
   const e = err as { message?: string; code?: string };
   if (e?.code === "ECONNREFUSED") return "connection refused (is RabbitMQ running and listening there?)";
   if (typeof e?.message === "string" && /ACCESS[-_]REFUSED|403/.test(e.message)) return `access refused: wrong user name or password, or no access to the vhost (${e.message})`;
-  if (typeof e?.message === "string" && /NOT_ALLOWED|530/.test(e.message)) return `vhost not allowed or missing (${e.message})`;
+  // RabbitMQ refuses connection.open for a vhost that is missing or not permitted; amqplib reports only the frame.
+  if (typeof e?.message === "string" && /NOT_ALLOWED|530|Expected ConnectionOpenOk/.test(e.message)) return `the vhost is missing or the user has no access to it (${e.message})`;
   return e?.message || e?.code || String(err);
 }
 

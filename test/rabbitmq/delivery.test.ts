@@ -1,0 +1,125 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Message, RabbitmqBroker, Worker, setBroker, type MessageProxy } from "troupe";
+import { AMQP_URL, fixture, uniqueName } from "../support/env.js";
+import { EventLog } from "../support/events.js";
+import { RawAmqp, managementUrl } from "../support/rabbitmq.js";
+import { until } from "../support/wait.js";
+
+const queue = uniqueName("rabbit_delivery");
+process.env.TROUPE_TEST_RABBIT_QUEUE = queue;
+const modules = [fixture("rabbitmq")];
+
+function tallyMessage(id: string, options: Record<string, number> = {}): Message {
+  return new Message({ queueName: queue, actorName: "tally", args: [id], options });
+}
+
+describe("RabbitMQ delivery", () => {
+  let raw: RawAmqp;
+
+  before(async () => {
+    raw = await RawAmqp.open();
+    await import(modules[0]!);
+  });
+
+  after(async () => {
+    await raw.deleteQueues(queue);
+    await raw.close();
+  });
+
+  test("priorities reorder ready messages when maxPriority is configured", async () => {
+    const broker = setBroker(new RabbitmqBroker(AMQP_URL, { maxPriority: 10 }));
+    const events = new EventLog();
+    await broker.enqueueMany(Array.from({ length: 10 }, (_, p) => tallyMessage(`p${p}`, { broker_priority: p })));
+    const worker = new Worker(broker, { modules, threads: 1, prefetch: 1 });
+    try {
+      await worker.start();
+      await events.count("tally", 10);
+      assert.deepEqual(
+        events.of("tally").map((e) => e.id),
+        Array.from({ length: 10 }, (_, i) => `p${9 - i}`),
+      );
+    } finally {
+      events.close();
+      await worker.stop(5000);
+      await broker.close();
+      await raw.deleteQueues(queue);
+    }
+  });
+
+  describe("one broker", () => {
+    let broker: RabbitmqBroker;
+
+    before(async () => {
+      broker = new RabbitmqBroker(AMQP_URL, { managementUrl: await managementUrl() });
+      await broker.connect();
+    });
+
+    after(async () => {
+      await broker.close();
+    });
+
+    test("a batch publish is confirmed as a whole and every message arrives", async () => {
+      const sent = await broker.enqueueMany(Array.from({ length: 500 }, (_, i) => tallyMessage(`b${i}`)));
+      assert.equal(sent.length, 500);
+      assert.equal((await broker.queueStats(queue)).ready, 500);
+      await broker.purge(queue);
+      assert.equal((await broker.queueStats(queue)).ready, 0);
+    });
+
+    test("a queue deleted at runtime is declared again on the next publish", async () => {
+      await broker.enqueue(tallyMessage("before"));
+      await raw.deleteQueues(queue);
+      await broker.enqueue(tallyMessage("after"));
+      const got = await raw.channel.get(queue, { noAck: true });
+      assert.ok(got, "the message reached the re-declared queue");
+      assert.equal(Message.decode(got.content).args[0], "after");
+    });
+
+    test("queue stats count ready, delayed, unacked and dead messages; purge empties them", async (t) => {
+      await broker.purge(queue);
+      await broker.enqueueMany([tallyMessage("s1"), tallyMessage("s2"), tallyMessage("s3")]);
+      await broker.enqueueMany([tallyMessage("d1"), tallyMessage("d2")], { delay: 60_000 });
+      let delivered: MessageProxy[] = [];
+      const consumer = broker.consume(queue, { prefetch: 2, onMessage: (proxy) => delivered.push(proxy) });
+      await consumer.start();
+      await until(() => delivered.length === 2, "two deliveries");
+      assert.deepEqual(await broker.queueStats(queue), { queue, ready: 1, delayed: 2, inFlight: 2, dead: 0 });
+
+      await consumer.nack(delivered[0]!);
+      await consumer.requeue([delivered[1]!]);
+      await until(() => delivered.length === 4, "the requeued delivery and the next one");
+      delivered = delivered.slice(2);
+      await until(async () => (await broker.queueStats(queue)).dead === 1, "the nacked message in q.XQ");
+
+      if (!(await managementUrl())) {
+        t.diagnostic("management API unavailable: unacked counts of other processes not checked");
+      } else {
+        // A second broker has no consumers of its own: its unacked count can only come from the management API.
+        const observer = new RabbitmqBroker(AMQP_URL, { managementUrl: await managementUrl() });
+        try {
+          await until(async () => (await observer.queueStats(queue)).inFlight === 2, "the management API reporting two unacked", { timeout: 15_000, interval: 250 });
+          assert.ok((await observer.listQueues()).includes(queue), "listQueues names the queue");
+        } finally {
+          await observer.close();
+        }
+      }
+      for (const proxy of delivered) await consumer.ack(proxy);
+      await consumer.close();
+      await broker.purge(queue);
+      const stats = await broker.queueStats(queue);
+      assert.deepEqual({ ready: stats.ready, delayed: stats.delayed, dead: stats.dead }, { ready: 0, delayed: 0, dead: 0 });
+    });
+
+    test("without the management API, listQueues names the queues this broker declared", async () => {
+      const plain = new RabbitmqBroker(AMQP_URL);
+      try {
+        await plain.enqueue(tallyMessage("listed"));
+        assert.deepEqual(await plain.listQueues(), [queue]);
+      } finally {
+        await plain.purge(queue);
+        await plain.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,142 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Message, RabbitmqBroker, Worker, setBroker } from "troupe";
+import { AMQP_URL, cliPath, fixture, uniqueName } from "../support/env.js";
+import { EventLog } from "../support/events.js";
+import { RawAmqp, closeConnectionsOf } from "../support/rabbitmq.js";
+import { until } from "../support/wait.js";
+
+const queue = uniqueName("rabbit_recovery");
+process.env.TROUPE_TEST_RABBIT_QUEUE = queue;
+const modules = [fixture("rabbitmq")];
+
+function slowTallies(prefix: string, count: number, ms: number): Message[] {
+  return Array.from({ length: count }, (_, i) => new Message({ queueName: queue, actorName: "slow_tally", args: [`${prefix}${i}`, ms] }));
+}
+
+/** Every id must have run at least once; duplicates are allowed (at-least-once) and reported. */
+function assertAllRan(ids: string[], seen: string[]): number {
+  const seenSet = new Set(seen);
+  const missing = ids.filter((id) => !seenSet.has(id));
+  assert.deepEqual(missing, [], `${missing.length} ids never ran`);
+  return seen.length - seenSet.size;
+}
+
+async function assertDrained(broker: RabbitmqBroker): Promise<void> {
+  await until(async () => {
+    const stats = await broker.queueStats(queue);
+    return stats.ready + stats.delayed + stats.dead === 0;
+  }, "the queues to drain");
+}
+
+describe("RabbitMQ recovery", () => {
+  let broker: RabbitmqBroker;
+  let raw: RawAmqp;
+  let dir: string;
+
+  before(async () => {
+    broker = new RabbitmqBroker(AMQP_URL);
+    setBroker(broker);
+    await broker.connect();
+    raw = await RawAmqp.open();
+    dir = await mkdtemp(join(tmpdir(), "troupe-rabbit-"));
+  });
+
+  after(async () => {
+    await broker.close();
+    await raw.deleteQueues(queue);
+    await raw.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("kill -9 of a worker process with unacked messages: they are redelivered and run, none lost", async (t) => {
+    const tallyFile = join(dir, "tally.txt");
+    const messages = slowTallies("k", 300, 20);
+    await broker.enqueueMany(messages);
+    const child = spawn(process.execPath, [cliPath, "worker", modules[0]!, "--broker", AMQP_URL, "--processes", "1", "--threads", "4"], {
+      env: { ...process.env, TROUPE_TEST_TALLY_FILE: tallyFile, TROUPE_LOG_LEVEL: "critical" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk) => (stderr += chunk));
+    const exited = once(child, "exit");
+    const lines = async () => (await readFile(tallyFile, "utf8").catch(() => "")).split("\n").filter(Boolean);
+    try {
+      const early = await until(async () => {
+        const seen = await lines();
+        return seen.length >= 40 ? seen : undefined;
+      }, "the worker process to run 40 messages", { timeout: 30_000, interval: 20 });
+      const victim = Number(early.at(-1)!.split(" ")[1]);
+      process.kill(victim, "SIGKILL");
+      const all = await until(async () => {
+        const seen = await lines();
+        return new Set(seen.map((l) => l.split(" ")[0])).size >= messages.length ? seen : undefined;
+      }, "every message to run after the kill", { timeout: 60_000, interval: 50 });
+      const pids = new Set(all.map((l) => l.split(" ")[1]));
+      assert.ok(pids.size >= 2, "a restarted process finished the work");
+      const duplicates = assertAllRan(messages.map((m) => m.args[0] as string), all.map((l) => l.split(" ")[0]!));
+      t.diagnostic(`300 messages, 1 kill -9, ${duplicates} duplicates, 0 lost`);
+      await assertDrained(broker);
+    } finally {
+      child.kill("SIGTERM");
+      let timer: NodeJS.Timeout | undefined;
+      const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 10_000)))]);
+      clearTimeout(timer);
+      if (!stopped) {
+        // Shutdown is the CLI's business, not this test's: report it and clean up.
+        t.diagnostic("the worker CLI did not exit within 10 s of SIGTERM; killing it");
+        for (const pid of new Set((await lines()).map((l) => Number(l.split(" ")[1])))) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
+        child.kill("SIGKILL");
+        await exited;
+      }
+    }
+    assert.doesNotMatch(stderr, /guest:guest/, "the CLI never prints the password");
+  });
+
+  describe("an in-process worker", () => {
+    let worker: Worker;
+    let events: EventLog;
+
+    before(async () => {
+      await import(modules[0]!);
+      worker = new Worker(broker, { modules, threads: 4 });
+      await worker.start();
+      events = new EventLog();
+    });
+
+    after(async () => {
+      events.close();
+      await worker.stop(5000);
+    });
+
+    test("force-closed connections mid-run: the worker and the publisher recover; nothing is lost", async (t) => {
+      const first = slowTallies("c", 400, 5);
+      await broker.enqueueMany(first);
+      await events.count("tally", 50);
+      const closed = await closeConnectionsOf(process.pid);
+      assert.ok(closed >= 2, `closed ${closed} connections (publisher and consumer)`);
+      // Published while the connections are down or coming back: confirmed once they are back, never dropped.
+      const second = slowTallies("r", 100, 5);
+      await broker.enqueueMany(second);
+      const ids = [...first, ...second].map((m) => m.args[0] as string);
+      await events.waitFor((e) => new Set(e.filter((x) => x.kind === "tally").map((x) => x.id)).size >= ids.length, "every message to run", 60_000);
+      const duplicates = assertAllRan(
+        ids,
+        events.of("tally").map((e) => e.id as string),
+      );
+      t.diagnostic(`500 messages, connections closed once, ${duplicates} duplicates, 0 lost`);
+      await assertDrained(broker);
+    });
+  });
+});

@@ -1,0 +1,91 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { connect, type Channel, type ChannelModel } from "amqplib";
+import { AMQP_URL } from "./env.js";
+import { until } from "./wait.js";
+
+const exec = promisify(execFile);
+
+export const MANAGEMENT_URL = process.env.TEST_RABBITMQ_MANAGEMENT_URL ?? "http://guest:guest@127.0.0.1:15672";
+
+/** A plain amqplib connection for a test to look at queues the way any client (or Dramatiq) would. */
+export class RawAmqp {
+  private constructor(
+    readonly connection: ChannelModel,
+    readonly channel: Channel,
+  ) {}
+
+  static async open(url = AMQP_URL): Promise<RawAmqp> {
+    const connection = await connect(url);
+    connection.on("error", () => undefined);
+    const channel = await connection.createChannel();
+    channel.on("error", () => undefined);
+    return new RawAmqp(connection, channel);
+  }
+
+  /** A fresh channel, for operations that may close theirs (a mismatching declare, a passive check). */
+  async scratch(): Promise<Channel> {
+    const channel = await this.connection.createChannel();
+    channel.on("error", () => undefined);
+    return channel;
+  }
+
+  /** Delete the server queues of canonical queues: `q`, `q.DQ` and `q.XQ`. */
+  async deleteQueues(...queues: string[]): Promise<void> {
+    for (const queue of queues) for (const name of [queue, `${queue}.DQ`, `${queue}.XQ`]) await this.channel.deleteQueue(name);
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close().catch(() => undefined);
+  }
+}
+
+export async function rabbitmqctl(...args: string[]): Promise<string> {
+  const { stdout } = await exec("rabbitmqctl", ["-q", ...args], { timeout: 60_000 });
+  return stdout;
+}
+
+/** `rabbitmqctl list_queues name durable auto_delete arguments` lines of the named server queues, sorted. */
+export async function listQueueLines(names: string[]): Promise<string[]> {
+  const out = await rabbitmqctl("list_queues", "--no-table-headers", "name", "durable", "auto_delete", "arguments");
+  const wanted = new Set(names);
+  return out.split("\n").filter((line) => wanted.has(line.split("\t")[0]!)).sort();
+}
+
+/**
+ * Force-close the broker connections a process opened (Troupe names them "troupe <role> pid <pid>"), as a network
+ * failure or a broker-side kill would; other connections on the shared server are left alone.
+ */
+export async function closeConnectionsOf(pid: number): Promise<number> {
+  const out = await rabbitmqctl("list_connections", "--no-table-headers", "pid", "client_properties");
+  const victims = out
+    .split("\n")
+    .filter((line) => line.includes(`pid ${pid}"`))
+    .map((line) => line.split("\t")[0]!);
+  for (const victim of victims) await rabbitmqctl("close_connection", victim, "closed by a Troupe test");
+  return victims.length;
+}
+
+/** The management API URL when the plugin answers here, enabling it once if `rabbitmq-plugins` can. */
+export async function managementUrl(): Promise<string | undefined> {
+  const answers = async () => {
+    try {
+      const base = new URL(MANAGEMENT_URL);
+      const auth = Buffer.from(`${base.username}:${base.password}`).toString("base64");
+      base.username = "";
+      base.password = "";
+      const response = await fetch(new URL("/api/overview", base), { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(2000) });
+      return response.ok;
+    } catch {
+      return false;
+    }
+  };
+  if (await answers()) return MANAGEMENT_URL;
+  try {
+    await exec("rabbitmq-plugins", ["enable", "rabbitmq_management"], { timeout: 60_000 });
+    await until(answers, "the RabbitMQ management API", { timeout: 30_000, interval: 250 });
+    return MANAGEMENT_URL;
+  } catch {
+    return undefined;
+  }
+}
