@@ -6,6 +6,7 @@ import { getLogger, messageFields, redactUrl } from "../logging.js";
 import { Message } from "../message.js";
 import type { MessageProxy } from "../proxy.js";
 import type { ResultBackendOptions } from "../results/backend.js";
+import { RedisRateLimiterBackend } from "../rate-limits/redis.js";
 import { RedisResultBackend } from "../results/redis.js";
 import { dqName, qName, xqName } from "../queues.js";
 import { connectRedis, createRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "./redis/connection.js";
@@ -91,6 +92,11 @@ export class RedisBroker extends Broker {
   /** A results backend on this broker's Redis (Dramatiq's usual setup: results beside the queues). */
   createResultBackend(options: ResultBackendOptions = {}): RedisResultBackend {
     return new RedisResultBackend({ ...options, ...this.connection });
+  }
+
+  /** A rate-limiter backend on this broker's Redis, so limits, barriers and group callbacks span every process. */
+  createRateLimiterBackend(): RedisRateLimiterBackend {
+    return new RedisRateLimiterBackend(this.connection);
   }
 
   private onReady(): void {

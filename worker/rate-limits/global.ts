@@ -1,8 +1,10 @@
 import { TroupeError } from "../errors.js";
+import { getBroker, hasBroker } from "../global.js";
 import { redactUrl } from "../logging.js";
 import { inWorkerThread, registerMainHandler } from "../runtime/rpc.js";
 import type { RateLimiterBackend } from "./backend.js";
 import { MemoryRateLimiterBackend } from "./memory.js";
+import { RedisRateLimiterBackend } from "./redis.js";
 import { RATE_LIMITER_RPC, ThreadRateLimiterBackend, type RateLimiterOp } from "./thread.js";
 
 let current: RateLimiterBackend | undefined;
@@ -11,22 +13,21 @@ let current: RateLimiterBackend | undefined;
 export function createRateLimiterBackend(url: string): RateLimiterBackend {
   const scheme = url.split(":", 1)[0]?.toLowerCase();
   if (scheme === "memory") return new MemoryRateLimiterBackend();
+  if (scheme === "redis" || scheme === "rediss") return new RedisRateLimiterBackend({ url });
   throw new TroupeError(`unsupported rate limiter URL ${redactUrl(url)}: use memory://, redis:// or rediss://`);
 }
 
 /**
  * The default backend: inside a worker thread the main thread's (over RPC); elsewhere TROUPE_RATE_LIMITER_URL,
- * else the broker's URL when it is Redis (limits shared by every process on that Redis), else in-memory.
+ * else the global broker's own Redis when it is a Redis broker (limits shared by every process on it), else
+ * in-memory (this process only).
  */
 function defaultBackend(): RateLimiterBackend {
   if (inWorkerThread()) return new ThreadRateLimiterBackend();
-  const url = process.env.TROUPE_RATE_LIMITER_URL || redisBrokerUrl();
-  return url ? createRateLimiterBackend(url) : new MemoryRateLimiterBackend();
-}
-
-function redisBrokerUrl(): string | undefined {
-  const url = process.env.TROUPE_BROKER_URL;
-  return url && /^rediss?:/i.test(url) ? url : undefined;
+  const url = process.env.TROUPE_RATE_LIMITER_URL;
+  if (url) return createRateLimiterBackend(url);
+  const broker = hasBroker() ? (getBroker() as { createRateLimiterBackend?: () => RateLimiterBackend }) : undefined;
+  return broker?.createRateLimiterBackend?.() ?? new MemoryRateLimiterBackend();
 }
 
 export function getRateLimiterBackend(): RateLimiterBackend {
