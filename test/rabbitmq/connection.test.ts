@@ -2,14 +2,12 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { connect as netConnect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer, type Server } from "node:tls";
 import { promisify } from "node:util";
 import { ConnectionFailed, Message, RabbitmqBroker, setLogSink } from "troupe";
 import { uniqueName } from "../support/env.js";
-import { RawAmqp, rabbitmqctl } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, rabbitmqctl } from "../support/rabbitmq.js";
 
 const exec = promisify(execFile);
 
@@ -86,8 +84,7 @@ describe("RabbitMQ connections", () => {
 
   describe("TLS (amqps://)", () => {
     let dir: string;
-    let proxy: Server;
-    let port: number;
+    let relay: BrokerRelay;
     let ca: Buffer;
 
     // A TLS terminator in front of the plain listener: RabbitMQ's own TLS listener is not configured here.
@@ -96,27 +93,17 @@ describe("RabbitMQ connections", () => {
       const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
       await exec("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"]);
       ca = await readFile(cert);
-      proxy = createServer({ key: await readFile(key), cert: ca }, (tlsSocket) => {
-        const upstream = netConnect({ host: "127.0.0.1", port: 5672 });
-        tlsSocket.pipe(upstream).pipe(tlsSocket);
-        const end = () => {
-          tlsSocket.destroy();
-          upstream.destroy();
-        };
-        tlsSocket.on("error", end).on("close", end);
-        upstream.on("error", end).on("close", end);
-      });
-      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-      port = (proxy.address() as AddressInfo).port;
+      relay = new BrokerRelay({ key: await readFile(key), cert: ca });
+      await relay.start();
     });
 
     after(async () => {
-      await new Promise((resolve) => proxy.close(resolve));
+      await relay.stop();
       await rm(dir, { recursive: true, force: true });
     });
 
     test("connects over TLS with the CA given in socketOptions", async () => {
-      const url = `amqps://guest:guest@localhost:${port}/`;
+      const url = `amqps://guest:guest@localhost:${relay.port}/`;
       const broker = new RabbitmqBroker(url, { socketOptions: { ca: [ca] } });
       try {
         await roundTrip(broker, "amqp://guest:guest@127.0.0.1:5672/");
@@ -126,7 +113,7 @@ describe("RabbitMQ connections", () => {
     });
 
     test("an untrusted certificate is a clear start-up error", async () => {
-      const broker = new RabbitmqBroker(`amqps://guest:guest@localhost:${port}/`);
+      const broker = new RabbitmqBroker(`amqps://guest:guest@localhost:${relay.port}/`);
       await assert.rejects(broker.connect(), /cannot connect to RabbitMQ at amqps:\/\/guest:\*\*\*@localhost:\d+\/: .*certificate/i);
       await broker.close();
     });

@@ -5,10 +5,10 @@ import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Message, RabbitmqBroker, Worker, setBroker } from "troupe";
+import { ConnectionClosed, Message, RabbitmqBroker, Worker, setBroker } from "troupe";
 import { AMQP_URL, cliPath, fixture, uniqueName } from "../support/env.js";
 import { EventLog } from "../support/events.js";
-import { RawAmqp, closeConnectionsOf } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, closeConnectionsOf } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_recovery");
@@ -102,6 +102,30 @@ describe("RabbitMQ recovery", () => {
       }
     }
     assert.doesNotMatch(stderr, /guest:guest/, "the CLI never prints the password");
+  });
+
+  test("a publish during an outage is confirmed once the broker is back, or rejected after publishTimeout", async () => {
+    const relay = new BrokerRelay();
+    await relay.start();
+    const url = `amqp://guest:guest@127.0.0.1:${relay.port}/`;
+    const impatient = new RabbitmqBroker(url, { publishTimeout: 300, maxReconnectDelay: 100 });
+    const patient = new RabbitmqBroker(url, { maxReconnectDelay: 100 });
+    const tally = (id: string) => new Message({ queueName: queue, actorName: "tally", args: [id] });
+    try {
+      await Promise.all([impatient.connect(), patient.connect()]);
+      await patient.enqueue(tally("before"));
+      await relay.stop();
+      await assert.rejects(impatient.enqueue(tally("refused")), (err: Error) => err instanceof ConnectionClosed && /could not publish/.test(err.message));
+      const waiting = patient.enqueue(tally("during"));
+      await relay.start();
+      await waiting;
+      const bodies: string[] = [];
+      for (let got = await raw.channel.get(queue, { noAck: true }); got; got = await raw.channel.get(queue, { noAck: true })) bodies.push(Message.decode(got.content).args[0] as string);
+      assert.deepEqual(bodies, ["before", "during"]);
+    } finally {
+      await Promise.all([impatient.close(), patient.close()]);
+      await relay.stop();
+    }
   });
 
   describe("an in-process worker", () => {

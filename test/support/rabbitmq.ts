@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { createServer as createTcpServer, connect as netConnect, type AddressInfo, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import { promisify } from "node:util";
 import { connect, type Channel, type ChannelModel } from "amqplib";
 import { AMQP_URL } from "./env.js";
@@ -87,5 +89,45 @@ export async function managementUrl(): Promise<string | undefined> {
     return MANAGEMENT_URL;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * A TCP (or TLS-terminating) relay to the test RabbitMQ on loopback. Stopping it cuts every connection through it
+ * and refuses new ones, which is how a test takes "the broker" away from one client without touching the shared
+ * server; starting it again on the same port brings it back.
+ */
+export class BrokerRelay {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(private readonly tls?: TlsOptions) {}
+
+  async start(): Promise<void> {
+    const relay = (client: Socket) => {
+      const upstream = netConnect({ host: "127.0.0.1", port: 5672 });
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on("error", () => socket.destroy());
+        socket.on("close", () => {
+          this.sockets.delete(socket);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    };
+    this.server = this.tls ? createTlsServer(this.tls, relay) : createTcpServer(relay);
+    const server = this.server;
+    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
+    this.port = (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    if (server) await new Promise((resolve) => server.close(resolve));
   }
 }

@@ -89,9 +89,7 @@ export class RabbitmqBroker extends Broker {
   }
 
   protected override async publishMany(messages: Message[]): Promise<Message[]> {
-    const publications = messages.map(toPublication);
-    await Promise.all([...new Set(messages.map((m) => qName(m.queueName)))].map((q) => this.topology.ensure(q)));
-    await this.publisher.publishAll(publications);
+    await this.publisher.publishAll(messages.map(toPublication));
     return messages;
   }
 

@@ -63,19 +63,24 @@ function describe(err: unknown): string {
  */
 export class LazyChannel<C extends Channel> {
   private current: Promise<C> | undefined;
+  /** The channel once open and until it closes, for callers on a hot path that should not await. */
+  open: C | undefined;
 
   constructor(
-    private readonly open: () => Promise<C>,
+    private readonly create: () => Promise<C>,
     private readonly role: string,
   ) {}
 
   get(): Promise<C> {
     if (!this.current) {
-      const opening = this.open().then((channel) => {
+      const opening = this.create().then((channel) => {
         channel.on("error", (err: Error) => log.debug("RabbitMQ channel error", { role: this.role, error: err.message }));
         channel.on("close", () => {
-          if (this.current === opening) this.current = undefined;
+          if (this.current !== opening) return;
+          this.current = undefined;
+          this.open = undefined;
         });
+        if (this.current === opening) this.open = channel;
         return channel;
       });
       opening.catch(() => {
@@ -89,6 +94,7 @@ export class LazyChannel<C extends Channel> {
   async close(): Promise<void> {
     const current = this.current;
     this.current = undefined;
+    this.open = undefined;
     if (current) await (await current.catch(() => undefined))?.close().catch(() => undefined);
   }
 }

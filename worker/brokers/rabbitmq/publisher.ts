@@ -30,8 +30,6 @@ interface RawConfirmChannel {
   pushConfirmCallback(cb: (err: unknown) => void): void;
 }
 
-class ChannelClosedError extends Error {}
-
 /**
  * Publishes with publisher confirms: a publish resolves only once RabbitMQ confirmed it. A publish cut off by a
  * lost channel or connection is sent again (at-least-once) until `timeout` ms have passed, then rejected; a
@@ -59,35 +57,22 @@ export class Publisher {
         await this.attempt(publication, deadline);
         return;
       } catch (err) {
-        if (!(err instanceof ChannelClosedError) && !(err instanceof UnroutableError)) throw err;
+        if (!(err instanceof ConnectionClosed) && !(err instanceof UnroutableError)) throw err;
+        // A queue deleted while we used it is declared again, as Dramatiq 2.2 does.
+        if (err instanceof UnroutableError) this.topology.forget(publication.routingKey);
         if (Date.now() >= deadline) {
           throw new ConnectionClosed(`could not publish to ${publication.routingKey} within ${this.timeout} ms: ${err.message}`, { cause: err });
         }
         log.warn("publish not confirmed; publishing again", { queue: publication.routingKey, attempt, reason: err.message });
         await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 10 * 2 ** attempt)));
-        if (err instanceof UnroutableError) {
-          // The queue was deleted while we used it: declare it again, as Dramatiq 2.2 does.
-          this.topology.forget(publication.routingKey);
-          await this.topology.ensure(publication.routingKey);
-        }
       }
     }
   }
 
   private async attempt(publication: Publication, deadline: number): Promise<void> {
-    let channel: ConfirmChannel;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // While the connection is down amqplib holds channel requests until it is back; we wait no longer than the deadline.
-      const expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("RabbitMQ is unreachable")), Math.max(0, deadline - Date.now()));
-      });
-      channel = await Promise.race([this.channel.get(), expired]);
-    } catch (err) {
-      throw new ChannelClosedError(`no channel: ${(err as Error).message}`);
-    } finally {
-      clearTimeout(timer);
-    }
+    // While the connection is down amqplib holds channel requests until it is back; we wait no longer than the deadline.
+    if (!this.topology.isDeclared(publication.routingKey)) await beforeDeadline(this.topology.ensure(publication.routingKey), deadline);
+    const channel = this.channel.open ?? (await beforeDeadline(this.channel.get(), deadline));
     if (this.drained) await this.drained;
     const entry: InFlight = { publication, returned: false };
     const pending = this.track(channel);
@@ -101,14 +86,14 @@ export class Publisher {
         writable = raw.sendMessage(fields, properties, publication.body);
       } catch (err) {
         pending.delete(entry);
-        reject(/closed/i.test((err as Error).message) ? new ChannelClosedError((err as Error).message) : err);
+        reject(/closed/i.test((err as Error).message) ? new ConnectionClosed((err as Error).message) : err);
         return;
       }
       raw.pushConfirmCallback((err) => {
         pending.delete(entry);
         if (entry.returned) reject(new UnroutableError(`queue ${publication.routingKey} does not exist (message returned as unroutable)`));
         else if (err === null || err === undefined) resolve();
-        else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ChannelClosedError(String((err as Error).message ?? err)));
+        else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ConnectionClosed(String((err as Error).message ?? err)));
         else reject(new BrokerError(`RabbitMQ refused the message for ${publication.routingKey} (basic.nack)`));
       });
       if (!writable && !this.drained) {
@@ -147,3 +132,19 @@ export class Publisher {
 }
 
 class UnroutableError extends Error {}
+
+/** `promise`, or a ConnectionClosed once `deadline` passes or when it fails because the connection is gone. */
+async function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ConnectionClosed("RabbitMQ is unreachable")), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } catch (err) {
+    if (err instanceof BrokerError) throw err;
+    throw new ConnectionClosed(`connection lost: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

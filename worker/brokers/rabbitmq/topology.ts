@@ -1,5 +1,5 @@
 import type { Channel } from "amqplib";
-import { BrokerError, TroupeError } from "../../errors.js";
+import { BrokerError, ConnectionClosed, TroupeError } from "../../errors.js";
 import { dqName, qName, xqName } from "../../queues.js";
 
 /** Dramatiq's default `x-message-ttl` of `q.XQ`: dead letters are kept for 7 days. */
@@ -56,6 +56,8 @@ export function queueDeclarations(queue: string, options: TopologyOptions): Queu
 /** Declares each canonical queue's server queues once per broker; `forget` makes the next use declare again. */
 export class Topology {
   private readonly declared = new Map<string, Promise<void>>();
+  /** Canonical queues whose declaration completed, so that publishing needs no await per message. */
+  private readonly ready = new Set<string>();
 
   constructor(
     readonly options: TopologyOptions,
@@ -66,16 +68,25 @@ export class Topology {
     const canonical = qName(queue);
     let declaring = this.declared.get(canonical);
     if (!declaring) {
-      declaring = this.declare(canonical);
-      this.declared.set(canonical, declaring);
-      declaring.catch(() => this.declared.delete(canonical));
+      const attempt = this.declare(canonical);
+      declaring = attempt;
+      this.declared.set(canonical, attempt);
+      attempt.then(
+        () => this.declared.get(canonical) === attempt && this.ready.add(canonical),
+        () => this.declared.get(canonical) === attempt && this.declared.delete(canonical),
+      );
     }
     return declaring;
+  }
+
+  isDeclared(queue: string): boolean {
+    return this.ready.has(qName(queue));
   }
 
   /** Called when a queue turned out missing (deleted at runtime): the next use declares it again. */
   forget(queue: string): void {
     this.declared.delete(qName(queue));
+    this.ready.delete(qName(queue));
   }
 
   private async declare(canonical: string): Promise<void> {
@@ -84,13 +95,13 @@ export class Topology {
       try {
         await channel.assertQueue(name, { durable: true, exclusive: false, autoDelete: false, arguments: args });
       } catch (err) {
-        const mismatch = (err as { code?: number }).code === 406;
-        throw new BrokerError(
-          mismatch
-            ? `RabbitMQ refused to declare queue ${name}: it exists with other arguments (${(err as Error).message}); every producer and worker of a queue must agree on maxPriority and the dead message TTL`
-            : `could not declare queue ${name}: ${(err as Error).message}`,
-          { cause: err },
-        );
+        if ((err as { code?: number }).code === 406) {
+          throw new BrokerError(
+            `RabbitMQ refused to declare queue ${name}: it exists with other arguments (${(err as Error).message}); every producer and worker of a queue must agree on maxPriority and the dead message TTL`,
+            { cause: err },
+          );
+        }
+        throw new ConnectionClosed(`could not declare queue ${name}: ${(err as Error).message}`, { cause: err });
       }
     }
   }
