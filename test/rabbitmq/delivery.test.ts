@@ -1,14 +1,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Message, RabbitmqBroker, Worker, setBroker, type MessageProxy } from "troupe";
-import { AMQP_URL, fixture, uniqueName } from "../support/env.js";
-import { EventLog } from "../support/events.js";
-import { RawAmqp, managementUrl } from "../support/rabbitmq.js";
+import { Message, RabbitmqBroker, type MessageProxy } from "troupe";
+import { AMQP_URL, uniqueName } from "../support/env.js";
+import { RawAmqp, globalRabbitmqBroker, managementUrl, startFixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_delivery");
 process.env.TROUPE_TEST_RABBIT_QUEUE = queue;
-const modules = [fixture("rabbitmq")];
 
 function tallyMessage(id: string, options: Record<string, number> = {}): Message {
   return new Message({ queueName: queue, actorName: "tally", args: [id], options });
@@ -19,7 +17,6 @@ describe("RabbitMQ delivery", () => {
 
   before(async () => {
     raw = await RawAmqp.open();
-    await import(modules[0]!);
   });
 
   after(async () => {
@@ -28,20 +25,17 @@ describe("RabbitMQ delivery", () => {
   });
 
   test("priorities reorder ready messages when maxPriority is configured", async () => {
-    const broker = setBroker(new RabbitmqBroker(AMQP_URL, { maxPriority: 10 }));
-    const events = new EventLog();
+    const broker = await globalRabbitmqBroker({ maxPriority: 10 });
     await broker.enqueueMany(Array.from({ length: 10 }, (_, p) => tallyMessage(`p${p}`, { broker_priority: p })));
-    const worker = new Worker(broker, { modules, threads: 1, prefetch: 1 });
+    const { events, stop } = await startFixtureWorker(broker, { threads: 1, prefetch: 1 });
     try {
-      await worker.start();
       await events.count("tally", 10);
       assert.deepEqual(
         events.of("tally").map((e) => e.id),
         Array.from({ length: 10 }, (_, i) => `p${9 - i}`),
       );
     } finally {
-      events.close();
-      await worker.stop(5000);
+      await stop();
       await broker.close();
       await raw.deleteQueues(queue);
     }

@@ -2,10 +2,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BrokerError, Message, RabbitmqBroker, Worker, setBroker } from "troupe";
+import { BrokerError, Message, RabbitmqBroker } from "troupe";
 import { AMQP_URL, fixture, goldenDir, uniqueName } from "../support/env.js";
-import { EventLog } from "../support/events.js";
-import { RawAmqp, listQueueLines } from "../support/rabbitmq.js";
+import { RawAmqp, globalRabbitmqBroker, listQueueLines, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_interop");
@@ -36,9 +35,7 @@ describe("RabbitMQ wire compatibility with Dramatiq", () => {
   let raw: RawAmqp;
 
   before(async () => {
-    broker = new RabbitmqBroker(AMQP_URL);
-    setBroker(broker);
-    await broker.connect();
+    broker = await globalRabbitmqBroker();
     raw = await RawAmqp.open();
   });
 
@@ -106,28 +103,18 @@ describe("RabbitMQ wire compatibility with Dramatiq", () => {
   });
 
   describe("a Troupe worker on messages Dramatiq wrote", () => {
-    let worker: Worker;
-    let events: EventLog;
+    let running: FixtureWorker;
+    before(async () => (running = await startFixtureWorker(broker, { threads: 2 })));
 
-    before(async () => {
-      await import(modules[0]!);
-      worker = new Worker(broker, { modules, threads: 2 });
-      await worker.start();
-      events = new EventLog();
-    });
-
-    after(async () => {
-      events.close();
-      await worker.stop(5000);
-    });
+    after(() => running.stop());
 
     test("runs an immediate message and a delayed one no earlier than its eta", async () => {
       const eta = Date.now() + 1500;
       await raw.channel.sendToQueue(`${queue}.DQ`, Buffer.from(goldenBody(`${GOLDEN_QUEUE}.DQ`, { eta })), { deliveryMode: 2 });
       await raw.channel.sendToQueue(queue, Buffer.from(goldenBody(GOLDEN_QUEUE)), { deliveryMode: 2 });
-      await events.waitFor((e) => e.some((x) => x.kind === "radd" && x.a === 1 && x.b === 2), "radd(1, 2)");
-      await events.waitFor((e) => e.some((x) => x.kind === "radd" && x.a === 3), "radd(3, 4)");
-      const delayedRun = events.of("radd").find((x) => x.a === 3)!;
+      await running.events.waitFor((e) => e.some((x) => x.kind === "radd" && x.a === 1 && x.b === 2), "radd(1, 2)");
+      await running.events.waitFor((e) => e.some((x) => x.kind === "radd" && x.a === 3), "radd(3, 4)");
+      const delayedRun = running.events.of("radd").find((x) => x.a === 3)!;
       assert.ok((delayedRun.at as number) >= eta, `ran ${eta - (delayedRun.at as number)} ms before its eta`);
       await until(async () => {
         const stats = await broker.queueStats(queue);
@@ -141,9 +128,9 @@ describe("RabbitMQ wire compatibility with Dramatiq", () => {
       await raw.channel.sendToQueue(queue, Buffer.from([0xff, 0xfe]), { deliveryMode: 2 });
       const { fail } = await import(modules[0]!);
       await fail.send("f1");
-      await events.waitFor((e) => e.some((x) => x.kind === "fail" && x.id === "f1"), "fail(f1)");
+      await running.events.waitFor((e) => e.some((x) => x.kind === "fail" && x.id === "f1"), "fail(f1)");
       await until(async () => (await broker.queueStats(queue)).dead === deadBefore + 3, "three dead letters");
-      assert.equal(worker.stats.undecodable, 2);
+      assert.equal(running.worker.stats.undecodable, 2);
       const letters = await broker.deadLetters(queue);
       const raws = letters.map((l) => l.raw);
       assert.ok(raws.includes("{not json"), `dead letters: ${raws}`);

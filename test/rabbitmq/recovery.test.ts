@@ -5,10 +5,9 @@ import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConnectionClosed, Message, RabbitmqBroker, Worker, setBroker } from "troupe";
+import { ConnectionClosed, Message, RabbitmqBroker } from "troupe";
 import { AMQP_URL, cliPath, fixture, uniqueName } from "../support/env.js";
-import { EventLog } from "../support/events.js";
-import { BrokerRelay, RawAmqp, closeConnectionsOf } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, closeConnectionsOf, globalRabbitmqBroker, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_recovery");
@@ -40,9 +39,7 @@ describe("RabbitMQ recovery", () => {
   let dir: string;
 
   before(async () => {
-    broker = new RabbitmqBroker(AMQP_URL);
-    setBroker(broker);
-    await broker.connect();
+    broker = await globalRabbitmqBroker();
     raw = await RawAmqp.open();
     dir = await mkdtemp(join(tmpdir(), "troupe-rabbit-"));
   });
@@ -129,35 +126,25 @@ describe("RabbitMQ recovery", () => {
   });
 
   describe("an in-process worker", () => {
-    let worker: Worker;
-    let events: EventLog;
+    let running: FixtureWorker;
+    before(async () => (running = await startFixtureWorker(broker, { threads: 4 })));
 
-    before(async () => {
-      await import(modules[0]!);
-      worker = new Worker(broker, { modules, threads: 4 });
-      await worker.start();
-      events = new EventLog();
-    });
-
-    after(async () => {
-      events.close();
-      await worker.stop(5000);
-    });
+    after(() => running.stop());
 
     test("force-closed connections mid-run: the worker and the publisher recover; nothing is lost", async (t) => {
       const first = slowTallies("c", 400, 5);
       await broker.enqueueMany(first);
-      await events.count("tally", 50);
+      await running.events.count("tally", 50);
       const closed = await closeConnectionsOf(process.pid);
       assert.ok(closed >= 2, `closed ${closed} connections (publisher and consumer)`);
       // Published while the connections are down or coming back: confirmed once they are back, never dropped.
       const second = slowTallies("r", 100, 5);
       await broker.enqueueMany(second);
       const ids = [...first, ...second].map((m) => m.args[0] as string);
-      await events.waitFor((e) => new Set(e.filter((x) => x.kind === "tally").map((x) => x.id)).size >= ids.length, "every message to run", 60_000);
+      await running.events.waitFor((e) => new Set(e.filter((x) => x.kind === "tally").map((x) => x.id)).size >= ids.length, "every message to run", 60_000);
       const duplicates = assertAllRan(
         ids,
-        events.of("tally").map((e) => e.id as string),
+        running.events.of("tally").map((e) => e.id as string),
       );
       t.diagnostic(`500 messages, connections closed once, ${duplicates} duplicates, 0 lost`);
       await assertDrained(broker);

@@ -3,7 +3,9 @@ import { createServer as createTcpServer, connect as netConnect, type AddressInf
 import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import { promisify } from "node:util";
 import { connect, type Channel, type ChannelModel } from "amqplib";
-import { AMQP_URL } from "./env.js";
+import { RabbitmqBroker, Worker, setBroker, type Broker, type RabbitmqBrokerOptions, type WorkerOptions } from "troupe";
+import { AMQP_URL, fixture } from "./env.js";
+import { EventLog } from "./events.js";
 import { until } from "./wait.js";
 
 const exec = promisify(execFile);
@@ -130,4 +132,36 @@ export class BrokerRelay {
     for (const socket of this.sockets) socket.destroy();
     if (server) await new Promise((resolve) => server.close(resolve));
   }
+}
+
+export interface FixtureWorker {
+  worker: Worker;
+  /** What the fixture's actors reported, from every worker thread. */
+  events: EventLog;
+  stop(): Promise<void>;
+}
+
+/** An in-process worker running the actors of test/fixtures/rabbitmq.ts (their queue is TROUPE_TEST_RABBIT_QUEUE). */
+export async function startFixtureWorker(broker: Broker, options: Omit<WorkerOptions, "modules"> = {}): Promise<FixtureWorker> {
+  const modules = [fixture("rabbitmq")];
+  await import(modules[0]!);
+  const worker = new Worker(broker, { modules, ...options });
+  const events = new EventLog();
+  await worker.start();
+  return {
+    worker,
+    events,
+    async stop() {
+      events.close();
+      await worker.stop(5000);
+    },
+  };
+}
+
+/** A connected broker on the test RabbitMQ, installed as the global broker so that `actor.send` uses it. */
+export async function globalRabbitmqBroker(options: RabbitmqBrokerOptions = {}): Promise<RabbitmqBroker> {
+  const broker = new RabbitmqBroker(AMQP_URL, options);
+  setBroker(broker);
+  await broker.connect();
+  return broker;
 }
