@@ -1,0 +1,110 @@
+import { describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { RabbitmqBroker, RedisBroker, type Broker } from "troupe";
+import { awaitAll, records, WorkerCluster } from "../support/chaos.js";
+import { uniqueName } from "../support/env.js";
+import { OwnRabbitServer } from "../support/own-rabbitmq.js";
+import { freePort, OwnRedisServer } from "../support/redis.js";
+import { until } from "../support/wait.js";
+
+const RESTARTS = 2;
+const OUTAGE_MS = 1000;
+const BATCH = 20;
+
+interface Server {
+  kill(): Promise<void>;
+  start(): Promise<void>;
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A producer publishes batches steadily while the broker is SIGKILLed and restarted RESTARTS times under load.
+ * Every batch the producer saw succeed must run; a batch that raised is counted as rejected (it may or may not
+ * run: the caller was told). Nothing may vanish.
+ */
+async function restartUnderLoad(t: TestContext, name: string, broker: Broker, cluster: WorkerCluster, server: Server, queue: string): Promise<void> {
+  await cluster.waitForProcesses(2);
+  const sent: string[] = [];
+  const rejected: string[] = [];
+  const errors = new Set<string>();
+  let slowest = 0;
+  let producing = true;
+  const producer = (async () => {
+    for (let batch = 0; producing; batch++) {
+      const messages = records(queue, `b${batch}_`, BATCH);
+      const ids = messages.map((m) => m.args[0] as string);
+      const began = Date.now();
+      try {
+        await broker.enqueueMany(messages);
+        sent.push(...ids);
+      } catch (err) {
+        rejected.push(...ids);
+        errors.add((err as Error).message);
+      }
+      slowest = Math.max(slowest, Date.now() - began);
+      // A steady rate (about 2,000 messages/s) rather than a flood, so the backlog drains within the test.
+      await pause(10);
+    }
+  })();
+  const progress = async (what: string) => {
+    const before = cluster.tally().runs;
+    await until(() => cluster.tally().runs >= before + 500, what, { timeout: 60_000, interval: 20 });
+  };
+  try {
+    for (let round = 1; round <= RESTARTS; round++) {
+      await progress(`the workers to run 500 messages before restart ${round}`);
+      await server.kill();
+      await pause(OUTAGE_MS);
+      await server.start();
+    }
+    await progress("the workers to run 500 messages after the last restart");
+  } finally {
+    producing = false;
+    await producer;
+  }
+  const seen = await awaitAll(cluster, sent, 90_000);
+  assert.deepEqual(seen.lost.slice(0, 20), [], `${seen.lost.length} of ${sent.length} confirmed messages never ran`);
+  const rejectedSet = new Set(rejected);
+  assert.deepEqual(seen.unexpected.filter((id) => !rejectedSet.has(id)), [], "only sent or rejected ids ran");
+  assert.ok(cluster.alive, "the worker supervisor is still running");
+  const ranAnyway = seen.unexpected.length;
+  t.diagnostic(
+    `${name}: ${RESTARTS} kill -9 + restarts of the broker under load; producer: ${sent.length} sent, ${rejected.length} rejected ` +
+      `(${ranAnyway} of them ran anyway)${errors.size ? ` [${[...errors].join("; ")}]` : ""}, slowest enqueue ${slowest} ms; ` +
+      `workers: 0 lost, ${seen.duplicates} duplicates`,
+  );
+}
+
+describe("chaos: broker killed and restarted under load (private servers with persistence)", () => {
+  test("Redis (appendonly, appendfsync always)", async (t) => {
+    const server = new OwnRedisServer(await freePort());
+    await server.start();
+    const namespace = uniqueName("chaos");
+    const queue = uniqueName("restart");
+    const broker = new RedisBroker(server.url, { namespace });
+    const cluster = new WorkerCluster({ broker: server.url, queue, processes: 2, threads: 4, env: { TROUPE_REDIS_NAMESPACE: namespace, TROUPE_REDIS_HEARTBEAT_TIMEOUT: "3000" } });
+    try {
+      await restartUnderLoad(t, "Redis", broker, cluster, server, queue);
+    } finally {
+      await cluster.kill();
+      await broker.close();
+      await server.stop();
+    }
+  });
+
+  test("RabbitMQ (durable queues, persistent messages, publisher confirms)", async (t) => {
+    const server = await OwnRabbitServer.create();
+    await server.start();
+    const queue = uniqueName("restart");
+    const broker = new RabbitmqBroker(server.url, { maxReconnectDelay: 500 });
+    const cluster = new WorkerCluster({ broker: server.url, queue, processes: 2, threads: 4 });
+    try {
+      await restartUnderLoad(t, "RabbitMQ", broker, cluster, server, queue);
+    } finally {
+      await cluster.kill();
+      await broker.close();
+      await server.stop();
+    }
+  });
+});
