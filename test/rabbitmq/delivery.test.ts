@@ -105,6 +105,23 @@ describe("RabbitMQ delivery", () => {
       assert.deepEqual({ ready: stats.ready, delayed: stats.delayed, dead: stats.dead }, { ready: 0, delayed: 0, dead: 0 });
     });
 
+    test("acks batched out of order never settle a delivery that is still running", async () => {
+      await broker.purge(queue);
+      await broker.enqueueMany(Array.from({ length: 10 }, (_, i) => tallyMessage(`o${i}`)));
+      const delivered: MessageProxy[] = [];
+      const consumer = broker.consume(queue, { prefetch: 10, onMessage: (proxy) => delivered.push(proxy) });
+      await consumer.start();
+      await until(() => delivered.length === 10, "ten deliveries");
+      // Everything but the oldest and a middle one finishes, newest first.
+      const running = new Set([delivered[0]!, delivered[5]!]);
+      for (const proxy of [...delivered].reverse()) if (!running.has(proxy)) await consumer.ack(proxy);
+      await until(async () => (await broker.queueStats(queue)).inFlight === 2, "two deliveries still unacked");
+      await consumer.close();
+      const back: string[] = [];
+      for (let got = await raw.channel.get(queue, { noAck: true }); got; got = await raw.channel.get(queue, { noAck: true })) back.push(Message.decode(got.content).args[0] as string);
+      assert.deepEqual(back.sort(), ["o0", "o5"]);
+    });
+
     test("without the management API, listQueues names the queues this broker declared", async () => {
       const plain = new RabbitmqBroker(AMQP_URL);
       try {
