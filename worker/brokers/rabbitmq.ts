@@ -75,6 +75,7 @@ export class RabbitmqBroker extends Broker {
   }
 
   async close(): Promise<void> {
+    this.publisher.close();
     await Promise.all([...this.consumers].map((c) => c.close()));
     await Promise.all([this.admin.close(), this.confirmChannel.close()]);
     const consuming = this.consumeConnection;

@@ -38,6 +38,7 @@ interface RawConfirmChannel {
 export class Publisher {
   private readonly inFlight = new Map<ConfirmChannel, Set<InFlight>>();
   private drained: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     private readonly channel: LazyChannel<ConfirmChannel>,
@@ -58,6 +59,7 @@ export class Publisher {
         return;
       } catch (err) {
         if (!(err instanceof ConnectionClosed) && !(err instanceof UnroutableError)) throw err;
+        if (this.closed) throw new ConnectionClosed(`the broker was closed before RabbitMQ confirmed a publish to ${publication.routingKey}`, { cause: err });
         // A queue deleted while we used it is declared again, as Dramatiq 2.2 does.
         if (err instanceof UnroutableError) this.topology.forget(publication.routingKey);
         if (Date.now() >= deadline) {
@@ -108,6 +110,11 @@ export class Publisher {
       }
     });
     return confirmed;
+  }
+
+  /** Publishes cut off from now on are rejected instead of retried. */
+  close(): void {
+    this.closed = true;
   }
 
   /** The publishes awaiting a confirm on a channel, so a `basic.return` can be matched to its publish. */
