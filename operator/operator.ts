@@ -38,6 +38,8 @@ export interface OperatorOptions {
   podMetricsUrl?: OperatorContext["podMetricsUrl"];
   metrics?: OperatorMetrics;
   now?: () => Date;
+  /** How long API discovery answers (is the PodMonitor CRD installed?) are reused (default 60 s). */
+  discoveryRefreshMs?: number;
 }
 
 const log = getLogger("operator");
@@ -82,6 +84,7 @@ export class Operator extends EventEmitter {
       resultBackend: (url) => this.resultBackend(url),
       enqueue: (controller, key) => this.controllers[controller].enqueue(key),
       now: options.now ?? (() => new Date()),
+      discoveryRefreshMs: options.discoveryRefreshMs ?? 60_000,
     };
     this.controllers = {
       workerpool: new Controller("workerpool", new WorkerPoolReconciler(ctx).reconcile, this.metrics),
@@ -134,12 +137,12 @@ export class Operator extends EventEmitter {
       this.watch(WORKERPOOLS, namespace, undefined, (o) => {
         this.controllers.workerpool.enqueue(keyOf(o));
         this.controllers.actor.enqueue(`${o.metadata.namespace}/`);
-      });
+      }, true);
       this.watch(ACTORS, namespace, undefined, (o) => {
         this.controllers.actor.enqueue(`${o.metadata.namespace}/`);
         for (const pool of this.cached(WORKERPOOLS, o.metadata.namespace!)) this.controllers.workerpool.enqueue(keyOf(pool));
-      });
-      this.watch(PIPELINES, namespace, undefined, (o) => this.controllers.pipeline.enqueue(keyOf(o)));
+      }, true);
+      this.watch(PIPELINES, namespace, undefined, (o) => this.controllers.pipeline.enqueue(keyOf(o)), true);
       this.watch(DEPLOYMENTS, namespace, selectorString(MANAGED_BY), (o) => {
         const owner = (o.metadata.ownerReferences as { kind: string; name: string }[] | undefined)?.find((r) => r.kind === "WorkerPool");
         if (owner) this.controllers.workerpool.enqueue(`${o.metadata.namespace}/${owner.name}`);
@@ -155,9 +158,27 @@ export class Operator extends EventEmitter {
     this.emit("leading");
   }
 
-  private watch(ref: ResourceRef, namespace: string | undefined, labelSelector: string | undefined, onChange: (o: KubeObject) => void): void {
+  /**
+   * Informer handlers for one resource. With `specOnly`, updates that change neither generation nor labels (the
+   * operator's own status writes) are not passed on: they would only re-reconcile what was just reconciled.
+   */
+  private watch(ref: ResourceRef, namespace: string | undefined, labelSelector: string | undefined, onChange: (o: KubeObject) => void, specOnly = false): void {
     const informer = this.api.informer<KubeObject>(ref, namespace, labelSelector);
-    for (const event of ["add", "update", "delete"] as const) informer.on(event, onChange);
+    const seen = new Map<string, string>();
+    const signature = (o: KubeObject) => JSON.stringify([o.metadata.generation, o.metadata.labels ?? {}, o.metadata.deletionTimestamp ?? null]);
+    informer.on("add", (o) => {
+      seen.set(keyOf(o), signature(o));
+      onChange(o);
+    });
+    informer.on("update", (o) => {
+      if (specOnly && seen.get(keyOf(o)) === signature(o)) return;
+      seen.set(keyOf(o), signature(o));
+      onChange(o);
+    });
+    informer.on("delete", (o) => {
+      seen.delete(keyOf(o));
+      onChange(o);
+    });
     informer.on("error", (err: unknown) => {
       if (!this.running) return;
       log.warn("watch failed; restarting the informer", { resource: ref.plural, namespace: namespace ?? "all", err });

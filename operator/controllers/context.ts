@@ -23,6 +23,8 @@ export interface OperatorContext {
   /** Tell another controller a key needs a reconcile (e.g. an Actor changed the queues of a pool). */
   enqueue(controller: "workerpool" | "actor" | "pipeline", key: string): void;
   now(): Date;
+  /** How long "is the PodMonitor CRD installed?" is remembered. */
+  discoveryRefreshMs: number;
 }
 
 export function splitKey(key: string): [namespace: string, name: string] {

@@ -13,7 +13,6 @@ import { splitKey, type OperatorContext } from "./context.js";
 
 const log = getLogger("operator.workerpool");
 const MANUAL_RESYNC_MS = 30_000;
-const PODMONITOR_CHECK_MS = 60_000;
 
 interface Deployment extends KubeObject {
   spec?: { replicas?: number };
@@ -185,26 +184,25 @@ export class WorkerPoolReconciler {
     }
   }
 
-  /** A PodMonitor only where the Prometheus Operator's CRD is installed (checked once a minute). */
+  /** A PodMonitor only where the Prometheus Operator's CRD is installed (looked up at most once a minute). */
   private async ensurePodMonitor(pool: WorkerPool): Promise<void> {
     const { api } = this.ctx;
     const namespace = pool.metadata.namespace!;
     const now = Date.now();
-    if (!this.podMonitorsKnown || this.podMonitorsKnown.at < now - PODMONITOR_CHECK_MS || this.podMonitorsKnown.present) {
+    if (!this.podMonitorsKnown || this.podMonitorsKnown.at < now - this.ctx.discoveryRefreshMs) {
       try {
-        const existing = await api.get(PODMONITORS, namespace, pool.metadata.name);
+        await api.list(PODMONITORS, namespace, "troupe.dev/none=probe");
         this.podMonitorsKnown = { at: now, present: true };
-        if (existing) return;
       } catch (err) {
         if (errorCode(err) !== 404) throw err;
         this.podMonitorsKnown = { at: now, present: false };
-        return;
       }
-      try {
-        await api.create(PODMONITORS, namespace, poolPodMonitor(pool));
-      } catch (err) {
-        if (errorCode(err) !== 409) throw err;
-      }
+    }
+    if (!this.podMonitorsKnown.present || (await api.get(PODMONITORS, namespace, pool.metadata.name))) return;
+    try {
+      await api.create(PODMONITORS, namespace, poolPodMonitor(pool));
+    } catch (err) {
+      if (errorCode(err) !== 409) throw err;
     }
   }
 

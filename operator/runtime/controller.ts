@@ -1,4 +1,6 @@
 import { getLogger } from "../../worker/logging.js";
+import { scrubCredentials } from "../api/validate.js";
+import { describeApiError } from "../kube/api.js";
 import type { OperatorMetrics } from "./metrics.js";
 import { WorkQueue } from "./work-queue.js";
 
@@ -26,6 +28,9 @@ export class Controller {
     private readonly workers = 2,
   ) {
     this.log = getLogger(`operator.${name}`);
+    // Series exist from the start, so rate() and dashboards see zeros rather than nothing.
+    metrics.reconcileErrors.inc({ controller: name }, 0);
+    for (const result of ["success", "requeue", "error"]) metrics.reconcileTotal.inc({ controller: name, result }, 0);
   }
 
   enqueue(key: string): void {
@@ -59,7 +64,7 @@ export class Controller {
         const delay = this.queue.addRateLimited(key);
         this.metrics.reconcileTotal.inc({ controller: this.name, result: "error" });
         this.metrics.reconcileErrors.inc({ controller: this.name });
-        this.log.error("reconcile failed; retrying with backoff", { key, retryInMs: delay, failures: this.queue.failureCount(key), err });
+        this.log.error("reconcile failed; retrying with backoff", { key, retryInMs: delay, failures: this.queue.failureCount(key), error: scrubCredentials(describeApiError(err)) });
       } finally {
         end();
         this.queue.done(key);

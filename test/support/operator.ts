@@ -1,5 +1,7 @@
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { Operator, type OperatorOptions } from "../../operator/operator.js";
+import { OperatorMetrics } from "../../operator/runtime/metrics.js";
 import { FakeApiServer, type FakeApiServerOptions } from "../fake-apiserver/server.js";
 import { repoRoot, uniqueName } from "./env.js";
 
@@ -52,4 +54,16 @@ export function workerPoolManifest(name: string, spec: Record<string, unknown> =
       ...spec,
     },
   };
+}
+
+/** Start an operator against a fake API server, with fast polls and the given broker factory. */
+export async function startOperator(fake: FakeApiServer, options: Partial<OperatorOptions> = {}): Promise<Operator> {
+  const operator = new Operator({ kubeConfig: fake.kubeConfig(), port: 0, host: "127.0.0.1", brokerTimeoutMs: 1000, discoveryRefreshMs: 200, metrics: new OperatorMetrics({ defaultMetrics: false }), ...options });
+  await operator.start();
+  return operator;
+}
+
+/** Events recorded about an object, as the fake stores them. */
+export function eventsAbout(fake: FakeApiServer, namespace: string, name: string): { reason: string; type: string; note: string }[] {
+  return fake.list("events.k8s.io", "events", namespace).filter((e) => (e.regarding as { name?: string } | undefined)?.name === name) as never;
 }
