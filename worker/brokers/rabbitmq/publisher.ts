@@ -14,6 +14,12 @@ export interface Publication {
   priority?: number;
 }
 
+/** What is published on one channel and not confirmed yet, and why the channel closed, when RabbitMQ said. */
+interface ChannelState {
+  pending: Set<InFlight>;
+  closeReason?: string;
+}
+
 interface InFlight {
   publication: Publication;
   /** Set when RabbitMQ returned the message as unroutable (its queue is gone); the confirm follows the return. */
@@ -36,7 +42,7 @@ interface RawConfirmChannel {
  * message RabbitMQ refuses (basic.nack) is rejected at once. Nothing is dropped silently.
  */
 export class Publisher {
-  private readonly inFlight = new Map<ConfirmChannel, Set<InFlight>>();
+  private readonly channels = new Map<ConfirmChannel, ChannelState>();
   private drained: Promise<void> | undefined;
   private closed = false;
 
@@ -77,7 +83,8 @@ export class Publisher {
     const channel = this.channel.open ?? (await beforeDeadline(this.channel.get(), deadline));
     if (this.drained) await this.drained;
     const entry: InFlight = { publication, returned: false };
-    const pending = this.track(channel);
+    const state = this.track(channel);
+    const pending = state.pending;
     pending.add(entry);
     const confirmed = new Promise<void>((resolve, reject) => {
       const raw = channel as unknown as RawConfirmChannel;
@@ -95,7 +102,7 @@ export class Publisher {
         pending.delete(entry);
         if (entry.returned) reject(new UnroutableError(`queue ${publication.routingKey} does not exist (message returned as unroutable)`));
         else if (err === null || err === undefined) resolve();
-        else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ConnectionClosed(String((err as Error).message ?? err)));
+        else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ConnectionClosed(state.closeReason ? `channel closed: ${state.closeReason}` : String((err as Error).message ?? err)));
         else reject(new BrokerError(`RabbitMQ refused the message for ${publication.routingKey} (basic.nack)`));
       });
       if (!writable && !this.drained) {
@@ -118,23 +125,24 @@ export class Publisher {
   }
 
   /** The publishes awaiting a confirm on a channel, so a `basic.return` can be matched to its publish. */
-  private track(channel: ConfirmChannel): Set<InFlight> {
-    let pending = this.inFlight.get(channel);
-    if (!pending) {
-      const set = new Set<InFlight>();
-      pending = set;
-      this.inFlight.set(channel, set);
+  private track(channel: ConfirmChannel): ChannelState {
+    let state = this.channels.get(channel);
+    if (!state) {
+      const created: ChannelState = { pending: new Set() };
+      state = created;
+      this.channels.set(channel, created);
       channel.on("return", (message: AmqpMessage) => {
-        for (const entry of set) {
+        for (const entry of created.pending) {
           if (!entry.returned && entry.publication.routingKey === message.fields.routingKey && entry.publication.body.equals(message.content)) {
             entry.returned = true;
             return;
           }
         }
       });
-      channel.once("close", () => this.inFlight.delete(channel));
+      channel.on("error", (err: Error) => (created.closeReason = err.message));
+      channel.once("close", () => this.channels.delete(channel));
     }
-    return pending;
+    return state;
   }
 }
 
