@@ -70,6 +70,29 @@ describe("RabbitMQ delivery", () => {
       assert.equal(Message.decode(got.content).args[0], "after");
     });
 
+    test("a consumer whose queue is deleted declares it again and keeps consuming", async () => {
+      const delivered: string[] = [];
+      let lost = 0;
+      const consumer = broker.consume(queue, {
+        prefetch: 5,
+        onMessage: (proxy) => {
+          delivered.push(proxy.message.args[0] as string);
+          void consumer.ack(proxy);
+        },
+        onConnectionLost: () => lost++,
+      });
+      await consumer.start();
+      try {
+        await raw.deleteQueues(queue);
+        await until(() => lost === 1, "the consumer to notice the deletion");
+        await until(async () => (await raw.consumerCount(queue)) === 1, "the consumer to subscribe again");
+        await broker.enqueue(tallyMessage("after-delete"));
+        await until(() => delivered.includes("after-delete"), "the delivery after the re-declare");
+      } finally {
+        await consumer.close();
+      }
+    });
+
     test("queue stats count ready, delayed, unacked and dead messages; purge empties them", async (t) => {
       await broker.purge(queue);
       await broker.enqueueMany([tallyMessage("s1"), tallyMessage("s2"), tallyMessage("s3")]);

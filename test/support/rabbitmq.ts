@@ -34,6 +34,18 @@ export class RawAmqp {
     return channel;
   }
 
+  /** Consumers subscribed to a server queue; 0 when the queue does not exist (checked on a scratch channel, which a 404 closes). */
+  async consumerCount(name: string): Promise<number> {
+    const channel = await this.scratch();
+    try {
+      return (await channel.checkQueue(name)).consumerCount;
+    } catch {
+      return 0;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
   /** Delete the server queues of canonical queues: `q`, `q.DQ` and `q.XQ`. */
   async deleteQueues(...queues: string[]): Promise<void> {
     for (const queue of queues) for (const name of [queue, `${queue}.DQ`, `${queue}.XQ`]) await this.channel.deleteQueue(name);
