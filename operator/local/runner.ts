@@ -1,0 +1,137 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { getLogger, redactUrl } from "../../worker/logging.js";
+import { autoscalingWithDefaults, type WorkerPool } from "../api/types.js";
+import { workerPoolProblems } from "../api/validate.js";
+import { BrokerConnections, type BrokerFactory } from "../brokers/connections.js";
+import { actorOverrides } from "../controllers/actor-controller.js";
+import { poolQueues } from "../controllers/workerpool-controller.js";
+import { ACTORS_FILE } from "../resources/labels.js";
+import { workerArgs } from "../resources/workerpool.js";
+import { PoolScaler } from "../scaling/pool-scaler.js";
+import { LocalPool } from "./local-pool.js";
+import type { LocalManifests } from "./manifests.js";
+
+export interface LocalRunnerOptions {
+  /** The troupe CLI entry point the replicas run (`node <cli> worker …`). */
+  cliPath: string;
+  /** Broker URL for every pool, instead of their Secrets. */
+  brokerUrl?: string;
+  brokerFactory?: BrokerFactory;
+  /** Called with one human-readable line per scale decision. */
+  report?: (line: string) => void;
+  stdio?: "inherit" | "ignore";
+}
+
+const log = getLogger("up");
+
+interface RunningPool {
+  pool: WorkerPool;
+  local: LocalPool;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * `troupe up`: the WorkerPool reconciler's scaling half (same PoolScaler, same decision function) driving local worker
+ * processes instead of a Deployment. Actor manifests become the overrides file the replicas watch.
+ */
+export class LocalRunner {
+  private readonly connections: BrokerConnections;
+  private readonly scaler: PoolScaler;
+  private readonly running: RunningPool[] = [];
+  private workDir: string | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly manifests: LocalManifests,
+    private readonly options: LocalRunnerOptions,
+  ) {
+    this.connections = new BrokerConnections(options.brokerFactory);
+    this.scaler = new PoolScaler(this.connections);
+  }
+
+  /** Check every pool, then start them; throws a clear error before starting anything when a manifest is unusable. */
+  async start(): Promise<void> {
+    const { pools, actors, pipelines } = this.manifests;
+    if (pools.length === 0) throw new Error("no WorkerPool in the manifests");
+    if (pipelines.length) log.warn("troupe up does not run Pipelines; use the operator", { pipelines: pipelines.map((p) => p.metadata.name) });
+    const plans = pools.map((pool) => {
+      const queues = poolQueues(pool, actors);
+      const problems = workerPoolProblems(pool, queues);
+      if (problems.length) throw new Error(`WorkerPool ${pool.metadata.name}: ${problems.join("; ")}`);
+      const brokerUrl = this.brokerUrlOf(pool);
+      return { pool, queues, brokerUrl };
+    });
+    this.workDir = await mkdtemp(join(tmpdir(), "troupe-up-"));
+    const overridesPath = join(this.workDir, ACTORS_FILE);
+    await writeFile(overridesPath, JSON.stringify(actorOverrides(actors).overrides, null, 2));
+    for (const { pool, queues, brokerUrl } of plans) {
+      const modules = pool.spec.modules.map((m) => (isAbsolute(m) ? m : resolve(pool.sourceDir, m)));
+      const args = workerArgs({ ...pool, spec: { ...pool.spec, modules } }, queues);
+      const resultsRef = pool.spec.results?.secretRef;
+      const local = new LocalPool({
+        name: pool.metadata.name,
+        command: [process.execPath, this.options.cliPath, ...args],
+        env: {
+          ...process.env,
+          TROUPE_BROKER_URL: brokerUrl,
+          TROUPE_ACTOR_OVERRIDES: overridesPath,
+          ...(resultsRef ? { TROUPE_RESULTS_URL: this.secret(resultsRef.name, resultsRef.key) } : {}),
+        },
+        stopTimeoutMs: ((pool.spec.shutdownTimeoutSeconds ?? 30) + 5) * 1000,
+        stdio: this.options.stdio,
+      });
+      const entry: RunningPool = { pool, local };
+      this.running.push(entry);
+      log.info("pool started", { pool: pool.metadata.name, queues, broker: redactUrl(brokerUrl) });
+      await this.tick(entry, queues, brokerUrl);
+    }
+  }
+
+  private async tick(entry: RunningPool, queues: string[], brokerUrl: string): Promise<void> {
+    if (this.stopped) return;
+    const { pool, local } = entry;
+    const autoscaling = autoscalingWithDefaults(pool.spec.autoscaling);
+    if (!autoscaling) {
+      await local.scaleTo(pool.spec.replicas ?? 1);
+      return;
+    }
+    const current = local.size;
+    try {
+      const { decision, error } = await this.scaler.evaluate({ key: pool.metadata.name, spec: autoscaling, brokerUrl, queues, currentReplicas: current });
+      if (error) log.warn("queue depth unavailable; holding the pool's size", { pool: pool.metadata.name, error: error.message });
+      if (decision.replicas !== current) {
+        this.options.report?.(`${pool.metadata.name}: ${current} → ${decision.replicas} replicas (${decision.message})`);
+        await local.scaleTo(decision.replicas);
+      }
+    } catch (err) {
+      log.error("scaling step failed", { pool: pool.metadata.name, err });
+    }
+    if (!this.stopped) entry.timer = setTimeout(() => void this.tick(entry, queues, brokerUrl), autoscaling.pollIntervalSeconds * 1000);
+  }
+
+  private brokerUrlOf(pool: WorkerPool): string {
+    if (this.options.brokerUrl) return this.options.brokerUrl;
+    const ref = pool.spec.broker.secretRef;
+    const fromManifests = this.manifests.secrets.get(`${ref.name}/${ref.key ?? "url"}`);
+    if (fromManifests !== undefined) return fromManifests;
+    if (process.env.TROUPE_BROKER_URL) return process.env.TROUPE_BROKER_URL;
+    throw new Error(`WorkerPool ${pool.metadata.name}: Secret ${ref.name} key ${ref.key ?? "url"} is not in the manifests: add the Secret, pass --broker, or set TROUPE_BROKER_URL`);
+  }
+
+  private secret(name: string, key = "url"): string {
+    const value = this.manifests.secrets.get(`${name}/${key}`);
+    if (value === undefined) throw new Error(`Secret ${name} key ${key} is not in the manifests`);
+    return value;
+  }
+
+  /** Stop every replica (SIGTERM, drain within the shutdown timeout) and release the broker connections. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const entry of this.running) clearTimeout(entry.timer);
+    await Promise.all(this.running.map((e) => e.local.close()));
+    await this.connections.close();
+    if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
+  }
+}
