@@ -145,6 +145,15 @@ describe("RabbitMQ delivery", () => {
       assert.deepEqual(back.sort(), ["o0", "o5"]);
     });
 
+    test("stats of a missing queue are zero, even alongside concurrent stats of an existing one", async () => {
+      await broker.purge(queue);
+      await broker.enqueue(tallyMessage("present"));
+      const missing = uniqueName("rabbit_missing");
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => broker.queueStats(i % 2 ? missing : queue)));
+      for (const [i, stats] of results.entries()) assert.equal(stats.ready, i % 2 ? 0 : 1, `stats #${i}`);
+      await broker.purge(queue);
+    });
+
     test("without the management API, listQueues names the queues this broker declared", async () => {
       const plain = new RabbitmqBroker(AMQP_URL);
       try {

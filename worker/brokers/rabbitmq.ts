@@ -37,7 +37,11 @@ export class RabbitmqBroker extends Broker {
   private readonly management: ManagementClient | undefined;
   private publishConnection: RecoveringChannelModel | undefined;
   private consumeConnection: Promise<RecoveringChannelModel> | undefined;
+  /** Passive checks and purges, which a missing queue makes fail with a channel-closing 404. */
   private readonly admin: LazyChannel<Channel>;
+  private adminTurn: Promise<unknown> = Promise.resolve();
+  /** Declares, on a channel of their own so that a 404 of a passive check never cuts one off. */
+  private readonly declarer: LazyChannel<Channel>;
   private readonly confirmChannel: LazyChannel<ConfirmChannel>;
   private readonly publisher: Publisher;
   private readonly consumers = new Set<RabbitmqConsumer>();
@@ -56,11 +60,12 @@ export class RabbitmqBroker extends Broker {
         maxPriority: options.maxPriority ?? (envPriority ? Number(envPriority) : undefined),
         deadMessageTtl: options.deadMessageTtl ?? deadMessageTtlFromEnv(),
       }),
-      () => this.admin.get(),
+      () => this.declarer.get(),
     );
     const managementUrl = options.managementUrl ?? process.env.TROUPE_RABBITMQ_MANAGEMENT_URL;
     this.management = managementUrl ? new ManagementClient(managementUrl, vhostOf(url)) : undefined;
     this.admin = new LazyChannel(() => this.connection().createChannel(), "admin");
+    this.declarer = new LazyChannel(() => this.connection().createChannel(), "declare");
     this.confirmChannel = new LazyChannel(() => this.connection().createConfirmChannel(), "publish");
     this.publisher = new Publisher(this.confirmChannel, this.topology, this.publishTimeout);
   }
@@ -77,7 +82,7 @@ export class RabbitmqBroker extends Broker {
   async close(): Promise<void> {
     this.publisher.close();
     await Promise.all([...this.consumers].map((c) => c.close()));
-    await Promise.all([this.admin.close(), this.confirmChannel.close()]);
+    await Promise.all([this.admin.close(), this.declarer.close(), this.confirmChannel.close()]);
     const consuming = this.consumeConnection;
     this.consumeConnection = undefined;
     await Promise.all([this.publishConnection?.close(), consuming?.then((c) => c.close(), () => undefined)]);
@@ -144,14 +149,21 @@ export class RabbitmqBroker extends Broker {
     return total;
   }
 
-  /** Run a queue operation; a missing queue (404, which closes the channel) yields undefined. */
-  private async onExistingQueue<T>(name: string, op: (channel: Channel) => Promise<T>): Promise<T | undefined> {
-    try {
-      return await op(await this.admin.get());
-    } catch (err) {
-      if ((err as { code?: number }).code === 404) return undefined;
-      throw err;
-    }
+  /**
+   * Run a queue operation; a missing queue yields undefined. A 404 closes the channel and fails whatever else was
+   * queued on it, so these operations run one at a time, each on a live channel.
+   */
+  private onExistingQueue<T>(name: string, op: (channel: Channel) => Promise<T>): Promise<T | undefined> {
+    const run = this.adminTurn.then(async () => {
+      try {
+        return await op(await this.admin.get());
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return undefined;
+        throw err;
+      }
+    });
+    this.adminTurn = run.catch(() => undefined);
+    return run;
   }
 
   /**
