@@ -125,6 +125,39 @@ describe("RabbitMQ recovery", () => {
     }
   });
 
+  test("a consumer cut off from the broker reconnects with backoff once it is back, and gets every message", async () => {
+    const relay = new BrokerRelay();
+    await relay.start();
+    const cut = new RabbitmqBroker(`amqp://guest:guest@127.0.0.1:${relay.port}/`, { maxReconnectDelay: 100 });
+    const seen = new Set<string>();
+    let lost = 0;
+    try {
+      await cut.connect();
+      const consumer = cut.consume(queue, {
+        prefetch: 20,
+        onMessage: (proxy) => {
+          seen.add(proxy.message.args[0] as string);
+          void consumer.ack(proxy);
+        },
+        onConnectionLost: () => lost++,
+      });
+      await consumer.start();
+      const messages = slowTallies("o", 200, 0);
+      await broker.enqueueMany(messages.slice(0, 100));
+      await until(() => seen.size >= 20, "the first deliveries");
+      await relay.stop();
+      await until(() => lost >= 1, "the consumer to notice the outage");
+      await broker.enqueueMany(messages.slice(100));
+      await relay.start();
+      await until(() => messages.every((m) => seen.has(m.args[0] as string)), "every message after the outage", { timeout: 30_000 });
+      await consumer.close();
+    } finally {
+      await cut.close();
+      await relay.stop();
+    }
+    await assertDrained(broker);
+  });
+
   describe("an in-process worker", () => {
     let running: FixtureWorker;
     before(async () => (running = await startFixtureWorker(broker, { threads: 4 })));
