@@ -82,11 +82,11 @@ describe("RabbitMQ recovery", () => {
     } finally {
       child.kill("SIGTERM");
       let timer: NodeJS.Timeout | undefined;
-      const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 10_000)))]);
+      const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 3_000)))]);
       clearTimeout(timer);
       if (!stopped) {
         // Shutdown is the CLI's business, not this test's: report it and clean up.
-        t.diagnostic("the worker CLI did not exit within 10 s of SIGTERM; killing it");
+        t.diagnostic("the worker CLI did not exit within 3 s of SIGTERM; killing it");
         for (const pid of new Set((await lines()).map((l) => Number(l.split(" ")[1])))) {
           try {
             process.kill(pid, "SIGKILL");
