@@ -89,8 +89,7 @@ export class RabbitmqConsumer implements Consumer {
       message = Message.decode(delivery.content);
     } catch (err) {
       const reason = err instanceof DecodeError ? err.message : String(err);
-      session.batcher.settle(delivery.fields.deliveryTag);
-      session.channel.nack(delivery, false, false);
+      if (session.batcher.settle(delivery.fields.deliveryTag)) reject(session, delivery, false);
       log.warn("undecodable message dead-lettered", { queue: this.queue, reason });
       this.options.onUndecodable?.({ queue: this.queue, raw: delivery.content, reason });
       return;
@@ -116,14 +115,14 @@ export class RabbitmqConsumer implements Consumer {
     const receipt = this.live(message, "nack");
     if (!receipt || !receipt.session.batcher.settle(receipt.delivery.fields.deliveryTag)) return;
     // RabbitMQ dead-letters the original delivery to q.XQ with x-death headers; it has nowhere to keep our reason.
-    receipt.session.channel.nack(receipt.delivery, false, false);
+    reject(receipt.session, receipt.delivery, false);
     log.debug("nacked to the dead-letter queue", { ...messageFields(message.message), reason: message.deadLetterReason });
   }
 
   async requeue(messages: MessageProxy[]): Promise<void> {
     for (const message of messages) {
       const receipt = this.live(message, "requeue");
-      if (receipt && receipt.session.batcher.settle(receipt.delivery.fields.deliveryTag)) receipt.session.channel.nack(receipt.delivery, false, true);
+      if (receipt && receipt.session.batcher.settle(receipt.delivery.fields.deliveryTag)) reject(receipt.session, receipt.delivery, true);
     }
   }
 
@@ -169,5 +168,14 @@ export class RabbitmqConsumer implements Consumer {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
+  }
+}
+
+/** `basic.nack` one delivery; on a channel closing under us there is nothing to do, RabbitMQ redelivers it. */
+function reject(session: Session, delivery: ConsumeMessage, requeue: boolean): void {
+  try {
+    session.channel.nack(delivery, false, requeue);
+  } catch (err) {
+    log.warn("nack not sent: the channel is closing; RabbitMQ redelivers the message", { error: (err as Error).message, requeue });
   }
 }
