@@ -1,0 +1,41 @@
+/**
+ * The actors `npm run bench` runs in real worker processes. Each returns the time it started, which the probe
+ * (installed here in the worker's main thread) pairs with the send time and the ack time.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { isMainThread } from "node:worker_threads";
+import { actor, getBroker } from "troupe";
+import { wallNow } from "./clock.js";
+import { calibrate, spin } from "./cpu-work.js";
+import { installProbe } from "./probe.js";
+
+const queue = process.env.BENCH_QUEUE ?? "bench";
+const options = { queue, maxRetries: 0 };
+const cpuIterations = Number(process.env.BENCH_CPU_ITERATIONS) || calibrate(5);
+
+/** Pure overhead: nothing to do. */
+export const noop = actor("bench_noop", () => wallNow(), options);
+
+/** Waits 1 ms on a timer, as an actor waiting on I/O would. */
+export const io = actor(
+  "bench_io",
+  async () => {
+    const startedAt = wallNow();
+    await sleep(1);
+    return startedAt;
+  },
+  options,
+);
+
+/** 5 ms of CPU work on an idle core (calibrated by the bench, passed as BENCH_CPU_ITERATIONS). */
+export const cpu = actor(
+  "bench_cpu",
+  () => {
+    const startedAt = wallNow();
+    spin(cpuIterations);
+    return startedAt;
+  },
+  options,
+);
+
+if (isMainThread) installProbe(getBroker());

@@ -1,0 +1,106 @@
+import { Redis } from "ioredis";
+import type { Broker, Middleware, MessageProxy, ProcessOutcome } from "troupe";
+import { wallNow } from "./clock.js";
+import { RateMeter } from "./stats.js";
+
+/** How often a worker process reports its tallies: coarse enough to cost nothing, fine enough to see progress. */
+const FLUSH_MS = 25;
+
+interface PhaseTally {
+  meter: RateMeter;
+  failed: number;
+  /** Flat (sentAt, startedAt, finishedAt) triples not yet reported. */
+  samples: number[];
+  dirty: boolean;
+}
+
+/** Redis keys where the probes report and the bench reads (see tally.ts). */
+export const tallyKeys = {
+  booted: (key: string) => `${key}:booted`,
+  stopped: (key: string) => `${key}:stopped`,
+  phase: (key: string, phase: string) => `${key}:phase:${phase}`,
+  samples: (key: string, phase: string) => `${key}:samples:${phase}`,
+};
+
+/**
+ * Middleware the bench installs in each worker process's main thread. Bench messages carry `[phase, sentAt?]`
+ * as args and their actor returns the time it started, so at ack time the probe knows the whole story of a
+ * message: it counts completions per phase with the first and last ack time, and keeps latency triples for
+ * messages stamped with `sentAt`. Every 25 ms it reports to Redis in one pipeline, one hash field per process,
+ * so counting never sits on the path of a message.
+ */
+export class BenchProbe implements Middleware {
+  private readonly phases = new Map<string, PhaseTally>();
+  private readonly starts = new WeakMap<MessageProxy, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+  ) {
+    this.timer = setInterval(() => void this.flush(), FLUSH_MS);
+    this.timer.unref();
+  }
+
+  async afterWorkerBoot(): Promise<void> {
+    await this.redis.hset(tallyKeys.booted(this.key), String(process.pid), "1");
+  }
+
+  afterProcessMessage(_broker: Broker, message: MessageProxy, outcome: ProcessOutcome): void {
+    if (typeof outcome.result === "number") this.starts.set(message, outcome.result);
+  }
+
+  afterAck(_broker: Broker, message: MessageProxy): void {
+    this.record(message, true);
+  }
+
+  afterNack(_broker: Broker, message: MessageProxy): void {
+    this.record(message, false);
+  }
+
+  async afterWorkerShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+    await this.redis.hset(tallyKeys.stopped(this.key), String(process.pid), "1");
+    this.redis.disconnect();
+  }
+
+  private record(message: MessageProxy, ok: boolean): void {
+    const now = wallNow();
+    const [phase, sentAt] = message.message.args;
+    if (typeof phase !== "string") return;
+    let tally = this.phases.get(phase);
+    if (!tally) {
+      tally = { meter: new RateMeter(), failed: 0, samples: [], dirty: false };
+      this.phases.set(phase, tally);
+    }
+    tally.dirty = true;
+    if (!ok) {
+      tally.failed++;
+      return;
+    }
+    tally.meter.tick(now);
+    const startedAt = this.starts.get(message);
+    if (typeof sentAt === "number" && startedAt !== undefined) tally.samples.push(sentAt, startedAt, now);
+  }
+
+  private async flush(): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    for (const [phase, tally] of this.phases) {
+      if (!tally.dirty) continue;
+      tally.dirty = false;
+      const { count, first, last } = tally.meter;
+      pipeline.hset(tallyKeys.phase(this.key, phase), String(process.pid), JSON.stringify({ count, failed: tally.failed, first, last }));
+      if (tally.samples.length) pipeline.rpush(tallyKeys.samples(this.key, phase), JSON.stringify(tally.samples.splice(0)));
+    }
+    if (pipeline.length) await pipeline.exec().catch(() => undefined);
+  }
+}
+
+/** Install the probe on this process's broker, reporting to BENCH_TALLY_URL under BENCH_TALLY_KEY. */
+export function installProbe(broker: Broker, env: NodeJS.ProcessEnv = process.env): void {
+  const url = env.BENCH_TALLY_URL;
+  const key = env.BENCH_TALLY_KEY;
+  if (!url || !key) throw new Error("the bench actor module needs BENCH_TALLY_URL and BENCH_TALLY_KEY (it is started by npm run bench)");
+  broker.addMiddleware(new BenchProbe(new Redis(url, { lazyConnect: false }), key));
+}

@@ -1,0 +1,56 @@
+import { Redis } from "ioredis";
+import { perSecond, RateMeter, timed } from "./stats.js";
+import { wallNow } from "./clock.js";
+
+export interface RawFigures {
+  /** Sequential sends, each awaited. */
+  singleEnqueue: number;
+  /** Batches of `batchSize` sends per round trip. */
+  batchedEnqueue: number;
+  /** Fetch, "run", ack, with `prefetch` messages in hand. */
+  processing: number;
+}
+
+/**
+ * The ceiling for the Redis broker: the least list work a reliable queue does per message, on one ioredis
+ * connection. Enqueue is RPUSH; processing is LMOVE to a processing list (so a crash loses nothing) and LREM
+ * from it on ack, pipelined so that each round trip acks the last `prefetch` messages and fetches the next ones.
+ */
+export async function rawRedis(url: string, key: string, body: string, messages: number, batchSize: number, prefetch: number): Promise<RawFigures> {
+  const redis = new Redis(url);
+  const processingKey = `${key}.processing`;
+  try {
+    await redis.del(key, processingKey);
+    const singleMs = await timed(async () => {
+      for (let i = 0; i < messages; i++) await redis.rpush(key, body);
+    });
+    await redis.del(key);
+    const batchedMs = await timed(async () => {
+      for (let sent = 0; sent < messages; sent += batchSize) {
+        const pipeline = redis.pipeline();
+        for (let i = sent; i < Math.min(messages, sent + batchSize); i++) pipeline.rpush(key, body);
+        await pipeline.exec();
+      }
+    });
+
+    const meter = new RateMeter();
+    let inHand: string[] = [];
+    while (meter.count < messages) {
+      const pipeline = redis.pipeline();
+      for (const value of inHand) pipeline.lrem(processingKey, 1, value);
+      for (let i = 0; i < prefetch; i++) pipeline.lmove(key, processingKey, "LEFT", "RIGHT");
+      const replies = (await pipeline.exec()) ?? [];
+      const acked = inHand.length;
+      for (let i = 0; i < acked; i++) meter.tick(wallNow());
+      inHand = replies.slice(acked).flatMap(([err, value]) => {
+        if (err) throw err;
+        return typeof value === "string" ? [value] : [];
+      });
+      if (inHand.length === 0 && meter.count < messages) throw new Error(`raw Redis loop: queue empty after ${meter.count}/${messages} messages`);
+    }
+    return { singleEnqueue: perSecond(messages, singleMs), batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
+  } finally {
+    await redis.del(key, processingKey).catch(() => undefined);
+    redis.disconnect();
+  }
+}

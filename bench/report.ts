@@ -1,0 +1,166 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Machine } from "./machine.js";
+import type { RawFigures } from "./raw-redis.js";
+import { WORKLOADS, type BrokerKind } from "./settings.js";
+import type { WorkloadResult } from "./troupe.js";
+import type { RssReading } from "./worker-process.js";
+
+export interface BrokerResult {
+  broker: BrokerKind;
+  /** The raw client loop on the same broker, with the prefetch the worker uses. */
+  raw: RawFigures & { prefetch: number };
+  enqueue: { single: number; batched: number };
+  idle: { processes: number; threads: number; rss: RssReading }[];
+  workloads: WorkloadResult[];
+  /** Worker process trees that stayed up after their graceful stop and had to be killed. */
+  lingeringWorkers: number;
+}
+
+export interface BenchResult {
+  date: string;
+  durationSeconds: number;
+  machine: Machine;
+  settings: { messages: number; latencySeconds: number; latencyLoad: number; threads: number; batchSize: number; cpuIterations: number; quick: boolean };
+  brokers: BrokerResult[];
+  bullmq: { concurrency: number; processing: number }[];
+  rows: Row[];
+}
+
+/** One line of the table: a Troupe figure, what it is compared with, the ratio, and the target if any. */
+export interface Row {
+  broker: string;
+  workers: string;
+  figure: string;
+  troupe: string;
+  reference: string;
+  ratio: string;
+  target: string;
+  /** Whether the target was met (absent: no target). */
+  met?: boolean;
+}
+
+const rate = (n: number) => `${Math.round(n).toLocaleString("en-US")} msg/s`;
+const ms = (n: number) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
+const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
+const percent = (r: number) => `${Math.round(r * 100)}%`;
+const shape = (processes: number, threads: number) => `${processes}×${threads}`;
+
+function rssCell(reading: RssReading): string {
+  if (reading.length === 0) return "n/a";
+  const peak = Math.max(...reading);
+  return reading.length === 1 ? mb(peak) : `${mb(peak)} max of ${reading.length} (${mb(reading.reduce((a, b) => a + b, 0))} total)`;
+}
+
+function withTarget(text: string, met: boolean | undefined): string {
+  return met === undefined ? text : `${text} ${met ? "✓" : "✗"}`;
+}
+
+function row(fields: Omit<Row, "target"> & { target?: string }): Row {
+  return { ...fields, target: withTarget(fields.target ?? "", fields.met) };
+}
+
+const RAW = {
+  redis: { enqueue: "raw RPUSH", process: "raw LMOVE+LREM" },
+  rabbitmq: { enqueue: "raw publish+confirm", process: "raw consume+ack" },
+} as const;
+
+/** Issue 3/4/7 targets: reported, never enforced. */
+const PROCESSING_TARGET = { redis: 0.45, rabbitmq: 0.67 } as const;
+
+function brokerRows(result: BrokerResult, bullmq: BenchResult["bullmq"]): Row[] {
+  const { broker, raw } = result;
+  const rows: Row[] = [];
+  const singleTarget = broker === "redis" ? 14_000 : undefined;
+  const batchedTarget = broker === "redis" ? 60_000 : undefined;
+  rows.push(
+    row({
+      broker, workers: "producer", figure: "enqueue, one awaited send at a time",
+      troupe: rate(result.enqueue.single), reference: `${RAW[broker].enqueue} ${rate(raw.singleEnqueue)}`, ratio: percent(result.enqueue.single / raw.singleEnqueue),
+      target: singleTarget ? `≥ ${rate(singleTarget)}` : "", met: singleTarget ? result.enqueue.single >= singleTarget : undefined,
+    }),
+    row({
+      broker, workers: "producer", figure: "enqueue, enqueueMany batches",
+      troupe: rate(result.enqueue.batched), reference: `${RAW[broker].enqueue} pipelined ${rate(raw.batchedEnqueue)}`, ratio: percent(result.enqueue.batched / raw.batchedEnqueue),
+      target: batchedTarget ? `≥ ${rate(batchedTarget)}` : "", met: batchedTarget ? result.enqueue.batched >= batchedTarget : undefined,
+    }),
+  );
+  const best = bullmq.length ? bullmq.reduce((a, b) => (b.processing > a.processing ? b : a)) : undefined;
+  for (const run of result.workloads) {
+    const workers = shape(run.processes, run.threads);
+    const label = WORKLOADS[run.workload].label;
+    if (run.ideal === undefined) {
+      const share = run.processing / raw.processing;
+      const target = run.processes === 1 ? PROCESSING_TARGET[broker] : undefined;
+      rows.push(row({
+        broker, workers, figure: `processing, ${label}`, troupe: rate(run.processing),
+        reference: `${RAW[broker].process} ${rate(raw.processing)} (prefetch ${raw.prefetch})`, ratio: percent(share),
+        target: target ? `≥ ${percent(target)} of raw` : "", met: target ? share >= target : undefined,
+      }));
+      if (broker === "redis" && best && run.processes === 1) {
+        const factor = run.processing / best.processing;
+        rows.push(row({
+          broker, workers, figure: `processing, ${label}, vs BullMQ`, troupe: rate(run.processing),
+          reference: `BullMQ best of ${bullmq.map((b) => `c=${b.concurrency} ${rate(b.processing)}`).join(", ")}`, ratio: `${factor.toFixed(2)}×`,
+          target: "≥ 1.60×", met: factor >= 1.6,
+        }));
+      }
+    } else {
+      rows.push(row({
+        broker, workers, figure: `processing, ${label}`, troupe: rate(run.processing),
+        reference: `ideal ${rate(run.ideal)} (${run.workload === "cpu" ? "cores / 5 ms" : "threads / 1 ms"})`, ratio: percent(run.processing / run.ideal),
+      }));
+    }
+    const { latency } = run;
+    rows.push(row({
+      broker, workers, figure: `latency, ${label}, at ${percent(latency.offered / run.processing)} load: p50 / p99`,
+      troupe: `to start ${ms(latency.toStart.p50)} / ${ms(latency.toStart.p99)} ms; to finish ${ms(latency.toFinish.p50)} / ${ms(latency.toFinish.p99)} ms`,
+      reference: `${rate(latency.offered)} offered, ${latency.samples} samples`, ratio: "",
+      target: "p99 to start < 10 ms", met: latency.toStart.p99 < 10,
+    }));
+  }
+  for (const idle of result.idle) {
+    const peak = Math.max(0, ...idle.rss);
+    rows.push(row({ broker, workers: shape(idle.processes, idle.threads), figure: "worker RSS, idle", troupe: rssCell(idle.rss), reference: "", ratio: "", target: "< 120 MB per process", met: idle.rss.length > 0 && peak < 120 * 2 ** 20 }));
+    const loaded = result.workloads.filter((w) => w.processes === idle.processes);
+    const peaks = loaded.reduce<RssReading>((acc, w) => w.rssLoad.map((v, i) => Math.max(v, acc[i] ?? 0)), []);
+    if (loaded.length) rows.push(row({ broker, workers: shape(idle.processes, idle.threads), figure: "worker RSS, under load (peak)", troupe: rssCell(peaks), reference: "", ratio: "" }));
+  }
+  return rows;
+}
+
+export function buildRows(brokers: BrokerResult[], bullmq: BenchResult["bullmq"]): Row[] {
+  return brokers.flatMap((b) => brokerRows(b, bullmq));
+}
+
+export function renderMarkdown(result: BenchResult): string {
+  const m = result.machine;
+  const s = result.settings;
+  const header = ["Broker", "Workers", "Figure", "Troupe", "Reference (same run)", "Ratio", "Target"];
+  const lines = [
+    `Troupe benchmark, ${result.date} (${Math.round(result.durationSeconds)} s)`,
+    "",
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM; Node ${m.node}; Redis ${m.redis}; RabbitMQ ${m.rabbitmq}.`,
+    `Settings: ${s.messages.toLocaleString("en-US")} messages per throughput figure, latency over ${s.latencySeconds} s at ${percent(s.latencyLoad)} of the measured rate, ${s.threads} threads per worker process, batches of ${s.batchSize}${s.quick ? " (quick mode: not a real measurement)" : ""}.`,
+    "",
+    `| ${header.join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...result.rows.map((r) => `| ${[r.broker, r.workers, r.figure, r.troupe, r.reference, r.ratio, r.target].join(" | ")} |`),
+    "",
+    ...result.brokers
+      .filter((b) => b.lingeringWorkers > 0)
+      .map((b) => `Note: on ${b.broker}, ${b.lingeringWorkers} worker process trees did not exit after their graceful stop and were killed.\n`),
+  ];
+  return lines.join("\n");
+}
+
+/** Write `<date>.json`, `latest.json` and `latest.md` into `dir`. */
+export function writeResults(dir: string, result: BenchResult): string[] {
+  mkdirSync(dir, { recursive: true });
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  const files = [join(dir, `${result.date.slice(0, 10)}.json`), join(dir, "latest.json"), join(dir, "latest.md")];
+  writeFileSync(files[0]!, json);
+  writeFileSync(files[1]!, json);
+  writeFileSync(files[2]!, renderMarkdown(result));
+  return files;
+}

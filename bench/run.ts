@@ -1,0 +1,128 @@
+/**
+ * `npm run bench`: Troupe on Redis and RabbitMQ against raw client loops and BullMQ, measured in one run on one
+ * machine, printed as one table of figures with their ratios. See docs/bench.md.
+ */
+import { randomBytes } from "node:crypto";
+import { connect } from "amqplib";
+import { Redis } from "ioredis";
+import { createBroker, dqName, Message, xqName } from "troupe";
+import { bullmqNoop } from "./bullmq.js";
+import { calibrate } from "./cpu-work.js";
+import { describeMachine } from "./machine.js";
+import { progress } from "./progress.js";
+import { rawAmqp } from "./raw-amqp.js";
+import { rawRedis } from "./raw-redis.js";
+import { buildRows, renderMarkdown, writeResults, type BenchResult, type BrokerResult } from "./report.js";
+import { loadSettings, type BenchSettings, type BrokerKind } from "./settings.js";
+import { Tally } from "./tally.js";
+import { measureEnqueue, measureIdle, measureWorkload, type TroupeTarget } from "./troupe.js";
+
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
+    if (keys.length) await redis.del(...keys);
+  }
+}
+
+async function deleteRabbitQueues(url: string, queue: string): Promise<void> {
+  const connection = await connect(url);
+  try {
+    const channel = await connection.createChannel();
+    for (const name of [queue, dqName(queue), xqName(queue)]) await channel.deleteQueue(name);
+  } finally {
+    await connection.close();
+  }
+}
+
+async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: string, tally: Tally, workerEnv: Record<string, string>): Promise<BrokerResult> {
+  const url = kind === "redis" ? settings.redisUrl : settings.amqpUrl;
+  const prefetch = 2 * settings.threads;
+  const body = new Message({ queueName: "bench", actorName: "bench_noop", args: ["raw"] }).encode();
+  progress(`${kind}: raw client loop (${settings.messages} messages, prefetch ${prefetch})`);
+  const raw =
+    kind === "redis"
+      ? await rawRedis(url, `troupe-bench:${runId}:raw`, body, settings.messages, settings.batchSize, prefetch)
+      : await rawAmqp(url, `troupe-bench-${runId}-raw`, Buffer.from(body), settings.messages, settings.batchSize, prefetch);
+  progress(`${kind}: raw processing ${Math.round(raw.processing)} msg/s`);
+
+  const queue = `bench_${runId}_${kind}`;
+  const broker = createBroker(url);
+  const target: TroupeTarget = {
+    settings, broker, brokerUrl: url, label: kind, queue, tally,
+    env: workerEnv,
+    lingering: { count: 0 },
+  };
+  try {
+    progress(`${kind}: Troupe enqueue`);
+    const enqueue = await measureEnqueue(target);
+    const idle: BrokerResult["idle"] = [];
+    const workloads: BrokerResult["workloads"] = [];
+    for (const processes of settings.processes) {
+      progress(`${kind} ${processes}×${settings.threads}: idle worker memory`);
+      idle.push({ processes, threads: settings.threads, rss: await measureIdle(target, processes) });
+      for (const workload of settings.workloads) workloads.push(await measureWorkload(target, workload, processes));
+    }
+    if (target.lingering.count) progress(`${kind}: ${target.lingering.count} worker process trees stayed up after their graceful stop and were killed`);
+    return { broker: kind, raw: { ...raw, prefetch }, enqueue, idle, workloads, lingeringWorkers: target.lingering.count };
+  } finally {
+    await broker.purge(queue).catch(() => undefined);
+    await broker.close();
+    if (kind === "rabbitmq") await deleteRabbitQueues(url, queue).catch(() => undefined);
+  }
+}
+
+async function main(): Promise<void> {
+  const settings = loadSettings();
+  const started = Date.now();
+  const runId = randomBytes(4).toString("hex");
+  const namespace = `troupe-bench-${runId}`;
+  // The producer broker in this process and the workers share a namespace of their own, deleted at the end.
+  process.env.TROUPE_REDIS_NAMESPACE = namespace;
+  process.env.TROUPE_LOG_LEVEL ??= "warning";
+  const redis = new Redis(settings.redisUrl);
+  const tally = new Tally(redis, `troupe-bench:${runId}`);
+  const bullPrefix = `troupe-bench-${runId}-bull`;
+  try {
+    const machine = await describeMachine(settings.redisUrl, settings.brokers.includes("rabbitmq") ? settings.amqpUrl : undefined);
+    progress(`${machine.cpu}, ${machine.cores} cores; Node ${machine.node}; Redis ${machine.redis}; RabbitMQ ${machine.rabbitmq}`);
+    const bullmq: BenchResult["bullmq"] = [];
+    if (settings.brokers.includes("redis")) {
+      for (const concurrency of settings.bullmqConcurrency) {
+        progress(`BullMQ no-op, concurrency ${concurrency}`);
+        bullmq.push({ concurrency, processing: await bullmqNoop(settings.redisUrl, bullPrefix, settings.messages, settings.batchSize, concurrency) });
+      }
+    }
+    const cpuIterations = calibrate(5);
+    const workerEnv = { BENCH_TALLY_URL: settings.redisUrl, BENCH_TALLY_KEY: tally.key, TROUPE_REDIS_NAMESPACE: namespace, BENCH_CPU_ITERATIONS: String(cpuIterations) };
+    const brokers: BrokerResult[] = [];
+    for (const kind of settings.brokers) brokers.push(await measureBroker(kind, settings, runId, tally, workerEnv));
+
+    const result: BenchResult = {
+      date: new Date(started).toISOString(),
+      durationSeconds: (Date.now() - started) / 1000,
+      machine,
+      settings: {
+        messages: settings.messages, latencySeconds: settings.latencySeconds, latencyLoad: settings.latencyLoad,
+        threads: settings.threads, batchSize: settings.batchSize, cpuIterations, quick: settings.quick,
+      },
+      brokers,
+      bullmq,
+      rows: buildRows(brokers, bullmq),
+    };
+    const files = writeResults(settings.outDir, result);
+    process.stdout.write(renderMarkdown(result));
+    progress(`wrote ${files.join(", ")}`);
+  } finally {
+    await tally.clear().catch(() => undefined);
+    await deleteKeys(redis, `${namespace}:*`).catch(() => undefined);
+    await deleteKeys(redis, `${bullPrefix}:*`).catch(() => undefined);
+    redis.disconnect();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`npm run bench failed: ${(err as Error).stack ?? err}`);
+    process.exit(1);
+  },
+);

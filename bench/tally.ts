@@ -1,0 +1,102 @@
+import type { Redis } from "ioredis";
+import { tallyKeys } from "./probe.js";
+import { RateMeter } from "./stats.js";
+import { progress } from "./progress.js";
+
+export interface PhaseCount {
+  meter: RateMeter;
+  failed: number;
+}
+
+/** Latency of one message: from the send to the actor's start, and to the ack. */
+export interface LatencySample {
+  toStart: number;
+  toFinish: number;
+}
+
+/** The bench's side of the probes: reads what the worker processes reported under one key. */
+export class Tally {
+  constructor(
+    private readonly redis: Redis,
+    readonly key: string,
+  ) {}
+
+  /** Forget earlier boots and stops, before starting another worker. */
+  async forgetWorkers(): Promise<void> {
+    await this.redis.del(tallyKeys.booted(this.key), tallyKeys.stopped(this.key));
+  }
+
+  async count(phase: string): Promise<PhaseCount> {
+    const fields = await this.redis.hvals(tallyKeys.phase(this.key, phase));
+    const meter = new RateMeter();
+    let failed = 0;
+    for (const raw of fields) {
+      const reported = JSON.parse(raw) as { count: number; failed: number; first: number | null; last: number | null };
+      // JSON turns ±Infinity (no ack yet) into null.
+      meter.merge({ count: reported.count, first: reported.first ?? Infinity, last: reported.last ?? -Infinity });
+      failed += reported.failed;
+    }
+    return { meter, failed };
+  }
+
+  async samples(phase: string): Promise<LatencySample[]> {
+    const chunks = await this.redis.lrange(tallyKeys.samples(this.key, phase), 0, -1);
+    const out: LatencySample[] = [];
+    for (const chunk of chunks) {
+      const flat = JSON.parse(chunk) as number[];
+      for (let i = 0; i + 2 < flat.length; i += 3) out.push({ toStart: flat[i + 1]! - flat[i]!, toFinish: flat[i + 2]! - flat[i]! });
+    }
+    return out;
+  }
+
+  /**
+   * Poll until `expected` messages of `phase` are acked, reporting progress; fails when one is dead-lettered
+   * or when nothing moves for `stallTimeout` ms.
+   */
+  async waitFor(phase: string, expected: number, stallTimeout: number, label: string): Promise<RateMeter> {
+    let seen = -1;
+    let movedAt = Date.now();
+    let reportedAt = Date.now();
+    for (;;) {
+      const { meter, failed } = await this.count(phase);
+      if (failed > 0) throw new Error(`${label}: ${failed} bench messages failed in the worker (see its stderr)`);
+      if (meter.count >= expected) return meter;
+      const now = Date.now();
+      if (meter.count !== seen) {
+        seen = meter.count;
+        movedAt = now;
+      } else if (now - movedAt > stallTimeout) {
+        throw new Error(`${label}: stalled at ${meter.count}/${expected} messages for ${stallTimeout / 1000} s`);
+      }
+      if (now - reportedAt >= 2000) {
+        reportedAt = now;
+        progress(`${label}: ${meter.count}/${expected}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Wait until `processes` worker processes have booted (their probe reports afterWorkerBoot). */
+  waitForBoot(processes: number, timeout: number): Promise<void> {
+    return this.waitForMarks(tallyKeys.booted(this.key), processes, timeout, "boot");
+  }
+
+  /** Wait until `processes` worker processes have finished their graceful stop (afterWorkerShutdown). */
+  waitForStop(processes: number, timeout: number): Promise<void> {
+    return this.waitForMarks(tallyKeys.stopped(this.key), processes, timeout, "stop");
+  }
+
+  private async waitForMarks(key: string, processes: number, timeout: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeout;
+    while ((await this.redis.hlen(key)) < processes) {
+      if (Date.now() > deadline) throw new Error(`worker processes did not ${what} within ${timeout / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  async clear(): Promise<void> {
+    for await (const keys of this.redis.scanStream({ match: `${this.key}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+      if (keys.length) await this.redis.del(...keys);
+    }
+  }
+}

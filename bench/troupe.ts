@@ -1,0 +1,153 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Message, type Broker } from "troupe";
+import { wallNow } from "./clock.js";
+import { progress } from "./progress.js";
+import type { BenchSettings, Workload } from "./settings.js";
+import { percentile, perSecond, timed } from "./stats.js";
+import type { LatencySample, Tally } from "./tally.js";
+import { RssSampler, WorkerProcess, type RssReading } from "./worker-process.js";
+
+/** What one broker's Troupe measurements share. */
+export interface TroupeTarget {
+  settings: BenchSettings;
+  /** A Troupe broker in the bench process: the producer side. */
+  broker: Broker;
+  brokerUrl: string;
+  label: string;
+  queue: string;
+  tally: Tally;
+  /** Environment for worker processes (tally location, Redis namespace). */
+  env: Record<string, string>;
+  /** Worker process trees that did not exit by themselves after a graceful stop (and were killed). */
+  lingering: { count: number };
+}
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+}
+
+export interface LatencyResult {
+  /** msg/s offered: a share of the processing rate measured just before. */
+  offered: number;
+  samples: number;
+  toStart: Percentiles;
+  toFinish: Percentiles;
+}
+
+export interface WorkloadResult {
+  workload: Workload["name"];
+  processes: number;
+  threads: number;
+  processing: number;
+  /** Best possible msg/s for this workload and worker shape, when the raw loop is not the bound. */
+  ideal?: number;
+  latency: LatencyResult;
+  /** Peak RSS per worker process while draining the queue. */
+  rssLoad: RssReading;
+}
+
+function benchMessage(target: TroupeTarget, workload: Workload, phase: string, sentAt?: number): Message {
+  return new Message({ queueName: target.queue, actorName: workload.actor, args: sentAt === undefined ? [phase] : [phase, sentAt] });
+}
+
+async function fill(target: TroupeTarget, workload: Workload, phase: string, count: number): Promise<void> {
+  const { batchSize } = target.settings;
+  for (let sent = 0; sent < count; sent += batchSize) {
+    const batch = Array.from({ length: Math.min(batchSize, count - sent) }, () => benchMessage(target, workload, phase));
+    await target.broker.enqueueMany(batch);
+  }
+}
+
+/** Enqueue msg/s through Troupe's public API: one awaited `enqueue` at a time, then `enqueueMany` batches. */
+export async function measureEnqueue(target: TroupeTarget): Promise<{ single: number; batched: number }> {
+  const { messages } = target.settings;
+  const noop = { name: "noop", actor: "bench_noop" } as Workload;
+  await target.broker.purge(target.queue);
+  const singleMs = await timed(async () => {
+    for (let i = 0; i < messages; i++) await target.broker.enqueue(benchMessage(target, noop, "enqueue"));
+  });
+  await target.broker.purge(target.queue);
+  const batchedMs = await timed(() => fill(target, noop, "enqueue", messages));
+  await target.broker.purge(target.queue);
+  return { single: perSecond(messages, singleMs), batched: perSecond(messages, batchedMs) };
+}
+
+async function startWorker(target: TroupeTarget, processes: number): Promise<WorkerProcess> {
+  await target.tally.forgetWorkers();
+  return new WorkerProcess({ brokerUrl: target.brokerUrl, processes, threads: target.settings.threads, queue: target.queue, env: target.env });
+}
+
+/** Stop the worker gracefully; note a process tree that had to be killed after its graceful stop. */
+async function stopWorker(target: TroupeTarget, worker: WorkerProcess, processes: number): Promise<void> {
+  const exited = await worker.stop(target.tally.waitForStop(processes, target.settings.stallTimeout));
+  if (!exited) target.lingering.count++;
+}
+
+/** RSS of freshly booted worker processes with nothing to do. */
+export async function measureIdle(target: TroupeTarget, processes: number): Promise<RssReading> {
+  const worker = await startWorker(target, processes);
+  try {
+    await worker.watch(target.tally.waitForBoot(processes, target.settings.stallTimeout));
+    // Let boot-time garbage be collected and threads settle before reading memory.
+    await sleep(target.settings.quick ? 200 : 1000);
+    return worker.rss().sort((a, b) => b - a);
+  } finally {
+    await stopWorker(target, worker, processes);
+  }
+}
+
+/**
+ * One workload on one worker shape: fill the queue, start the workers, time the drain from the first ack to the
+ * last (so start-up is not counted), then offer half that rate with single sends and record latencies.
+ */
+export async function measureWorkload(target: TroupeTarget, workload: Workload, processes: number): Promise<WorkloadResult> {
+  const { settings, tally } = target;
+  const name = `${target.label} ${processes}×${settings.threads} ${workload.name}`;
+  const phase = `${target.label}-${workload.name}-${processes}`;
+  await target.broker.purge(target.queue);
+  await fill(target, workload, phase, settings.messages);
+  progress(`${name}: queue filled with ${settings.messages}; starting workers`);
+  const worker = await startWorker(target, processes);
+  try {
+    const sampler = new RssSampler(worker);
+    const drained = await worker.watch(tally.waitFor(phase, settings.messages, settings.stallTimeout, `${name} processing`));
+    const rssLoad = sampler.stop();
+    const processing = drained.rate;
+    progress(`${name}: ${Math.round(processing)} msg/s; measuring latency`);
+    const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, processing * settings.latencyLoad, name));
+    return { workload: workload.name, processes, threads: settings.threads, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad };
+  } finally {
+    await stopWorker(target, worker, processes);
+  }
+}
+
+async function measureLatency(target: TroupeTarget, workload: Workload, phase: string, rate: number, name: string): Promise<LatencyResult> {
+  const total = Math.max(10, Math.round(rate * target.settings.latencySeconds));
+  await offer(rate, total, (sentAt) => target.broker.enqueue(benchMessage(target, workload, phase, sentAt)));
+  await target.tally.waitFor(phase, total, target.settings.stallTimeout, `${name} latency`);
+  const samples = await target.tally.samples(phase);
+  return { offered: rate, samples: samples.length, toStart: percentiles(samples, "toStart"), toFinish: percentiles(samples, "toFinish") };
+}
+
+function percentiles(samples: LatencySample[], field: keyof LatencySample): Percentiles {
+  const values = samples.map((s) => s[field]);
+  return { p50: percentile(values, 50), p99: percentile(values, 99) };
+}
+
+/**
+ * Send `total` messages at `rate` msg/s without waiting for one send before the next: each timer tick sends
+ * the messages that are due, each stamped with its own send time.
+ */
+async function offer(rate: number, total: number, send: (sentAt: number) => Promise<unknown>): Promise<void> {
+  const start = wallNow();
+  const sends: Promise<unknown>[] = [];
+  let failure: unknown;
+  while (sends.length < total && failure === undefined) {
+    const due = Math.min(total, Math.floor(((wallNow() - start) * rate) / 1000) + 1);
+    while (sends.length < due) sends.push(send(wallNow()).catch((err) => (failure ??= err)));
+    await sleep(1);
+  }
+  await Promise.all(sends);
+  if (failure !== undefined) throw failure;
+}
