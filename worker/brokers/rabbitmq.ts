@@ -8,7 +8,7 @@ import { LazyChannel, openConnection, type ConnectionSettings } from "./rabbitmq
 import { RabbitmqConsumer } from "./rabbitmq/consumer.js";
 import { ManagementClient } from "./rabbitmq/management.js";
 import { Publisher, type Publication } from "./rabbitmq/publisher.js";
-import { Topology, deadMessageTtlFromEnv, validateTopology } from "./rabbitmq/topology.js";
+import { Topology, deadMessageTtlFromEnv, maxPriorityFromEnv, validateTopology } from "./rabbitmq/topology.js";
 
 export interface RabbitmqBrokerOptions extends BrokerOptions {
   /** Declare queues with `x-max-priority` (1..255), enabling `broker_priority`. Default: $TROUPE_RABBITMQ_MAX_PRIORITY, else none. */
@@ -33,7 +33,6 @@ export class RabbitmqBroker extends Broker {
   readonly displayUrl: string;
   readonly topology: Topology;
   private readonly settings: ConnectionSettings;
-  private readonly publishTimeout: number;
   private readonly management: ManagementClient | undefined;
   private publishConnection: RecoveringChannelModel | undefined;
   private consumeConnection: Promise<RecoveringChannelModel> | undefined;
@@ -46,18 +45,14 @@ export class RabbitmqBroker extends Broker {
   private readonly publisher: Publisher;
   private readonly consumers = new Set<RabbitmqConsumer>();
 
-  constructor(
-    readonly url: string,
-    options: RabbitmqBrokerOptions = {},
-  ) {
+  /** `url` carries the credentials; it is kept private and only ever shown as `displayUrl`. */
+  constructor(url: string, options: RabbitmqBrokerOptions = {}) {
     super(options);
     this.displayUrl = redactUrl(url);
     this.settings = { url, socketOptions: options.socketOptions, maxReconnectDelay: options.maxReconnectDelay ?? 5000 };
-    this.publishTimeout = options.publishTimeout ?? 30_000;
-    const envPriority = process.env.TROUPE_RABBITMQ_MAX_PRIORITY;
     this.topology = new Topology(
       validateTopology({
-        maxPriority: options.maxPriority ?? (envPriority ? Number(envPriority) : undefined),
+        maxPriority: options.maxPriority ?? maxPriorityFromEnv(),
         deadMessageTtl: options.deadMessageTtl ?? deadMessageTtlFromEnv(),
       }),
       () => this.declarer.get(),
@@ -67,7 +62,7 @@ export class RabbitmqBroker extends Broker {
     this.admin = new LazyChannel(() => this.connection().createChannel(), "admin");
     this.declarer = new LazyChannel(() => this.connection().createChannel(), "declare");
     this.confirmChannel = new LazyChannel(() => this.connection().createConfirmChannel(), "publish");
-    this.publisher = new Publisher(this.confirmChannel, this.topology, this.publishTimeout);
+    this.publisher = new Publisher(this.confirmChannel, this.topology, options.publishTimeout ?? 30_000);
   }
 
   protected async doConnect(): Promise<void> {

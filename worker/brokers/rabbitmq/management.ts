@@ -1,4 +1,4 @@
-import { BrokerError } from "../../errors.js";
+import { BrokerError, TroupeError } from "../../errors.js";
 import { redactUrl } from "../../logging.js";
 
 export interface ManagedQueue {
@@ -22,8 +22,13 @@ export class ManagementClient {
     private readonly vhost: string,
     private readonly timeout = 5000,
   ) {
-    const parsed = new URL(url);
     this.displayUrl = redactUrl(url);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new TroupeError(`the RabbitMQ management URL ${this.displayUrl} is not a valid URL (expected http(s)://user:pass@host:15672)`);
+    }
     if (parsed.username) {
       this.authorization = `Basic ${Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString("base64")}`;
     }

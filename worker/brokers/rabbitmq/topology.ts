@@ -31,11 +31,20 @@ export function validateTopology(options: TopologyOptions): TopologyOptions {
 
 /** The dead-message TTL Dramatiq reads from `dramatiq_dead_message_ttl`, so both sides declare `q.XQ` alike. */
 export function deadMessageTtlFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.dramatiq_dead_message_ttl;
-  if (raw === undefined || raw === "") return DEFAULT_DEAD_MESSAGE_TTL;
-  const ttl = Number(raw);
-  if (!Number.isInteger(ttl) || ttl < 0) throw new TroupeError(`dramatiq_dead_message_ttl must be a non-negative integer of ms, got "${raw}"`);
-  return ttl;
+  return integerFromEnv(env, "dramatiq_dead_message_ttl", 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_DEAD_MESSAGE_TTL;
+}
+
+/** `x-max-priority` from TROUPE_RABBITMQ_MAX_PRIORITY, for workers started by the CLI. */
+export function maxPriorityFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  return integerFromEnv(env, "TROUPE_RABBITMQ_MAX_PRIORITY", 1, 255);
+}
+
+function integerFromEnv(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new TroupeError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  return value;
 }
 
 /**
