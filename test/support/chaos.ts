@@ -53,11 +53,7 @@ export class WorkerCluster {
 
   /** The worker processes the supervisor has forked and that are still running. */
   processes(): number[] {
-    try {
-      return readFileSync(`/proc/${this.pid}/task/${this.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
+    return childrenOf(this.pid);
   }
 
   waitForProcesses(count = this.options.processes ?? 1, timeout = 30_000): Promise<number[]> {
@@ -101,6 +97,40 @@ export class WorkerCluster {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Direct children of a process (Linux /proc); empty once it has exited. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export interface CliRun {
+  /** Exit code; undefined when the command was still running at the deadline (it is then killed). */
+  code: number | null | undefined;
+  /** stdout and stderr together. */
+  output: string;
+}
+
+/** Run `troupe ARGS...` to completion (or the deadline) and capture everything it prints. */
+export async function runCli(args: string[], { env = {}, timeout = 20_000 }: { env?: Record<string, string>; timeout?: number } = {}): Promise<CliRun> {
+  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const exited = once(child, "exit");
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    for (const pid of childrenOf(child.pid!)) process.kill(pid, "SIGKILL");
+    child.kill("SIGKILL");
+  }, timeout);
+  await exited;
+  clearTimeout(timer);
+  return { code: timedOut ? undefined : child.exitCode, output };
 }
 
 export interface Tally {

@@ -8,6 +8,11 @@ import { until } from "./wait.js";
 
 const SERVER_SCRIPT = ["/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/sbin/rabbitmq-server"].find((p) => existsSync(p)) ?? "rabbitmq-server";
 
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
 /**
  * A private RabbitMQ node (own name, AMQP and distribution ports, data directory; no plugins) that a test may
  * SIGKILL and start again on the same port and data, as a broker crash and restart, without touching the shared
@@ -20,17 +25,20 @@ export class OwnRabbitServer {
   private constructor(
     readonly port: number,
     private readonly distPort: number,
+    private readonly credentials: Credentials,
   ) {
-    writeFileSync(join(this.dir, "rabbitmq.conf"), `listeners.tcp.local = 127.0.0.1:${port}\n`);
+    const conf = [`listeners.tcp.local = 127.0.0.1:${port}`, `default_user = ${credentials.user}`, `default_pass = ${credentials.password}`];
+    writeFileSync(join(this.dir, "rabbitmq.conf"), conf.join("\n") + "\n");
     writeFileSync(join(this.dir, "enabled_plugins"), "[].\n");
   }
 
-  static async create(): Promise<OwnRabbitServer> {
-    return new OwnRabbitServer(await freePort(), await freePort());
+  /** `credentials` become the node's only user, created when its database is first initialised. */
+  static async create(credentials: Credentials = { user: "guest", password: "guest" }): Promise<OwnRabbitServer> {
+    return new OwnRabbitServer(await freePort(), await freePort(), credentials);
   }
 
   get url(): string {
-    return `amqp://guest:guest@127.0.0.1:${this.port}/`;
+    return `amqp://${this.credentials.user}:${this.credentials.password}@127.0.0.1:${this.port}/`;
   }
 
   async start(): Promise<void> {
