@@ -62,6 +62,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // Everything was closed; a library handle that still holds the loop open must not keep the process alive.
+    setTimeout(() => process.exit(code), 2000).unref();
   },
   (err) => {
     console.error(err);

@@ -49,3 +49,10 @@ registerMainHandler(RATE_LIMITER_RPC, (op: RateLimiterOp, args: unknown[]) => {
   const backend = getRateLimiterBackend() as unknown as Record<RateLimiterOp, (...a: unknown[]) => Promise<unknown>>;
   return backend[op](...args);
 });
+
+/** Close the backend if one was created (a worker calls this on shutdown so its connection does not linger). */
+export async function closeRateLimiterBackend(): Promise<void> {
+  const backend = current;
+  current = undefined;
+  await backend?.close?.();
+}

@@ -4,6 +4,7 @@ import { redactUrl } from "../logging.js";
 import { setResultLookup } from "../message.js";
 import type { ResultBackend } from "./backend.js";
 import { MemoryResultBackend } from "./memory.js";
+import { RedisResultBackend } from "./redis.js";
 
 let current: ResultBackend | undefined;
 
@@ -14,6 +15,7 @@ let current: ResultBackend | undefined;
 export function createResultBackend(url: string): ResultBackend {
   const scheme = url.split(":", 1)[0]?.toLowerCase();
   if (scheme === "memory") return new MemoryResultBackend();
+  if (scheme === "redis" || scheme === "rediss") return new RedisResultBackend({ url });
   throw new TroupeError(`unsupported results URL ${redactUrl(url)}: use memory://, redis:// or rediss://`);
 }
 
@@ -21,7 +23,11 @@ export function createResultBackend(url: string): ResultBackend {
 function defaultResultBackend(): ResultBackend {
   const url = process.env.TROUPE_RESULTS_URL;
   if (url) return createResultBackend(url);
-  const brokerUrl = getBroker().displayUrl;
+  const broker = getBroker();
+  // Brokers that can hold results (Redis) offer a backend on their own connection settings.
+  const own = (broker as { createResultBackend?: () => ResultBackend }).createResultBackend;
+  if (own) return own.call(broker);
+  const brokerUrl = broker.displayUrl;
   if (brokerUrl.startsWith("memory:")) return new MemoryResultBackend();
   throw new TroupeError(`no results backend for broker ${brokerUrl}: set TROUPE_RESULTS_URL to a redis:// URL`);
 }
@@ -41,3 +47,10 @@ export function resetResultBackend(): void {
 }
 
 setResultLookup((message, options) => getResultBackend().getResult(message, options));
+
+/** Close the backend if one was created (a worker calls this on shutdown so its connection does not linger). */
+export async function closeResultBackend(): Promise<void> {
+  const backend = current;
+  current = undefined;
+  await backend?.close();
+}

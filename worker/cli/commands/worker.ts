@@ -6,6 +6,8 @@ import { getLogger, redactUrl } from "../../logging.js";
 import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
 import { importModules } from "../../runtime/load-modules.js";
+import { closeResultBackend } from "../../results/global.js";
+import { closeRateLimiterBackend } from "../../rate-limits/global.js";
 import { intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
 import { UsageError, type Command } from "../command.js";
 
@@ -111,7 +113,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
       }
       void worker
         .stop()
-        .then(() => broker.close())
+        .then(() => Promise.all([broker.close(), closeResultBackend(), closeRateLimiterBackend()]))
         .then(
           () => resolve(EXIT_OK),
           (err) => {
