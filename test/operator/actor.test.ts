@@ -4,7 +4,7 @@ import type * as k8s from "@kubernetes/client-node";
 import { MemoryBroker, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { createNamespace, createSecret, customObjects, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
+import { customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 const actorManifest = (name: string, spec: Record<string, unknown>, labels: Record<string, string> = {}) => ({ apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name, labels }, spec });
@@ -26,10 +26,9 @@ describe("Actor controller", () => {
   });
 
   test("publishes overrides in a ConfigMap, reports serving pools, depth and duplicates, and follows changes", async () => {
-    const ns = await createNamespace(kc);
+    const ns = await namespaceWithBroker(kc);
     const cr = customObjects(kc);
     const emails = `emails-${ns}`;
-    await createSecret(kc, ns, "broker", { url: "memory://" });
     await cr.create("workerpools", ns, workerPoolManifest("mail", { queues: [emails] }));
     await cr.create("actors", ns, actorManifest("send-email", { actorName: "send_email", queue: emails, options: { maxRetries: 3, timeLimit: 30000 } }));
     await cr.create("actors", ns, actorManifest("report", { actorName: "build_report", options: { storeResults: true } }));
@@ -63,7 +62,7 @@ describe("Actor controller", () => {
   });
 
   test("a CEL rule rejects an Actor whose minBackoff exceeds maxBackoff", async () => {
-    const ns = await createNamespace(kc);
+    const ns = await namespaceWithBroker(kc);
     await assert.rejects(
       customObjects(kc).create("actors", ns, actorManifest("bad", { actorName: "bad", options: { minBackoff: 10, maxBackoff: 5 } })),
       (e) => (e as { code?: number }).code === 422,

@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
 import { createNamespace, customObjects, startFakeApiServer, workerPoolManifest } from "../support/operator.js";
+import type { ApiObject } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 describe("fake API server semantics, through the real client", () => {
@@ -48,7 +49,7 @@ describe("fake API server semantics, through the real client", () => {
   test("stale resourceVersion is 409; generation moves only with spec; status writes go through /status only", async () => {
     const created = await cr.create("workerpools", ns, workerPoolManifest("gen"));
     const replaced = await cr.api.replaceNamespacedCustomObject({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "gen", body: { ...created, spec: { ...created.spec, threads: 4 } } });
-    assert.equal((replaced as any).metadata.generation, 2);
+    assert.equal((replaced as ApiObject).metadata.generation, 2);
     await assert.rejects(
       cr.api.replaceNamespacedCustomObject({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "gen", body: created }),
       (e) => code(e) === 409,
@@ -59,7 +60,7 @@ describe("fake API server semantics, through the real client", () => {
     const status = (await cr.api.patchNamespacedCustomObjectStatus(
       { group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "gen", body: { status: { replicas: 3 }, spec: { threads: 1 } } },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-    )) as any;
+    )) as ApiObject;
     assert.equal(status.status.replicas, 3);
     assert.equal(status.spec.threads, 4, "spec is ignored on /status");
     assert.equal(status.metadata.generation, 2);
@@ -69,7 +70,7 @@ describe("fake API server semantics, through the real client", () => {
 
   test("JSON patch is the client's default; strategic merge on a custom resource is 415", async () => {
     await cr.create("workerpools", ns, workerPoolManifest("jp"));
-    const patched = (await cr.api.patchNamespacedCustomObject({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "jp", body: [{ op: "replace", path: "/spec/threads", value: 2 }] })) as any;
+    const patched = (await cr.api.patchNamespacedCustomObject({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "jp", body: [{ op: "replace", path: "/spec/threads", value: 2 }] })) as ApiObject;
     assert.equal(patched.spec.threads, 2);
     await assert.rejects(
       cr.api.patchNamespacedCustomObject({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "jp", body: { spec: { threads: 3 } } }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch)),
@@ -79,7 +80,7 @@ describe("fake API server semantics, through the real client", () => {
 
   test("the scale subresource reads and writes spec.replicas", async () => {
     await cr.create("workerpools", ns, { ...workerPoolManifest("scaled", { autoscaling: undefined, replicas: 2 }) });
-    const scale = (await cr.api.getNamespacedCustomObjectScale({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "scaled" })) as any;
+    const scale = (await cr.api.getNamespacedCustomObjectScale({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "scaled" })) as ApiObject;
     assert.equal(scale.kind, "Scale");
     assert.equal(scale.spec.replicas, 2);
     await cr.api.patchNamespacedCustomObjectScale(

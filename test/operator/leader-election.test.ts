@@ -4,7 +4,7 @@ import type * as k8s from "@kubernetes/client-node";
 import { MemoryBroker, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { createNamespace, createSecret, customObjects, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
+import { customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 describe("leader election and failover", () => {
@@ -32,9 +32,8 @@ describe("leader election and failover", () => {
   });
 
   test("one leader at a time; killing it during a scale-up lets the standby converge with no duplicate Deployment", async () => {
-    const ns = await createNamespace(kc);
+    const ns = await namespaceWithBroker(kc);
     const queue = `q-${ns}`;
-    await createSecret(kc, ns, "broker", { url: "memory://" });
     const a = await candidate("a");
     await until(() => a.isLeading, "a leads");
     const b = await candidate("b");

@@ -5,7 +5,7 @@ import { getResultBackend, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
 import { startWorker, type Running } from "../support/middleware.js";
-import { createNamespace, createSecret, customObjects, eventsAbout, startFakeApiServer, startOperator } from "../support/operator.js";
+import { customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 const pipelineManifest = (name: string, spec: Record<string, unknown>) => ({
@@ -49,8 +49,7 @@ describe("Pipeline controller with a real worker on the memory broker", () => {
     }, `pipeline ${name} to finish`);
 
   test("runs steps as a Dramatiq pipeline then a group, following each through the results backend", async () => {
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "memory://" });
+    const ns = await namespaceWithBroker(kc);
     await cr.create("pipelines", ns, pipelineManifest("etl", {
       steps: [
         { name: "extract", actor: "mw_double", args: [3] },
@@ -71,8 +70,7 @@ describe("Pipeline controller with a real worker on the memory broker", () => {
   });
 
   test("a failing step fails the run with the actor's error and leaves later steps pending", async () => {
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "memory://" });
+    const ns = await namespaceWithBroker(kc);
     await cr.create("pipelines", ns, pipelineManifest("broken", {
       steps: [
         { name: "ok", actor: "mw_double", args: [1] },
@@ -87,8 +85,7 @@ describe("Pipeline controller with a real worker on the memory broker", () => {
   });
 
   test("a cron schedule starts runs, Forbid skips overlapping ones, and history limits prune", async () => {
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "memory://" });
+    const ns = await namespaceWithBroker(kc);
     await cr.create("pipelines", ns, pipelineManifest("ticker", {
       schedule: "* * * * * *",
       concurrencyPolicy: "Forbid",
@@ -104,8 +101,7 @@ describe("Pipeline controller with a real worker on the memory broker", () => {
   });
 
   test("an invalid cron expression is reported in status, not a crash", async () => {
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "memory://" });
+    const ns = await namespaceWithBroker(kc);
     await cr.create("pipelines", ns, pipelineManifest("badcron", { schedule: "every tuesday", steps: [{ name: "s", actor: "mw_identity", args: [1] }] }));
     const condition = await until(async () => {
       const p = await cr.get("pipelines", ns, "badcron");

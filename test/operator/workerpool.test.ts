@@ -5,10 +5,11 @@ import * as k8s from "@kubernetes/client-node";
 import { createBroker, MemoryBroker, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { createNamespace, createSecret, customObjects, eventsAbout, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
+import { customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
+import type { ApiObject } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
-const deploymentOf = (fake: FakeApiServer, ns: string, name: string) => fake.get("apps", "deployments", ns, name) as (Record<string, any> & { spec: { replicas: number; template: any } }) | undefined;
+const deploymentOf = (fake: FakeApiServer, ns: string, name: string) => fake.get("apps", "deployments", ns, name) as (ApiObject & { spec: { replicas: number; template: ApiObject } }) | undefined;
 
 describe("WorkerPool controller against the fake API server", () => {
   let fake: FakeApiServer;
@@ -45,9 +46,8 @@ describe("WorkerPool controller against the fake API server", () => {
   });
 
   test("creates a locked-down Deployment and Service, scales 0 → N on a backlog and back to 0 when drained", async () => {
-    const ns = await createNamespace(kc);
+    const ns = await namespaceWithBroker(kc);
     const queue = `q-${ns}`;
-    await createSecret(kc, ns, "broker", { url: "memory://" });
     await cr.create("workerpools", ns, workerPoolManifest("pool", { queues: [queue], processes: 2, threads: 4 }));
     const created = await until(() => deploymentOf(fake, ns, "pool"), "the Deployment");
     assert.equal(created.spec.replicas, 0);
@@ -95,8 +95,7 @@ describe("WorkerPool controller against the fake API server", () => {
   });
 
   test("an unreachable broker holds the size, is reported without its password, and a missing Secret is named", async () => {
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "redis://admin:s3cr3t-pw@127.0.0.1:1/0" });
+    const ns = await namespaceWithBroker(kc, "redis://admin:s3cr3t-pw@127.0.0.1:1/0");
     await cr.create("workerpools", ns, workerPoolManifest("held", { autoscaling: { minReplicas: 2, maxReplicas: 4, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 0 } }));
     const pool = await until(async () => {
       const p = await cr.get("workerpools", ns, "held");
@@ -116,8 +115,7 @@ describe("WorkerPool controller against the fake API server", () => {
   });
 
   test("an actorSelector that matches nothing is reported, then served once a matching Actor appears", async () => {
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "memory://" });
+    const ns = await namespaceWithBroker(kc);
     await cr.create("workerpools", ns, workerPoolManifest("selective", { queues: undefined, actorSelector: { matchLabels: { team: "mail" } } }));
     await until(async () => {
       const p = await cr.get("workerpools", ns, "selective");
@@ -139,17 +137,15 @@ describe("WorkerPool controller against the fake API server", () => {
         spec: { group: "monitoring.coreos.com", scope: "Namespaced", names: { plural: "podmonitors", kind: "PodMonitor" }, versions: [{ name: "v1", served: true, storage: true, schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } } }] },
       },
     });
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "memory://" });
+    const ns = await namespaceWithBroker(kc);
     await cr.create("workerpools", ns, workerPoolManifest("monitored"));
     const monitor = await until(() => fake.get("monitoring.coreos.com", "podmonitors", ns, "monitored"), "the PodMonitor");
     assert.deepEqual((monitor.spec as { selector: unknown }).selector, { matchLabels: { "troupe.dev/workerpool": "monitored" } });
   });
 
   test("before a scale-down the least busy pods get the lowest deletion cost", async () => {
-    const ns = await createNamespace(kc);
+    const ns = await namespaceWithBroker(kc);
     const queue = `q-${ns}`;
-    await createSecret(kc, ns, "broker", { url: "memory://" });
     await cr.create("workerpools", ns, workerPoolManifest("gentle", { queues: [queue] }));
     await enqueue(queue, 30);
     await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 3, "scale-up to 3");
@@ -165,8 +161,7 @@ describe("WorkerPool controller against the fake API server", () => {
   });
 
   test("API errors are retried with backoff and counted; the operator keeps running", async () => {
-    const ns = await createNamespace(kc);
-    await createSecret(kc, ns, "broker", { url: "memory://" });
+    const ns = await namespaceWithBroker(kc);
     const clear = fake.injectFault((r) => (r.method === "POST" && r.path.includes(`/namespaces/${ns}/deployments`) ? 500 : undefined));
     await cr.create("workerpools", ns, workerPoolManifest("flaky"));
     await until(async () => (await (await fetch(`http://127.0.0.1:${operator.port}/metrics`)).text()).match(/troupe_operator_reconcile_errors_total\{controller="workerpool"\} [1-9]/), "a counted reconcile error");

@@ -7,6 +7,10 @@ import { repoRoot, uniqueName } from "./env.js";
 
 export const crdDir = join(repoRoot, "crds");
 
+/** An API object as tests read it: deep fields without a type per resource. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- test assertions walk arbitrary API JSON
+export type ApiObject = Record<string, any>;
+
 /** A fake API server serving the repository's CRDs, started on loopback. */
 export function startFakeApiServer(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
   return new FakeApiServer({ crdPaths: [crdDir], ...options }).start();
@@ -26,15 +30,22 @@ export async function createSecret(kc: k8s.KubeConfig, namespace: string, name: 
   });
 }
 
+/** A fresh namespace with a `broker` Secret holding `url`. */
+export async function namespaceWithBroker(kc: k8s.KubeConfig, url = "memory://"): Promise<string> {
+  const namespace = await createNamespace(kc);
+  await createSecret(kc, namespace, "broker", { url });
+  return namespace;
+}
+
 export function customObjects(kc: k8s.KubeConfig) {
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const troupe = (plural: string, namespace: string) => ({ group: "troupe.dev", version: "v1alpha1", plural, namespace });
   return {
     api,
-    create: (plural: string, namespace: string, body: object) => api.createNamespacedCustomObject({ ...troupe(plural, namespace), body }) as Promise<Record<string, any>>,
-    get: (plural: string, namespace: string, name: string) => api.getNamespacedCustomObject({ ...troupe(plural, namespace), name }) as Promise<Record<string, any>>,
+    create: (plural: string, namespace: string, body: object) => api.createNamespacedCustomObject({ ...troupe(plural, namespace), body }) as Promise<ApiObject>,
+    get: (plural: string, namespace: string, name: string) => api.getNamespacedCustomObject({ ...troupe(plural, namespace), name }) as Promise<ApiObject>,
     patch: (plural: string, namespace: string, name: string, body: object) =>
-      api.patchNamespacedCustomObject({ ...troupe(plural, namespace), name, body }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch)) as Promise<Record<string, any>>,
+      api.patchNamespacedCustomObject({ ...troupe(plural, namespace), name, body }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch)) as Promise<ApiObject>,
     delete: (plural: string, namespace: string, name: string) => api.deleteNamespacedCustomObject({ ...troupe(plural, namespace), name }),
   };
 }
