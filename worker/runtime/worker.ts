@@ -4,6 +4,7 @@ import { getLogger, messageFields } from "../logging.js";
 import { Message, setResultLookup, type MessageData } from "../message.js";
 import type { WorkerInfo } from "../middleware/middleware.js";
 import type { EnqueueOptions } from "../broker.js";
+import type { ActorOptions } from "../options.js";
 import type { MessageProxy } from "../proxy.js";
 import { dqName, qName } from "../queues.js";
 import { getResultBackend } from "../results/global.js";
@@ -160,7 +161,7 @@ export class Worker implements WorkerInfo {
       this.track(this.settle(proxy));
       return;
     }
-    this.work.push({ proxy, priority: actor.declaredOptions.priority ?? 0, seq: this.seq++ });
+    this.work.push({ proxy, priority: this.broker.registry.optionsOf(actor.actorName)?.priority ?? 0, seq: this.seq++ });
     this.pump();
   }
 
@@ -342,9 +343,9 @@ export class Worker implements WorkerInfo {
   }
 
   /** Push option overrides (operator Actor resources) to this process and its threads. */
-  setOverrides(overrides: Record<string, Record<string, unknown>>): void {
+  setOverrides(overrides: Record<string, ActorOptions>): void {
     this.broker.registry.setOverrides(overrides);
-    this.pool.broadcast({ t: "overrides", overrides });
+    this.pool.broadcast({ t: "overrides", overrides: overrides as Record<string, Record<string, unknown>> });
   }
 }
 

@@ -6,6 +6,7 @@ import { getLogger, redactUrl } from "../../logging.js";
 import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
 import { importModules } from "../../runtime/load-modules.js";
+import { watchActorOverrides } from "../../runtime/overrides.js";
 import { closeResultBackend } from "../../results/global.js";
 import { closeRateLimiterBackend } from "../../rate-limits/global.js";
 import { intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
@@ -23,6 +24,9 @@ Options:
   -b, --broker URL          broker URL (default: $TROUPE_BROKER_URL, else memory://)
       --prefetch N          messages fetched ahead per queue (default 2 x threads x concurrency)
       --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
+
+Environment: TROUPE_BROKER_URL, TROUPE_RESULTS_URL, TROUPE_RATE_LIMITER_URL, TROUPE_METRICS_PORT (9191; 0 = off),
+TROUPE_ACTOR_OVERRIDES (a JSON/YAML file of actor option overrides, reloaded when it changes), TROUPE_LOG_LEVEL.
 
 Exit codes: 0 stopped cleanly, 1 killed, 2 bad arguments or a module failed to import, 3 broker unreachable.`;
 
@@ -92,9 +96,12 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     prefetch: settings.prefetch,
     shutdownTimeout: settings.shutdownTimeout,
   });
+  // Middleware reads actor options in this thread, so overrides loaded before start apply to the first message.
+  const overrides = await watchActorOverrides((next) => worker.setOverrides(next));
   try {
     await worker.start();
   } catch (err) {
+    overrides?.close();
     log.critical("worker failed to start", { err });
     console.error(`troupe worker: ${(err as Error).message}`);
     await broker.close().catch(() => undefined);
@@ -111,6 +118,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
         log.warn("second signal: exiting without waiting for running messages", { signal });
         process.exit(EXIT_KILLED);
       }
+      overrides?.close();
       void worker
         .stop()
         .then(() => Promise.all([broker.close(), closeResultBackend(), closeRateLimiterBackend()]))
