@@ -43,7 +43,7 @@ COPY crds ./crds
 
 # Numeric, so that Kubernetes can verify runAsNonRoot; 1000 is the base image's `node` user.
 USER 1000:1000
-# metrics (worker and operator) and health probes (operator)
-EXPOSE 9191 8081
+# worker /metrics (TROUPE_METRICS_PORT); operator /metrics, /healthz, /readyz (--metrics-port)
+EXPOSE 9191 8080
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/worker/cli/main.js"]
 CMD ["--help"]

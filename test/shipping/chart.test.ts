@@ -47,28 +47,23 @@ function grants(objects: KubeObject[]): Map<string, string[]> {
   return out;
 }
 
-const WRITE = ["create", "delete", "get", "list", "patch", "update", "watch"];
-const READ_UPDATE = ["get", "list", "patch", "update", "watch"];
+/** docs/operator.md "RBAC the operator needs", plus update on workerpools/finalizers for blockOwnerDeletion. */
 const EXPECTED_GRANTS: Record<string, string[]> = {
-  "troupe.dev/actors": READ_UPDATE,
-  "troupe.dev/workerpools": READ_UPDATE,
-  "troupe.dev/pipelines": READ_UPDATE,
-  "troupe.dev/actors/status": ["get", "patch", "update"],
-  "troupe.dev/workerpools/status": ["get", "patch", "update"],
-  "troupe.dev/pipelines/status": ["get", "patch", "update"],
-  "troupe.dev/workerpools/scale": ["get", "patch", "update"],
-  "troupe.dev/actors/finalizers": ["update"],
+  "troupe.dev/workerpools": ["get", "list", "watch"],
+  "troupe.dev/actors": ["get", "list", "watch"],
+  "troupe.dev/pipelines": ["get", "list", "watch"],
+  "troupe.dev/workerpools/status": ["patch"],
+  "troupe.dev/actors/status": ["patch"],
+  "troupe.dev/pipelines/status": ["patch"],
   "troupe.dev/workerpools/finalizers": ["update"],
-  "troupe.dev/pipelines/finalizers": ["update"],
-  "apps/deployments": WRITE,
-  "core/configmaps": WRITE,
-  "core/services": WRITE,
-  "core/pods": ["get", "list", "patch", "watch"],
+  "apps/deployments": ["create", "get", "list", "patch", "watch"],
+  "core/services": ["create", "get"],
+  "core/configmaps": ["create", "get", "update"],
   "core/secrets": ["get"],
-  "events.k8s.io/events": ["create", "patch"],
-  "monitoring.coreos.com/podmonitors": WRITE,
-  "apiextensions.k8s.io/customresourcedefinitions": ["get", "list"],
-  "coordination.k8s.io/leases": ["create", "get", "list", "patch", "update", "watch"],
+  "core/pods": ["list", "patch"],
+  "events.k8s.io/events": ["create"],
+  "monitoring.coreos.com/podmonitors": ["create", "get", "list"],
+  "coordination.k8s.io/leases": ["create", "get", "patch"],
 };
 
 describe("helm chart", () => {
@@ -111,11 +106,12 @@ describe("helm chart", () => {
     };
     assert.equal(container.image, "ghcr.io/troupe-dev/troupe:0.1.0");
     assert.equal(container.args[0], "operator");
-    assert.ok(container.args.includes("--leader-elect"));
-    assert.ok(container.args.includes(`--lease-namespace=${NAMESPACE}`));
+    for (const arg of ["--leader-elect", `--leader-election-namespace=${NAMESPACE}`, "--leader-election-id=rel-troupe-operator", "--metrics-port=8080"]) {
+      assert.ok(container.args.includes(arg), `${arg} in ${container.args.join(" ")}`);
+    }
     assert.equal(container.livenessProbe.httpGet.path, "/healthz");
     assert.equal(container.readinessProbe.httpGet.path, "/readyz");
-    assert.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [["metrics", 9090], ["health", 8081]]);
+    assert.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [["metrics", 8080]]);
     assert.equal(spec.template.spec.serviceAccountName, one(objects, "ServiceAccount").metadata.name);
 
     const pdb = one(objects, "PodDisruptionBudget").spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
@@ -180,7 +176,7 @@ describe("helm chart", () => {
     const container = pod.containers[0]!;
     assert.equal(container.image, "registry.example.com/acme/troupe:0.1.0-rc1");
     const args = container.args as string[];
-    for (const arg of ["--namespaces=shop,billing", "--metrics-port=19090", "--health-port=18081", "--lease-duration=30", "--resync-seconds=600"]) {
+    for (const arg of ["--namespace=shop,billing", "--metrics-port=19090", "--lease-duration=30", "--resync=600", "--metrics-host=0.0.0.0"]) {
       assert.ok(args.includes(arg), `${arg} in ${args.join(" ")}`);
     }
     assert.deepEqual(pod.imagePullSecrets, [{ name: "regcred" }]);
