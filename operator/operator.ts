@@ -40,6 +40,8 @@ export interface OperatorOptions {
   now?: () => Date;
   /** How long API discovery answers (is the PodMonitor CRD installed?) are reused (default 60 s). */
   discoveryRefreshMs?: number;
+  /** How often active Pipeline runs are checked against the results backend (default 2 s). */
+  pipelineFollowMs?: number;
 }
 
 const log = getLogger("operator");
@@ -85,6 +87,7 @@ export class Operator extends EventEmitter {
       enqueue: (controller, key) => this.controllers[controller].enqueue(key),
       now: options.now ?? (() => new Date()),
       discoveryRefreshMs: options.discoveryRefreshMs ?? 60_000,
+      pipelineFollowMs: options.pipelineFollowMs ?? 2_000,
     };
     this.controllers = {
       workerpool: new Controller("workerpool", new WorkerPoolReconciler(ctx).reconcile, this.metrics),

@@ -25,6 +25,8 @@ export interface OperatorContext {
   now(): Date;
   /** How long "is the PodMonitor CRD installed?" is remembered. */
   discoveryRefreshMs: number;
+  /** How often active Pipeline runs are checked against the results backend. */
+  pipelineFollowMs: number;
 }
 
 export function splitKey(key: string): [namespace: string, name: string] {

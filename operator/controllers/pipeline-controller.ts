@@ -12,8 +12,6 @@ import type { ReconcileResult } from "../runtime/controller.js";
 import { splitKey, type OperatorContext } from "./context.js";
 
 const log = getLogger("operator.pipeline");
-/** How often active runs are checked against the results backend. */
-const FOLLOW_INTERVAL_MS = 2_000;
 const IDLE_RESYNC_MS = 60_000;
 
 type Pipeline = PipelineResource & KubeObject;
@@ -70,7 +68,7 @@ export class PipelineReconciler {
     // 2. Advance every active run.
     let brokerProblem: string | undefined;
     if (runs.some(isActive)) {
-      requeueAfterMs = Math.min(requeueAfterMs, FOLLOW_INTERVAL_MS);
+      requeueAfterMs = Math.min(requeueAfterMs, this.ctx.pipelineFollowMs);
       try {
         const brokerUrl = await this.secret(namespace, spec.broker.secretRef);
         const resultsUrl = spec.results ? await this.secret(namespace, spec.results.secretRef) : brokerUrl;

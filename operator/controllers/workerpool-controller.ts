@@ -87,11 +87,19 @@ export class WorkerPoolReconciler {
     }
 
     if (deployment && desired < current) await this.markLeastBusyPods(namespace, name);
-    const applied = await this.applyDeployment(pool, queues, desired, deployment);
+    // Pass-through pod fields (env, resources, affinity…) are not checked by our schema; the API server may reject
+    // the Deployment they produce. That is the user's to fix: report it, keep reconciling.
+    let applied: Deployment = deployment ?? { metadata: { name } };
+    try {
+      applied = await this.applyDeployment(pool, queues, desired, deployment);
+    } catch (err) {
+      if (errorCode(err) !== 422 && errorCode(err) !== 400) throw err;
+      problems.push(`the API server rejected the Deployment: ${scrubCredentials(describeApiError(err))}`);
+    }
     await this.ensureService(pool);
     await this.ensurePodMonitor(pool);
 
-    if (desired !== current && deployment) {
+    if (desired !== current && deployment && applied.spec?.replicas === desired) {
       const direction = desired > current ? "up" : "down";
       metrics.scaleEvents.inc({ namespace, workerpool: name, direction });
       log.info("scaled pool", { namespace, workerpool: name, from: current, to: desired, reason, detail: message });

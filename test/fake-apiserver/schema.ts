@@ -29,6 +29,7 @@ export class CrdValidator {
 
   /** Prunes and defaults `obj` in place. */
   check(obj: Record<string, unknown>): string[] {
+    dropNulls(this.schema, obj);
     const causes: string[] = [];
     if (!this.validate(obj)) {
       for (const e of this.validate.errors ?? []) causes.push(`${e.instancePath || "<root>"}: ${e.message ?? "invalid"}`);
@@ -50,6 +51,21 @@ function prunable(node: SchemaNode): SchemaNode {
   if (node.items) out.items = prunable(node.items);
   if (node.additionalProperties && typeof node.additionalProperties === "object") out.additionalProperties = prunable(node.additionalProperties);
   return out;
+}
+
+/** The API server drops `null` where the schema does not say `nullable: true`, before validating. */
+function dropNulls(node: SchemaNode, value: unknown): void {
+  if (value === null || typeof value !== "object") return;
+  if (Array.isArray(value)) {
+    if (node.items) for (const item of value) dropNulls(node.items, item);
+    return;
+  }
+  const record = value as Record<string, unknown>;
+  for (const [key, child] of Object.entries(record)) {
+    const childSchema = node.properties?.[key] ?? (typeof node.additionalProperties === "object" ? node.additionalProperties : undefined);
+    if (child === null && !childSchema?.nullable) delete record[key];
+    else if (childSchema) dropNulls(childSchema, child);
+  }
 }
 
 function celRules(node: SchemaNode, value: unknown, path: string, causes: string[]): void {

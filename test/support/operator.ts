@@ -69,7 +69,7 @@ export function workerPoolManifest(name: string, spec: Record<string, unknown> =
 
 /** Start an operator against a fake API server, with fast polls and the given broker factory. */
 export async function startOperator(fake: FakeApiServer, options: Partial<OperatorOptions> = {}): Promise<Operator> {
-  const operator = new Operator({ kubeConfig: fake.kubeConfig(), port: 0, host: "127.0.0.1", brokerTimeoutMs: 1000, discoveryRefreshMs: 200, metrics: new OperatorMetrics({ defaultMetrics: false }), ...options });
+  const operator = new Operator({ kubeConfig: fake.kubeConfig(), port: 0, host: "127.0.0.1", brokerTimeoutMs: 1000, discoveryRefreshMs: 200, pipelineFollowMs: 200, metrics: new OperatorMetrics({ defaultMetrics: false }), ...options });
   await operator.start();
   return operator;
 }
