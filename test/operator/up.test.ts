@@ -7,84 +7,86 @@ import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import { createBroker, Message, type Broker } from "troupe";
 import { stringify } from "yaml";
-import { cliPath, fixture, REDIS_URL, uniqueName } from "../support/env.js";
+import { AMQP_URL, cliPath, fixture, REDIS_URL, uniqueName } from "../support/env.js";
 import { until } from "../support/wait.js";
 
-describe("troupe up: a WorkerPool on local processes against real Redis", () => {
-  const queue = uniqueName("up");
-  let dir: string;
-  let broker: Broker;
-  let redis: Redis;
-  let up: ChildProcess | undefined;
-  const lines: string[] = [];
+for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] as const) {
+  describe(`troupe up: a WorkerPool on local processes against real ${label}`, () => {
+    const queue = uniqueName("up");
+    let dir: string;
+    let broker: Broker;
+    let redis: Redis;
+    let up: ChildProcess | undefined;
+    const lines: string[] = [];
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "troupe-up-test-"));
-    broker = createBroker(REDIS_URL);
-    await broker.connect();
-    redis = new Redis(REDIS_URL);
-  });
-  after(async () => {
-    up?.kill("SIGKILL");
-    await broker.purge(queue);
-    await redis.del(`${queue}:done`);
-    await broker.close();
-    redis.disconnect();
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  test("scales 0 → N under a backlog and back to 0 when drained, every message processed once", async () => {
-    const manifest = [
-      { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: REDIS_URL } },
-      {
-        apiVersion: "troupe.dev/v1alpha1",
-        kind: "WorkerPool",
-        metadata: { name: "local" },
-        spec: {
-          image: "unused-locally",
-          modules: [fixture("operator-up")],
-          queues: [queue],
-          broker: { secretRef: { name: "broker" } },
-          processes: 1,
-          threads: 2,
-          concurrency: 4,
-          shutdownTimeoutSeconds: 5,
-          autoscaling: { minReplicas: 0, maxReplicas: 3, targetBacklogPerReplica: 20, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 2 },
-        },
-      },
-      { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "record" }, spec: { actorName: "operator_up_record", queue, options: { maxRetries: 5 } } },
-    ];
-    const file = join(dir, "pool.yaml");
-    await writeFile(file, manifest.map((d) => stringify(d)).join("---\n"));
-    up = spawn(process.execPath, [cliPath, "up", "-f", file, "--quiet"], {
-      env: { ...process.env, TROUPE_TEST_UP_QUEUE: queue, TROUPE_TEST_REDIS_URL: REDIS_URL, TROUPE_LOG_LEVEL: "error" },
-      stdio: ["ignore", "pipe", "inherit"],
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), "troupe-up-test-"));
+      broker = createBroker(brokerUrl);
+      await broker.connect();
+      redis = new Redis(REDIS_URL);
     });
-    up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
-    const exited = new Promise<number | null>((resolve) => up!.once("exit", (code) => resolve(code)));
-    await until(() => lines.some((l) => l.startsWith("troupe up: running")), "troupe up to start");
-    assert.ok(!lines.some((l) => / → /.test(l)), "an idle pool starts no replicas");
+    after(async () => {
+      up?.kill("SIGKILL");
+      await broker.purge(queue);
+      await redis.del(`${queue}:done`);
+      await broker.close();
+      redis.disconnect();
+      await rm(dir, { recursive: true, force: true });
+    });
 
-    const total = 300;
-    const messages = Array.from({ length: total }, (_, i) => new Message({ queueName: queue, actorName: "operator_up_record", args: [i, 20] }));
-    await broker.enqueueMany(messages);
-    const startedAt = Date.now();
-    await until(() => lines.some((l) => l.startsWith("local: 0 → 3 replicas")), "scale-up to 3", { timeout: 10_000 });
-    const reactionMs = Date.now() - startedAt;
-    await until(async () => (await redis.llen(`${queue}:done`)) >= total, "every message processed", { timeout: 60_000 });
-    const drainMs = Date.now() - startedAt;
-    await until(() => lines.some((l) => / → 0 replicas/.test(l)), "scale-down to 0", { timeout: 20_000 });
+    test("scales 0 → N under a backlog and back to 0 when drained, every message processed once", async () => {
+      const manifest = [
+        { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: brokerUrl } },
+        {
+          apiVersion: "troupe.dev/v1alpha1",
+          kind: "WorkerPool",
+          metadata: { name: "local" },
+          spec: {
+            image: "unused-locally",
+            modules: [fixture("operator-up")],
+            queues: [queue],
+            broker: { secretRef: { name: "broker" } },
+            processes: 1,
+            threads: 2,
+            concurrency: 4,
+            shutdownTimeoutSeconds: 5,
+            autoscaling: { minReplicas: 0, maxReplicas: 3, targetBacklogPerReplica: 20, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 2 },
+          },
+        },
+        { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "record" }, spec: { actorName: "operator_up_record", queue, options: { maxRetries: 5 } } },
+      ];
+      const file = join(dir, "pool.yaml");
+      await writeFile(file, manifest.map((d) => stringify(d)).join("---\n"));
+      up = spawn(process.execPath, [cliPath, "up", "-f", file, "--quiet"], {
+        env: { ...process.env, TROUPE_TEST_UP_QUEUE: queue, TROUPE_TEST_REDIS_URL: REDIS_URL, TROUPE_LOG_LEVEL: "error" },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
+      const exited = new Promise<number | null>((resolve) => up!.once("exit", (code) => resolve(code)));
+      await until(() => lines.some((l) => l.startsWith("troupe up: running")), "troupe up to start");
+      assert.ok(!lines.some((l) => / → /.test(l)), "an idle pool starts no replicas");
 
-    const done = (await redis.lrange(`${queue}:done`, 0, -1)).map(Number);
-    const unique = new Set(done);
-    console.log(`# troupe up e2e: ${total} messages, reaction ${reactionMs} ms, drained in ${drainMs} ms, duplicates ${done.length - unique.size}, decisions: ${lines.filter((l) => l.includes("→")).join(" | ")}`);
-    assert.equal(unique.size, total, "no message lost");
-    assert.equal(done.length, total, "no message processed twice");
-    const stats = await broker.queueStats(queue);
-    assert.equal(stats.ready + stats.inFlight + stats.delayed + stats.dead, 0);
+      const total = 300;
+      const messages = Array.from({ length: total }, (_, i) => new Message({ queueName: queue, actorName: "operator_up_record", args: [i, 20] }));
+      await broker.enqueueMany(messages);
+      const startedAt = Date.now();
+      await until(() => lines.some((l) => l.startsWith("local: 0 → 3 replicas")), "scale-up to 3", { timeout: 10_000 });
+      const reactionMs = Date.now() - startedAt;
+      await until(async () => (await redis.llen(`${queue}:done`)) >= total, "every message processed", { timeout: 60_000 });
+      const drainMs = Date.now() - startedAt;
+      await until(() => lines.some((l) => / → 0 replicas/.test(l)), "scale-down to 0", { timeout: 20_000 });
 
-    up.kill("SIGTERM");
-    assert.equal(await exited, 0);
-    up = undefined;
+      const done = (await redis.lrange(`${queue}:done`, 0, -1)).map(Number);
+      const unique = new Set(done);
+      console.log(`# troupe up e2e on ${label}: ${total} messages, reaction ${reactionMs} ms, drained in ${drainMs} ms, duplicates ${done.length - unique.size}, decisions: ${lines.filter((l) => l.includes("→")).join(" | ")}`);
+      assert.equal(unique.size, total, "no message lost");
+      assert.equal(done.length, total, "no message processed twice");
+      const stats = await broker.queueStats(queue);
+      assert.equal(stats.ready + stats.inFlight + stats.delayed + stats.dead, 0);
+
+      up.kill("SIGTERM");
+      assert.equal(await exited, 0);
+      up = undefined;
+    });
   });
-});
+}
