@@ -22,7 +22,11 @@ async function crashRun(t: TestContext, name: string, broker: Broker, cluster: W
   let done = false;
   const killing = killWhileBusy(cluster, { processes: PROCESSES, everyMs: 1000, maxKills: 12, busy: () => !done });
   try {
-    for (let i = 0; i < messages.length; i += 500) await broker.enqueueMany(messages.slice(i, i + 500));
+    // A steady producer (about 1,600 messages/s, near what 3 processes run) keeps the run long enough for kills.
+    for (let i = 0; i < messages.length; i += 500) {
+      await broker.enqueueMany(messages.slice(i, i + 500));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
     const seen = await awaitAll(cluster, ids, 120_000);
     assert.deepEqual(seen.lost.slice(0, 20), [], `${seen.lost.length} of ${MESSAGES} ids never ran`);
   } finally {

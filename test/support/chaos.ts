@@ -63,14 +63,6 @@ export class WorkerCluster {
     }, `${count} worker processes under supervisor ${this.pid}`, { timeout, interval: 20 });
   }
 
-  /** SIGKILL one worker process picked at random; returns its pid. */
-  killRandomProcess(): number | undefined {
-    const pids = this.processes();
-    const victim = pids[Math.floor(Math.random() * pids.length)];
-    if (victim !== undefined) process.kill(victim, "SIGKILL");
-    return victim;
-  }
-
   tally(): Tally {
     return readTally(this.tallyFile);
   }
@@ -198,16 +190,20 @@ export function rssKib(pid: number): number {
 }
 
 /**
- * SIGKILL a random worker process every `everyMs` (± half) while `busy()` holds, at most `maxKills` times, but only
- * when all `processes` are up: the supervisor's restart backoff paces the chaos, as it would in production.
+ * SIGKILL a random worker process every `everyMs` (± half) while `busy()` holds, at most `maxKills` times. Only
+ * processes that have run messages are candidates, and only once all `processes` are working: a kill then lands
+ * on a process with deliveries in flight, and the supervisor's restart backoff paces the chaos as in production.
  */
 export async function killWhileBusy(cluster: WorkerCluster, options: { processes: number; everyMs: number; maxKills: number; busy: () => boolean }): Promise<number> {
   let kills = 0;
   while (kills < options.maxKills && options.busy()) {
     await new Promise((resolve) => setTimeout(resolve, options.everyMs / 2 + Math.random() * options.everyMs));
     if (!options.busy()) break;
-    if (cluster.processes().length < options.processes) continue;
-    if (cluster.killRandomProcess() !== undefined) kills++;
+    const ran = cluster.tally().pids;
+    const working = cluster.processes().filter((pid) => ran.has(pid));
+    if (working.length < options.processes) continue;
+    process.kill(working[Math.floor(Math.random() * working.length)]!, "SIGKILL");
+    kills++;
   }
   return kills;
 }
