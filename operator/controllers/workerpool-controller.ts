@@ -1,3 +1,4 @@
+import type * as k8s from "@kubernetes/client-node";
 import type { QueueStats } from "../../worker/broker.js";
 import { getLogger } from "../../worker/logging.js";
 import { setCondition } from "../api/conditions.js";
@@ -8,7 +9,7 @@ import { matchesSelector, selectorString, poolSelectorLabels } from "../resource
 import { poolDeployment, poolMetricsService, poolPodMonitor, TEMPLATE_HASH } from "../resources/workerpool.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { deletionCosts, POD_DELETION_COST } from "../scaling/deletion-cost.js";
-import { scrapeInFlight } from "../scaling/pod-load.js";
+import { scrapeLoad, totalProcessed, type WorkerLoad } from "../scaling/pod-load.js";
 import { splitKey, type OperatorContext } from "./context.js";
 
 const log = getLogger("operator.workerpool");
@@ -69,8 +70,11 @@ export class WorkerPoolReconciler {
     let message = "";
     let stats: QueueStats[] | undefined;
     let throughput: number | undefined;
+    // Pod loads measure throughput (processed counters) and pick the pods to remove; read once per poll when needed.
+    let loads = autoscaling?.targetDrainSeconds !== undefined && deployment ? await this.podLoads(namespace, name) : undefined;
     if (problems.length === 0 && autoscaling) {
-      const evaluation = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: now.getTime() });
+      const processed = loads ? totalProcessed(loads.map((l) => l.load)) : undefined;
+      const evaluation = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: now.getTime(), processed });
       ({ replicas: desired, recommended, reason, message } = evaluation.decision);
       throughput = evaluation.decision.throughputPerReplica;
       stats = evaluation.stats;
@@ -86,7 +90,7 @@ export class WorkerPoolReconciler {
       }
     }
 
-    if (deployment && desired < current) await this.markLeastBusyPods(namespace, name);
+    if (deployment && desired < current) await this.markLeastBusyPods(namespace, (loads ??= await this.podLoads(namespace, name)));
     // Pass-through pod fields (env, resources, affinity…) are not checked by our schema; the API server may reject
     // the Deployment they produce. That is the user's to fix: report it, keep reconciling.
     let applied: Deployment = deployment ?? { metadata: { name } };
@@ -214,26 +218,26 @@ export class WorkerPoolReconciler {
     }
   }
 
-  /** Before a scale-down: pod-deletion-cost = in-flight messages, so the ReplicaSet removes idle pods first. */
-  private async markLeastBusyPods(namespace: string, pool: string): Promise<void> {
-    const { api } = this.ctx;
-    const pods = (await api.core.listNamespacedPod({ namespace, labelSelector: selectorString(poolSelectorLabels(pool)) })).items;
-    const loads = await Promise.all(
+  /** The pool's pods with what each reports on its metrics port (undefined: not reachable). */
+  private async podLoads(namespace: string, pool: string): Promise<{ pod: k8s.V1Pod; load: WorkerLoad | undefined }[]> {
+    const pods = (await this.ctx.api.core.listNamespacedPod({ namespace, labelSelector: selectorString(poolSelectorLabels(pool)) })).items.filter((p) => !p.metadata?.deletionTimestamp);
+    return Promise.all(
       pods.map(async (pod) => {
         const url = this.ctx.podMetricsUrl(pod);
-        return { name: pod.metadata!.name!, inFlight: url ? await scrapeInFlight(url) : undefined };
+        return { pod, load: url ? await scrapeLoad(url) : undefined };
       }),
     );
-    const costs = deletionCosts(loads);
+  }
+
+  /** Before a scale-down: pod-deletion-cost = in-flight messages, so the ReplicaSet removes idle pods first. */
+  private async markLeastBusyPods(namespace: string, loads: readonly { pod: k8s.V1Pod; load: WorkerLoad | undefined }[]): Promise<void> {
+    const costs = deletionCosts(loads.map(({ pod, load }) => ({ name: pod.metadata!.name!, inFlight: load?.inFlight })));
     await Promise.all(
-      pods.map(async (pod) => {
+      loads.map(async ({ pod }) => {
         const cost = String(costs.get(pod.metadata!.name!) ?? 0);
         if (pod.metadata?.annotations?.[POD_DELETION_COST] === cost) return;
         try {
-          await api.core.patchNamespacedPod(
-            { namespace, name: pod.metadata!.name!, body: { metadata: { annotations: { [POD_DELETION_COST]: cost } } } },
-            MERGE_PATCH,
-          );
+          await this.ctx.api.core.patchNamespacedPod({ namespace, name: pod.metadata!.name!, body: { metadata: { annotations: { [POD_DELETION_COST]: cost } } } }, MERGE_PATCH);
         } catch (err) {
           if (errorCode(err) !== 404) throw err;
         }

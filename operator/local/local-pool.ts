@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { getLogger } from "../../worker/logging.js";
-import { scrapeInFlight } from "../scaling/pod-load.js";
+import { scrapeLoad, type WorkerLoad } from "../scaling/pod-load.js";
 
 export interface LocalPoolOptions {
   name: string;
@@ -14,7 +14,7 @@ export interface LocalPoolOptions {
   stdio?: "inherit" | "ignore";
 }
 
-interface Replica {
+export interface Replica {
   id: number;
   child: ChildProcess;
   metricsPort: number;
@@ -46,10 +46,17 @@ export class LocalPool {
     while (this.size < n) await this.startReplica();
     const surplus = this.size - n;
     if (surplus <= 0) return;
+    const loads = await this.replicaLoads();
+    // Unknown load counts as busy; among equals the newest replica goes first.
+    const busy = (load: WorkerLoad | undefined) => load?.inFlight ?? Number.MAX_SAFE_INTEGER;
+    loads.sort((a, b) => busy(a.load) - busy(b.load) || b.replica.id - a.replica.id);
+    await Promise.all(loads.slice(0, surplus).map(({ replica }) => this.stopReplica(replica)));
+  }
+
+  /** What each running replica reports on its metrics port. */
+  replicaLoads(): Promise<{ replica: Replica; load: WorkerLoad | undefined }[]> {
     const live = [...this.replicas.values()].filter((r) => !r.stopping);
-    const loads = await Promise.all(live.map(async (r) => ({ r, inFlight: (await scrapeInFlight(`http://127.0.0.1:${r.metricsPort}/metrics`)) ?? Number.MAX_SAFE_INTEGER })));
-    loads.sort((a, b) => a.inFlight - b.inFlight || b.r.id - a.r.id);
-    await Promise.all(loads.slice(0, surplus).map(({ r }) => this.stopReplica(r)));
+    return Promise.all(live.map(async (replica) => ({ replica, load: await scrapeLoad(`http://127.0.0.1:${replica.metricsPort}/metrics`) })));
   }
 
   private async startReplica(): Promise<void> {

@@ -9,6 +9,7 @@ import { actorOverrides } from "../controllers/actor-controller.js";
 import { poolQueues } from "../controllers/workerpool-controller.js";
 import { ACTORS_FILE } from "../resources/labels.js";
 import { workerArgs } from "../resources/workerpool.js";
+import { totalProcessed } from "../scaling/pod-load.js";
 import { PoolScaler } from "../scaling/pool-scaler.js";
 import { LocalPool } from "./local-pool.js";
 import type { LocalManifests } from "./manifests.js";
@@ -99,7 +100,8 @@ export class LocalRunner {
     }
     const current = local.size;
     try {
-      const { decision, error } = await this.scaler.evaluate({ key: pool.metadata.name, spec: autoscaling, brokerUrl, queues, currentReplicas: current });
+      const processed = autoscaling.targetDrainSeconds !== undefined ? totalProcessed((await local.replicaLoads()).map((l) => l.load)) : undefined;
+      const { decision, error } = await this.scaler.evaluate({ key: pool.metadata.name, spec: autoscaling, brokerUrl, queues, currentReplicas: current, processed });
       if (error) log.warn("queue depth unavailable; holding the pool's size", { pool: pool.metadata.name, error: error.message });
       if (decision.replicas !== current) {
         this.options.report?.(`${pool.metadata.name}: ${current} → ${decision.replicas} replicas (${decision.message})`);

@@ -18,6 +18,9 @@ describe("WorkerPool controller against the fake API server", () => {
   let cr: ReturnType<typeof customObjects>;
   const broker = new MemoryBroker();
   const loads = new Map<string, number>();
+  /** Messages per second a fake pod reports processing (its dramatiq_messages_total grows at this rate). */
+  const rates = new Map<string, number>();
+  const epoch = Date.now();
   let loadServer: http.Server;
 
   const enqueue = async (queue: string, n: number) => {
@@ -30,7 +33,11 @@ describe("WorkerPool controller against the fake API server", () => {
     cr = customObjects(kc);
     loadServer = http.createServer((req, res) => {
       const pod = (req.url ?? "").split("/")[1]!;
-      res.end(`# TYPE dramatiq_messages_inprogress gauge\ndramatiq_messages_inprogress{queue_name="default",actor_name="work"} ${loads.get(pod) ?? 0}\n`);
+      const processed = ((Date.now() - epoch) / 1000) * (rates.get(pod) ?? 0);
+      res.end(
+        `# TYPE dramatiq_messages_inprogress gauge\ndramatiq_messages_inprogress{queue_name="default",actor_name="work"} ${loads.get(pod) ?? 0}\n` +
+          `# TYPE dramatiq_messages_total counter\ndramatiq_messages_total{queue_name="default",actor_name="work"} ${processed}\n`,
+      );
     });
     await new Promise<void>((resolve) => loadServer.listen(0, "127.0.0.1", resolve));
     const loadPort = (loadServer.address() as { port: number }).port;
@@ -158,6 +165,24 @@ describe("WorkerPool controller against the fake API server", () => {
     await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 0, "scale-down");
     const costs = Object.fromEntries(fake.list("", "pods", ns).map((p) => [p.metadata.name, (p.metadata as { annotations?: Record<string, string> }).annotations?.["controller.kubernetes.io/pod-deletion-cost"]]));
     assert.deepEqual(costs, { "gentle-a": "5", "gentle-b": "0", "gentle-c": "2" });
+  });
+
+  test("the drain rate is measured from the pods' processed counters", async () => {
+    const ns = await namespaceWithBroker(kc);
+    const queue = `q-${ns}`;
+    await enqueue(queue, 100);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    for (const name of ["rated-a", "rated-b"]) {
+      rates.set(name, 5);
+      await core.createNamespacedPod({ namespace: ns, body: { metadata: { name, labels: { "troupe.dev/workerpool": "rated" } }, spec: { containers: [{ name: "worker", image: "x" }] }, status: { podIP: "10.0.0.2" } } });
+    }
+    await cr.create("workerpools", ns, workerPoolManifest("rated", { queues: [queue], autoscaling: { minReplicas: 2, maxReplicas: 2, targetDrainSeconds: 10, pollIntervalSeconds: 1 } }));
+    const pool = await until(async () => {
+      const p = await cr.get("workerpools", ns, "rated");
+      return p.status?.drainRatePerReplica ? p : undefined;
+    }, "a measured drain rate", { timeout: 10_000 });
+    const rate = Number(pool.status.drainRatePerReplica);
+    assert.ok(rate > 4 && rate < 6, `about 5 messages/s per replica, measured ${rate}`);
   });
 
   test("API errors are retried with backoff and counted; the operator keeps running", async () => {
