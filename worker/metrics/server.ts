@@ -65,3 +65,24 @@ export function reportToClusterPrimary(): void {
   // Constructing one installs prom-client's listener for the primary's requests.
   new AggregatorRegistry();
 }
+
+/**
+ * The metrics endpoint of a `troupe worker` process: a cluster child reports to its primary; a process on its own
+ * (the memory broker) or the primary (`aggregate`) serves TROUPE_METRICS_PORT. A port that cannot be bound is
+ * logged, not fatal: processing matters more than metrics. Returns a function that closes what was started.
+ */
+export async function startWorkerMetrics({ aggregate = false }: { aggregate?: boolean } = {}): Promise<() => Promise<void>> {
+  if (cluster.isWorker) {
+    reportToClusterPrimary();
+    return async () => undefined;
+  }
+  const port = metricsPortFromEnv();
+  if (port === undefined) return async () => undefined;
+  try {
+    const server = await startMetricsServer({ port, cluster: aggregate });
+    return () => new Promise<void>((resolve) => server.close(() => resolve()));
+  } catch (err) {
+    log.error("could not start the metrics endpoint; running without it", { port, err });
+    return async () => undefined;
+  }
+}

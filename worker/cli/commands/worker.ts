@@ -9,6 +9,7 @@ import { importModules } from "../../runtime/load-modules.js";
 import { watchActorOverrides } from "../../runtime/overrides.js";
 import { closeResultBackend } from "../../results/global.js";
 import { closeRateLimiterBackend } from "../../rate-limits/global.js";
+import { startWorkerMetrics } from "../../metrics/server.js";
 import { intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
 import { UsageError, type Command } from "../command.js";
 
@@ -72,6 +73,8 @@ function settingsFrom(argv: string[]): WorkerSettings {
 
 /** Run one worker process here until SIGTERM/SIGINT; returns the exit code. */
 export async function runWorkerProcess(settings: WorkerSettings): Promise<number> {
+  // First, so that a cluster child answers the primary's metric requests while it boots.
+  const stopMetrics = await startWorkerMetrics();
   const broker = setBroker(createBroker(settings.brokerUrl));
   try {
     await broker.connect();
@@ -121,7 +124,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
       overrides?.close();
       void worker
         .stop()
-        .then(() => Promise.all([broker.close(), closeResultBackend(), closeRateLimiterBackend()]))
+        .then(() => Promise.all([broker.close(), closeResultBackend(), closeRateLimiterBackend(), stopMetrics()]))
         .then(
           () => resolve(EXIT_OK),
           (err) => {
@@ -141,7 +144,13 @@ const command: Command = {
   async run(argv) {
     const settings = settingsFrom(argv);
     if (cluster.isWorker || settings.brokerUrl.startsWith("memory:")) return runWorkerProcess(settings);
-    return supervise({ processes: settings.processes, shutdownTimeout: settings.shutdownTimeout });
+    let stopMetrics: () => Promise<void> = async () => undefined;
+    return supervise({
+      processes: settings.processes,
+      shutdownTimeout: settings.shutdownTimeout,
+      onStart: async () => void (stopMetrics = await startWorkerMetrics({ aggregate: true })),
+      onStop: () => stopMetrics(),
+    });
   },
 };
 export default command;
