@@ -2,10 +2,11 @@
 # Build the real Dockerfile with podman and smoke-test the image, without a registry or a Docker engine:
 #   - the Dockerfile's base (node:20-bookworm-slim) is stood in for by a local image made with debootstrap plus this
 #     machine's Node 20, tagged with the same name, so the Dockerfile is built unchanged (--pull=never);
-#   - `troupe --help`, image config (non-root numeric user, tini as PID 1);
+#   - `troupe --help`, `troupe operator --help`, image config (non-root numeric user, tini as PID 1);
 #   - a user image built FROM ours with an actor module (the recipe in docs/shipping.md), run as a worker with a
 #     read-only root filesystem, no capabilities and host networking against the loopback Redis; one enqueued message
-#     must be processed, and SIGTERM must stop the worker cleanly (exit 0) well before podman's kill timeout.
+#     must be processed and counted on the worker's /metrics, and SIGTERM must stop the worker cleanly (exit 0) well
+#     before podman's kill timeout.
 # Needs root. Installs podman/buildah/runc/debootstrap with apt-get when missing. Cached between runs under
 # $TROUPE_IMAGE_CACHE: the debootstrap rootfs and the base image (delete them to start cold).
 set -euo pipefail
@@ -94,7 +95,8 @@ step "built $image in ${build_seconds}s, $(podman image inspect "$image" --forma
 config=$(podman image inspect "$image" --format '{{.Config.User}} {{index .Config.Entrypoint 0}}')
 [[ $config == "1000:1000 /usr/bin/tini" ]] || fail "image user/entrypoint: $config"
 podman run --rm "$image" --help | grep -q '^Usage: troupe' || fail "troupe --help"
-step "troupe --help works; user 1000:1000, tini is PID 1"
+podman run --rm "$image" operator --help | grep -q '^Usage: troupe operator' || fail "troupe operator --help"
+step "troupe --help and troupe operator --help work; user 1000:1000, tini is PID 1"
 
 # The recipe from docs/shipping.md: actor modules in /app/actors import "troupe" from the image.
 mkdir -p "$work/user/actors"
@@ -121,9 +123,10 @@ EOF
 podman build --pull=never --isolation chroot --network=host -q -t "$user_image" "$work/user" >/dev/null
 
 broker=redis://127.0.0.1:6379/0
+metrics_port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
 podman run -d --name "$container" --network=host --read-only --tmpfs /tmp --cap-drop=ALL \
-  --security-opt no-new-privileges -e TROUPE_BROKER_URL="$broker" "$user_image" worker --processes 1 --threads 1 \
-  /app/actors/tasks.js >/dev/null
+  --security-opt no-new-privileges -e TROUPE_BROKER_URL="$broker" -e TROUPE_METRICS_PORT="$metrics_port" \
+  "$user_image" worker --processes 1 --threads 1 /app/actors/tasks.js >/dev/null
 podman run --rm --network=host "$image" enqueue record --queue "$queue" --args '["done"]' --broker "$broker" >/dev/null
 
 redis_get() { node -e "
@@ -135,6 +138,13 @@ until [[ $(redis_get) == done ]]; do
   sleep 0.2
 done
 step "worker in the image processed a message from loopback Redis (read-only rootfs, no capabilities)"
+counted() { node -e "fetch('http://127.0.0.1:$metrics_port/metrics').then((r) => r.text()).then(
+  (t) => process.exit(/^dramatiq_messages_total\{.*actor_name=\"record\"/m.test(t) ? 0 : 1), () => process.exit(1))"; }
+until counted; do
+  ((SECONDS < deadline)) || fail "no dramatiq_messages_total for the actor on the worker's /metrics"
+  sleep 0.2
+done
+step "the worker's /metrics counts it"
 
 stop_started=$(date +%s%N)
 podman stop -t 20 "$container" >/dev/null
