@@ -1,34 +1,27 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { GroupCallbacks, MemoryBroker, ResultFailure, ResultMissing, group, pipeline } from "troupe";
-import { actors, startWorker, type Fixture, type Running } from "../support/middleware.js";
+import { actors, workerForSuite } from "../support/middleware.js";
 
 describe("Callbacks, Results, Pipelines and GroupCallbacks on the memory broker", () => {
-  let run: Running;
-  let a: Fixture;
-
-  before(async () => {
-    run = await startWorker();
-    a = await actors();
-  });
-  after(() => run.stop());
+  const suite = workerForSuite();
 
   test("on_success receives the message dict and the result", async () => {
-    const sent = await a.succeeds.send("cb1");
-    await run.events.waitFor((e) => e.some((x) => x.kind === "on_success" && x.id === "cb1"), "on_success");
-    const seen = run.events.of("on_success").find((e) => e.id === "cb1")!;
+    const sent = await suite.a.succeeds.send("cb1");
+    await suite.run.events.waitFor((e) => e.some((x) => x.kind === "on_success" && x.id === "cb1"), "on_success");
+    const seen = suite.run.events.of("on_success").find((e) => e.id === "cb1")!;
     assert.deepEqual({ messageId: seen.messageId, result: seen.result }, { messageId: sent.messageId, result: "ok cb1" });
   });
 
   test("results: stored values, ResultMissing before, ResultTimeout-free blocking get", async () => {
-    const message = a.identity.message({ nested: [1, "two"] });
+    const message = suite.a.identity.message({ nested: [1, "two"] });
     await assert.rejects(message.getResult(), ResultMissing);
-    await run.broker.enqueue(message);
+    await suite.run.broker.enqueue(message);
     assert.deepEqual(await message.getResult({ block: true, timeout: 10_000 }), { nested: [1, "two"] });
   });
 
   test("a pipeline passes each result to the next step; pipeIgnore drops it", async () => {
-    const p = pipeline([a.double.message(3), a.double.messageWithOptions(), a.constant.messageWithOptions(), a.sum.messageWithOptions({ args: [10] })]);
+    const p = pipeline([suite.a.double.message(3), suite.a.double.messageWithOptions(), suite.a.constant.messageWithOptions(), suite.a.sum.messageWithOptions({ args: [10] })]);
     assert.equal(p.length, 4);
     assert.equal(typeof (p.messages[0]!.options.pipe_target as { options: { pipe_target: unknown } }).options.pipe_target, "object", "pipe_target is fully nested");
     await p.run();
@@ -40,7 +33,7 @@ describe("Callbacks, Results, Pipelines and GroupCallbacks on the memory broker"
   });
 
   test("pipe_ignore on the receiving message, and the step's own delay", async () => {
-    const p = pipeline([a.double.message(1), a.sum.messageWithOptions({ args: [7], pipeIgnore: true, delay: 100 })]);
+    const p = pipeline([suite.a.double.message(1), suite.a.sum.messageWithOptions({ args: [7], pipeIgnore: true, delay: 100 })]);
     const started = Date.now();
     await p.run();
     assert.equal(await p.getResult({ block: true, timeout: 10_000 }), 7);
@@ -48,17 +41,17 @@ describe("Callbacks, Results, Pipelines and GroupCallbacks on the memory broker"
   });
 
   test("a failed step stops the pipeline", async () => {
-    const p = pipeline([a.failOnce.message(1), a.double.messageWithOptions()]);
+    const p = pipeline([suite.a.failOnce.message(1), suite.a.double.messageWithOptions()]);
     await p.run();
     await assert.rejects(p.messages[0]!.getResult({ block: true, timeout: 10_000 }), ResultFailure);
-    await run.broker.join("default");
+    await suite.run.broker.join("default");
     assert.equal(await p.completed(), false);
     // As Dramatiq's completed_count, a failed step's ResultFailure surfaces.
     await assert.rejects(p.completedCount(), ResultFailure);
   });
 
   test("a group runs members in parallel, nested pipelines and groups included, and collects results in order", async () => {
-    const g = group([a.identity.message("a"), pipeline([a.double.message(2), a.double.messageWithOptions()]), group([a.identity.message("x"), a.identity.message("y")])]);
+    const g = group([suite.a.identity.message("a"), pipeline([suite.a.double.message(2), suite.a.double.messageWithOptions()]), group([suite.a.identity.message("x"), suite.a.identity.message("y")])]);
     await g.run();
     await g.wait({ timeout: 10_000 });
     assert.deepEqual(await g.getResults(), ["a", 8, ["x", "y"]]);
@@ -67,21 +60,21 @@ describe("Callbacks, Results, Pipelines and GroupCallbacks on the memory broker"
 
   test("a group's completion callback fires once, after every member (pipelines included) succeeded", async () => {
     const tag = `g-${Date.now()}`;
-    const members = Array.from({ length: 20 }, (_, i) => a.identity.message(i));
-    const g = group([...members, pipeline([a.double.message(1), a.double.messageWithOptions()])]);
-    g.addCompletionCallback(a.groupDone.message(tag));
+    const members = Array.from({ length: 20 }, (_, i) => suite.a.identity.message(i));
+    const g = group([...members, pipeline([suite.a.double.message(1), suite.a.double.messageWithOptions()])]);
+    g.addCompletionCallback(suite.a.groupDone.message(tag));
     await g.run();
-    await run.events.waitFor((e) => e.some((x) => x.kind === "group_done" && x.tag === tag), "group completion callback");
+    await suite.run.events.waitFor((e) => e.some((x) => x.kind === "group_done" && x.tag === tag), "group completion callback");
     assert.deepEqual((await g.getResults()).slice(-1), [4]);
-    await run.broker.join("default");
-    assert.equal(run.events.of("group_done").filter((e) => e.tag === tag).length, 1);
+    await suite.run.broker.join("default");
+    assert.equal(suite.run.events.of("group_done").filter((e) => e.tag === tag).length, 1);
   });
 
   test("pipelines and groups built inside an actor run through the main thread", async () => {
     const tag = `inside-${Date.now()}`;
-    const sent = await a.composeInside.send(tag);
+    const sent = await suite.a.composeInside.send(tag);
     assert.deepEqual(await sent.getResult({ block: true, timeout: 15_000 }), [4, ["a", "b"]]);
-    await run.events.waitFor((e) => e.some((x) => x.kind === "group_done" && x.tag === tag), "callback of the group built in an actor");
+    await suite.run.events.waitFor((e) => e.some((x) => x.kind === "group_done" && x.tag === tag), "callback of the group built in an actor");
   });
 });
 

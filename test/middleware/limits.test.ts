@@ -1,43 +1,36 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Message, ResultFailure, SkipMessage, type Middleware } from "troupe";
-import { actors, startWorker, type Fixture, type Running } from "../support/middleware.js";
+import { actors, startWorker, workerForSuite } from "../support/middleware.js";
 
 describe("TimeLimit, AgeLimit, skip and CurrentMessage on the memory broker", () => {
-  let run: Running;
-  let a: Fixture;
-
-  before(async () => {
-    run = await startWorker({ threads: 1, concurrency: 1 });
-    a = await actors();
-  });
-  after(() => run.stop());
+  const suite = workerForSuite({ threads: 1, concurrency: 1 });
 
   test("a CPU-bound loop under a 1 s time limit is stopped, its thread replaced, and the next message runs", async () => {
-    const spin = await a.spinLimited.send("loop");
-    await run.events.count("spin_start", 1);
-    await a.whoAmI.send("after-spin");
+    const spin = await suite.a.spinLimited.send("loop");
+    await suite.run.events.count("spin_start", 1);
+    await suite.a.whoAmI.send("after-spin");
     await assert.rejects(
       spin.getResult({ block: true, timeout: 15_000 }),
       (err: unknown) => err instanceof ResultFailure && err.origExcType === "TimeLimitExceeded",
     );
     // With one thread, the next message can only run on the replacement thread.
-    await run.events.waitFor((e) => e.some((x) => x.kind === "who_am_i" && x.tag === "after-spin"), "the message after the spin");
+    await suite.run.events.waitFor((e) => e.some((x) => x.kind === "who_am_i" && x.tag === "after-spin"), "the message after the spin");
   });
 
   test("a message older than max_age is skipped, dead-lettered and stored as a SkipMessage failure", async () => {
-    const old = Message.fromData({ ...a.aged.message("too-old").toData(), message_timestamp: Date.now() - 1000 });
-    await run.broker.enqueue(old);
+    const old = Message.fromData({ ...suite.a.aged.message("too-old").toData(), message_timestamp: Date.now() - 1000 });
+    await suite.run.broker.enqueue(old);
     await assert.rejects(old.getResult({ block: true, timeout: 10_000 }), (err: unknown) => err instanceof ResultFailure && err.origExcType === "SkipMessage" && err.origExcMsg === "Message age limit exceeded");
-    const dead = (await run.broker.deadLetters("default")).find((d) => d.message?.messageId === old.messageId);
+    const dead = (await suite.run.broker.deadLetters("default")).find((d) => d.message?.messageId === old.messageId);
     assert.equal(dead?.reason, "Message age limit exceeded");
-    assert.equal(run.events.of("aged").length, 0, "the actor never ran");
+    assert.equal(suite.run.events.of("aged").length, 0, "the actor never ran");
   });
 
   test("a fresh message runs under the same max_age", async () => {
-    const fresh = await a.aged.sendWithOptions({ args: ["fresh"], maxAge: 60_000 });
+    const fresh = await suite.a.aged.sendWithOptions({ args: ["fresh"], maxAge: 60_000 });
     assert.equal(await fresh.getResult({ block: true, timeout: 10_000 }), null);
-    await run.events.count("aged", 1);
+    await suite.run.events.count("aged", 1);
   });
 
   test("a user middleware can skip a message: it is acked without running and stores null", async () => {
@@ -46,22 +39,22 @@ describe("TimeLimit, AgeLimit, skip and CurrentMessage on the memory broker", ()
         if (message.options.skip_me) throw new SkipMessage("not today");
       },
     };
-    run.broker.addMiddleware(skipper);
+    suite.run.broker.addMiddleware(skipper);
     try {
-      const skipped = await a.identity.sendWithOptions({ args: ["skipped"], options: { skip_me: true } });
+      const skipped = await suite.a.identity.sendWithOptions({ args: ["skipped"], options: { skip_me: true } });
       assert.equal(await skipped.getResult({ block: true, timeout: 10_000 }), null);
-      const ran = await a.identity.send("ran");
+      const ran = await suite.a.identity.send("ran");
       assert.equal(await ran.getResult({ block: true, timeout: 10_000 }), "ran");
-      assert.ok(!(await run.broker.deadLetters("default")).some((d) => d.message?.messageId === skipped.messageId));
+      assert.ok(!(await suite.run.broker.deadLetters("default")).some((d) => d.message?.messageId === skipped.messageId));
     } finally {
-      run.broker.middleware.splice(run.broker.middleware.indexOf(skipper), 1);
+      suite.run.broker.middleware.splice(suite.run.broker.middleware.indexOf(skipper), 1);
     }
   });
 
   test("getCurrentMessage() inside an actor is the message being processed", async () => {
-    const sent = await a.whoAmI.send("me");
-    await run.events.waitFor((e) => e.some((x) => x.kind === "who_am_i" && x.tag === "me"), "who_am_i");
-    const seen = run.events.of("who_am_i").find((e) => e.tag === "me")!;
+    const sent = await suite.a.whoAmI.send("me");
+    await suite.run.events.waitFor((e) => e.some((x) => x.kind === "who_am_i" && x.tag === "me"), "who_am_i");
+    const seen = suite.run.events.of("who_am_i").find((e) => e.tag === "me")!;
     assert.deepEqual({ id: seen.messageId, actor: seen.actor, shuttingDown: seen.shuttingDown }, { id: sent.messageId, actor: "mw_who_am_i", shuttingDown: false });
   });
 });

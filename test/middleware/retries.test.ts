@@ -1,7 +1,7 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryBroker, Message, ResultFailure, Retries, computeBackoff, type MessageProxy } from "troupe";
-import { actors, startWorker, type Fixture, type Running } from "../support/middleware.js";
+import { workerForSuite } from "../support/middleware.js";
 
 describe("compute_backoff", () => {
   test("doubles from the factor and stays within [base, 2 × base) while under the maximum", () => {
@@ -21,29 +21,22 @@ describe("compute_backoff", () => {
 });
 
 describe("Retries on the memory broker", () => {
-  let run: Running;
-  let a: Fixture;
-
-  before(async () => {
-    run = await startWorker();
-    a = await actors();
-  });
-  after(() => run.stop());
+  const suite = workerForSuite();
 
   test("a failing message is retried with the same id until it succeeds; retries and traceback are on the message", async () => {
-    const sent = await a.flaky.send("f1", 2);
+    const sent = await suite.a.flaky.send("f1", 2);
     assert.equal(await sent.getResult({ block: true, timeout: 10_000 }), 2);
-    const attempts = run.events.of("flaky").filter((e) => e.id === "f1");
+    const attempts = suite.run.events.of("flaky").filter((e) => e.id === "f1");
     assert.deepEqual(attempts.map((e) => e.retries), [0, 1, 2]);
   });
 
   test("maxRetries N runs the actor N + 1 times, dead-letters it, sends on_retry_exhausted and stores the failure", async () => {
-    const sent = await a.alwaysFails.send("x1");
-    await run.events.waitFor((e) => e.some((x) => x.kind === "exhausted" && x.id === "x1"), "on_retry_exhausted");
+    const sent = await suite.a.alwaysFails.send("x1");
+    await suite.run.events.waitFor((e) => e.some((x) => x.kind === "exhausted" && x.id === "x1"), "on_retry_exhausted");
     await assert.rejects(sent.getResult({ block: true, timeout: 10_000 }), (err: unknown) => err instanceof ResultFailure && err.origExcType === "RangeError" && err.origExcMsg === "always x1");
-    assert.deepEqual(run.events.of("always_fails").filter((e) => e.id === "x1").map((e) => e.retries), [0, 1, 2]);
-    assert.deepEqual(run.events.of("exhausted").find((e) => e.id === "x1")?.info, { retries: 2, max_retries: 2 });
-    const dead = (await run.broker.deadLetters("default")).find((d) => d.message?.messageId === sent.messageId);
+    assert.deepEqual(suite.run.events.of("always_fails").filter((e) => e.id === "x1").map((e) => e.retries), [0, 1, 2]);
+    assert.deepEqual(suite.run.events.of("exhausted").find((e) => e.id === "x1")?.info, { retries: 2, max_retries: 2 });
+    const dead = (await suite.run.broker.deadLetters("default")).find((d) => d.message?.messageId === sent.messageId);
     assert.ok(dead, "dead-lettered");
     assert.match(dead.reason ?? "", /retries exhausted \(2 of 2\)/);
     // As on Redis and RabbitMQ, the dead letter is the last published body: one retry behind (SPEC §10.9).
@@ -53,41 +46,41 @@ describe("Retries on the memory broker", () => {
   });
 
   test("on_failure is sent after every failure and already sees the incremented retry count", async () => {
-    await a.alwaysFails.send("x2");
-    await run.events.waitFor((e) => e.filter((x) => x.kind === "on_failure" && x.id === "x2").length === 3, "three on_failure callbacks");
-    const seen = run.events.of("on_failure").filter((e) => e.id === "x2");
+    await suite.a.alwaysFails.send("x2");
+    await suite.run.events.waitFor((e) => e.filter((x) => x.kind === "on_failure" && x.id === "x2").length === 3, "three on_failure callbacks");
+    const seen = suite.run.events.of("on_failure").filter((e) => e.id === "x2");
     assert.deepEqual(seen.map((e) => e.retries).sort(), [1, 2, 3]);
     assert.deepEqual(seen[0]!.info, { type: "RangeError", message: "always x2" });
   });
 
   test("an error listed in throws is not retried and is dead-lettered at once", async () => {
-    const sent = await a.thrower.send("t1");
+    const sent = await suite.a.thrower.send("t1");
     await assert.rejects(sent.getResult({ block: true, timeout: 10_000 }), (err: unknown) => err instanceof ResultFailure && err.origExcType === "NotRetried");
-    assert.deepEqual(run.events.of("throws").map((e) => e.retries), [0]);
-    const dead = (await run.broker.deadLetters("default")).find((d) => d.message?.messageId === sent.messageId);
+    assert.deepEqual(suite.run.events.of("throws").map((e) => e.retries), [0]);
+    const dead = (await suite.run.broker.deadLetters("default")).find((d) => d.message?.messageId === sent.messageId);
     assert.match(dead?.reason ?? "", /NotRetried is listed in throws/);
   });
 
   test("retryWhen decides: retried once, then given up", async () => {
-    const sent = await a.retryWhen.send("w1");
-    await run.events.count("retry_when", 2);
-    await run.broker.join("default");
-    assert.deepEqual(run.events.of("retry_when").map((e) => e.retries), [0, 1]);
-    assert.ok((await run.broker.deadLetters("default")).some((d) => d.message?.messageId === sent.messageId));
+    const sent = await suite.a.retryWhen.send("w1");
+    await suite.run.events.count("retry_when", 2);
+    await suite.run.broker.join("default");
+    assert.deepEqual(suite.run.events.of("retry_when").map((e) => e.retries), [0, 1]);
+    assert.ok((await suite.run.broker.deadLetters("default")).some((d) => d.message?.messageId === sent.messageId));
   });
 
   test("Retry(message, delay) uses its delay instead of the backoff", async () => {
-    await a.retryLater.send("r1", 150);
-    await run.events.count("retry_later", 2);
-    const [first, second] = run.events.of("retry_later");
+    await suite.a.retryLater.send("r1", 150);
+    await suite.run.events.count("retry_later", 2);
+    const [first, second] = suite.run.events.of("retry_later");
     const waited = (second!.at as number) - (first!.at as number);
     assert.ok(waited >= 150 && waited < 10_000, `waited ${waited} ms (the actor's backoff is 60 s)`);
   });
 
   test("message-level max_retries overrides the actor's", async () => {
-    const sent = await a.flaky.sendWithOptions({ args: ["f0", 5], maxRetries: 0 });
+    const sent = await suite.a.flaky.sendWithOptions({ args: ["f0", 5], maxRetries: 0 });
     await assert.rejects(sent.getResult({ block: true, timeout: 10_000 }), ResultFailure);
-    assert.deepEqual(run.events.of("flaky").filter((e) => e.id === "f0").map((e) => e.retries), [0]);
+    assert.deepEqual(suite.run.events.of("flaky").filter((e) => e.id === "f0").map((e) => e.retries), [0]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { after, before } from "node:test";
 import { MemoryBroker, Worker, setBroker, type Broker, type WorkerOptions } from "troupe";
 import { fixture } from "./env.js";
 import { EventLog } from "./events.js";
@@ -38,4 +39,15 @@ export type Fixture = typeof import("../fixtures/middleware.js");
 
 export async function actors(): Promise<Fixture> {
   return (await import(middlewareFixture)) as Fixture;
+}
+
+/** A worker started before a suite's tests and stopped after them; `run` and `a` are set once `before` ran. */
+export function workerForSuite(options: Partial<WorkerOptions> = {}): { run: Running; a: Fixture } {
+  const suite = {} as { run: Running; a: Fixture };
+  before(async () => {
+    suite.run = await startWorker(options);
+    suite.a = await actors();
+  });
+  after(() => suite.run.stop());
+  return suite;
 }
