@@ -4,10 +4,11 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { isMainThread } from "node:worker_threads";
-import { actor, getBroker } from "troupe";
+import { actor, getBroker, onShutdown } from "troupe";
 import { wallNow } from "./clock.js";
 import { calibrate, spin } from "./cpu-work.js";
 import { installProbe } from "./probe.js";
+import { CpuProfile } from "./profiler.js";
 
 const queue = process.env.BENCH_QUEUE ?? "bench";
 const options = { queue, maxRetries: 0 };
@@ -39,3 +40,7 @@ export const cpu = actor(
 );
 
 if (isMainThread) installProbe(getBroker());
+else if (process.env.BENCH_CPU_PROF) {
+  const profile = new CpuProfile();
+  onShutdown(() => profile.save(process.env.BENCH_CPU_PROF!));
+}

@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import type { Broker, Middleware, MessageProxy, ProcessOutcome } from "troupe";
 import { wallNow } from "./clock.js";
+import { CpuProfile } from "./profiler.js";
 import { RateMeter } from "./stats.js";
 
 /** How often a worker process reports its tallies: coarse enough to cost nothing, fine enough to see progress. */
@@ -37,6 +38,7 @@ export class BenchProbe implements Middleware {
   constructor(
     private readonly redis: Redis,
     private readonly key: string,
+    private readonly profile?: { profiler: CpuProfile; dir: string },
   ) {
     this.timer = setInterval(() => void this.flush(), FLUSH_MS);
     this.timer.unref();
@@ -60,6 +62,7 @@ export class BenchProbe implements Middleware {
 
   async afterWorkerShutdown(): Promise<void> {
     clearInterval(this.timer);
+    this.profile?.profiler.save(this.profile.dir);
     await this.flush();
     await this.redis.hset(tallyKeys.stopped(this.key), String(process.pid), "1");
     this.redis.disconnect();
@@ -97,10 +100,14 @@ export class BenchProbe implements Middleware {
   }
 }
 
-/** Install the probe on this process's broker, reporting to BENCH_TALLY_URL under BENCH_TALLY_KEY. */
+/**
+ * Install the probe on this process's broker, reporting to BENCH_TALLY_URL under BENCH_TALLY_KEY; with
+ * BENCH_CPU_PROF=<dir> it also profiles this (main) thread into that directory.
+ */
 export function installProbe(broker: Broker, env: NodeJS.ProcessEnv = process.env): void {
   const url = env.BENCH_TALLY_URL;
   const key = env.BENCH_TALLY_KEY;
   if (!url || !key) throw new Error("the bench actor module needs BENCH_TALLY_URL and BENCH_TALLY_KEY (it is started by npm run bench)");
-  broker.addMiddleware(new BenchProbe(new Redis(url, { lazyConnect: false }), key));
+  const dir = env.BENCH_CPU_PROF;
+  broker.addMiddleware(new BenchProbe(new Redis(url), key, dir ? { profiler: new CpuProfile(), dir } : undefined));
 }
