@@ -4,7 +4,7 @@ import type * as k8s from "@kubernetes/client-node";
 import { MemoryBroker, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
+import { borrowed, customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 describe("leader election and failover", () => {
@@ -15,7 +15,7 @@ describe("leader election and failover", () => {
 
   const candidate = async (identity: string) => {
     const op = await startOperator(fake, {
-      brokerFactory: () => broker,
+      brokerFactory: () => borrowed(broker),
       leaderElection: { namespace: "kube-system", name: "troupe-operator", identity, leaseDurationMs: 1000, renewDeadlineMs: 800, retryPeriodMs: 100 },
     });
     running.push(op);

@@ -5,7 +5,7 @@ import { getResultBackend, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
 import { startWorker, type Running } from "../support/middleware.js";
-import { customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator } from "../support/operator.js";
+import { borrowed, customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 const pipelineManifest = (name: string, spec: Record<string, unknown>) => ({
@@ -33,7 +33,7 @@ describe("Pipeline controller with a real worker on the memory broker", () => {
     fake = await startFakeApiServer();
     kc = fake.kubeConfig();
     cr = customObjects(kc);
-    operator = await startOperator(fake, { brokerFactory: () => worker.broker, resultBackendFactory: () => getResultBackend() });
+    operator = await startOperator(fake, { brokerFactory: () => borrowed(worker.broker), resultBackendFactory: () => getResultBackend() });
   });
   after(async () => {
     await operator.stop();
@@ -67,6 +67,28 @@ describe("Pipeline controller with a real worker on the memory broker", () => {
     assert.equal(await result(run.steps[3]!.messages[0]!), 10);
     assert.equal(pipeline.status.lastRunState, "Succeeded");
     await until(() => eventsAbout(fake, ns, "etl").some((e) => e.reason === "RunSucceeded"), "a RunSucceeded event");
+  });
+
+  test("an operator crash in the middle of a run loses nothing: the next operator follows the same run to the end", async () => {
+    const ns = await namespaceWithBroker(kc);
+    await cr.create("pipelines", ns, pipelineManifest("survives", {
+      steps: [
+        { name: "first", actor: "mw_double", args: [2] },
+        { name: "wait", group: [{ actor: "mw_identity", args: ["a"] }, { actor: "mw_identity", args: ["b"] }] },
+        { name: "last", actor: "mw_sum", args: [1, 1] },
+      ],
+    }));
+    const running = await until(async () => {
+      const p = await cr.get("pipelines", ns, "survives");
+      return (p.status?.runs as Run[] | undefined)?.[0]?.state === "Running" ? p : undefined;
+    }, "the run to start");
+    await operator.crash();
+    operator = await startOperator(fake, { brokerFactory: () => borrowed(worker.broker), resultBackendFactory: () => getResultBackend() });
+    const { pipeline, run } = await finishedRun(ns, "survives");
+    assert.equal(run.state, "Succeeded", JSON.stringify(run));
+    assert.equal((pipeline.status.runs as Run[]).length, 1, "no second run");
+    assert.equal(run.name, (running.status.runs as Run[])[0]!.name);
+    assert.deepEqual(run.steps[0]!.messages, (running.status.runs as Run[])[0]!.steps[0]!.messages, "the same messages were followed");
   });
 
   test("a failing step fails the run with the actor's error and leaves later steps pending", async () => {

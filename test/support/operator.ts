@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import type { Broker } from "troupe";
 import { Operator, type OperatorOptions } from "../../operator/operator.js";
 import { OperatorMetrics } from "../../operator/runtime/metrics.js";
 import { FakeApiServer, type FakeApiServerOptions } from "../fake-apiserver/server.js";
@@ -65,6 +66,20 @@ export function workerPoolManifest(name: string, spec: Record<string, unknown> =
       ...spec,
     },
   };
+}
+
+/**
+ * A broker the operator may use but not close: a test shares one in-process broker between its worker and
+ * operators that come and go.
+ */
+export function borrowed(broker: Broker): Broker {
+  return new Proxy(broker, {
+    get(target, property) {
+      if (property === "close") return async () => undefined;
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 /** Start an operator against a fake API server, with fast polls and the given broker factory. */
