@@ -2,6 +2,7 @@
 #
 #   docker build -t troupe:0.1.0 .
 #   docker run --rm troupe:0.1.0 --help
+#   docker run --rm troupe:0.1.0 demo
 #   docker run --rm -e TROUPE_BROKER_URL=redis://redis:6379 -v $PWD/actors:/app/actors troupe:0.1.0 worker /app/actors/tasks.js
 #
 # Build your own worker image FROM this one: see docs/shipping.md.
@@ -16,6 +17,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY worker ./worker
 COPY operator ./operator
+# the actors `troupe demo` runs
+COPY examples ./examples
 RUN npx tsc -p tsconfig.json \
  && mkdir -p /out \
  && cp -r dist package.json /out/ \

@@ -2,7 +2,8 @@
 # Build the real Dockerfile with podman and smoke-test the image, without a registry or a Docker engine:
 #   - the Dockerfile's base (node:20-bookworm-slim) is stood in for by a local image made with debootstrap plus this
 #     machine's Node 20, tagged with the same name, so the Dockerfile is built unchanged (--pull=never);
-#   - `troupe --help`, `troupe operator --help`, image config (non-root numeric user, tini as PID 1);
+#   - `troupe --help`, `troupe operator --help`, image config (non-root numeric user, tini as PID 1), and
+#     `troupe demo` (worker threads, in-memory broker) with a read-only root filesystem;
 #   - a user image built FROM ours with an actor module (the recipe in docs/shipping.md), run as a worker with a
 #     read-only root filesystem, no capabilities and host networking against the loopback Redis; one enqueued message
 #     must be processed and counted on the worker's /metrics, and SIGTERM must stop the worker cleanly (exit 0) well
@@ -97,6 +98,8 @@ config=$(podman image inspect "$image" --format '{{.Config.User}} {{index .Confi
 podman run --rm "$image" --help | grep -q '^Usage: troupe' || fail "troupe --help"
 podman run --rm "$image" operator --help | grep -q '^Usage: troupe operator' || fail "troupe operator --help"
 step "troupe --help and troupe operator --help work; user 1000:1000, tini is PID 1"
+podman run --rm --read-only --tmpfs /tmp --cap-drop=ALL "$image" demo >"$work/demo.log" 2>&1 || { tail -20 "$work/demo.log"; fail "troupe demo"; }
+step "troupe demo runs with a read-only root filesystem"
 
 # The recipe from docs/shipping.md: actor modules in /app/actors import "troupe" from the image.
 mkdir -p "$work/user/actors"
