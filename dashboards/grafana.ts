@@ -29,6 +29,9 @@ export interface DashboardSpec {
   uid: string;
   title: string;
   description: string;
+  /** the metric whose `namespace` label values fill the namespace variable every dashboard has */
+  namespaceMetric: string;
+  /** variables after data source and namespace */
   variables: VariableModel[];
   rows: RowSpec[];
 }
@@ -93,7 +96,7 @@ export function stat(title: string, description: string, expr: string, unit = "s
   };
 }
 
-export function datasourceVariable(): VariableModel {
+function datasourceVariable(): VariableModel {
   return { name: "datasource", label: "Data source", type: "datasource", query: "prometheus", hide: VariableHide.dontHide };
 }
 
@@ -149,7 +152,7 @@ export function dashboard(spec: DashboardSpec): Dashboard {
     refresh: "30s",
     annotations: { list: [] },
     links: [],
-    templating: { list: spec.variables },
+    templating: { list: [datasourceVariable(), labelVariable("namespace", "Namespace", spec.namespaceMetric, "namespace"), ...spec.variables] },
     panels,
   };
 }

@@ -1,6 +1,6 @@
 /** "Troupe / Operator": WorkerPool sizes and the operator's reconcile loop. */
 import type { Dashboard } from "@grafana/schema";
-import { dashboard, datasourceVariable, labelVariable, stat, target, timeseries } from "./grafana.js";
+import { dashboard, labelVariable, stat, target, timeseries } from "./grafana.js";
 
 const POOL = `namespace=~"$namespace", workerpool=~"$workerpool"`;
 const RATE = "$__rate_interval";
@@ -12,9 +12,8 @@ export function operatorDashboard(): Dashboard {
     uid: "troupe-operator",
     title: "Troupe / Operator",
     description: "WorkerPool replicas against their desired and maximum size, the queue depth the autoscaler sees, and the operator's reconcile loop.",
+    namespaceMetric: "troupe_workerpool_replicas",
     variables: [
-      datasourceVariable(),
-      labelVariable("namespace", "Namespace", "troupe_workerpool_replicas", "namespace"),
       labelVariable("workerpool", "WorkerPool", 'troupe_workerpool_replicas{namespace=~"$namespace"}', "workerpool"),
     ],
     rows: [

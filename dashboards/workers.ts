@@ -1,6 +1,6 @@
 /** "Troupe / Workers": what the worker pods export (Dramatiq's metric names plus Troupe's queue gauge). */
 import type { Dashboard } from "@grafana/schema";
-import { dashboard, datasourceVariable, labelVariable, stat, target, timeseries } from "./grafana.js";
+import { dashboard, labelVariable, stat, target, timeseries } from "./grafana.js";
 
 /** Delayed and retried messages are labelled with the delay queue "<queue>.DQ", as in Dramatiq. */
 const MSG = `namespace=~"$namespace", queue_name=~"$queue(\\\\.DQ)?", actor_name=~"$actor"`;
@@ -18,9 +18,8 @@ export function workersDashboard(): Dashboard {
     uid: "troupe-workers",
     title: "Troupe / Workers",
     description: "Throughput, errors, retries, dead letters, queue depth, latency and in-progress messages of Troupe (and Dramatiq) workers.",
+    namespaceMetric: "dramatiq_messages_total",
     variables: [
-      datasourceVariable(),
-      labelVariable("namespace", "Namespace", "dramatiq_messages_total", "namespace"),
       labelVariable("queue", "Queue", 'dramatiq_messages_total{namespace=~"$namespace"}', "queue_name"),
       labelVariable("actor", "Actor", 'dramatiq_messages_total{namespace=~"$namespace", queue_name=~"$queue"}', "actor_name"),
     ],
