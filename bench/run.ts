@@ -10,18 +10,13 @@ import { bullmqNoop } from "./bullmq.js";
 import { calibrate } from "./cpu-work.js";
 import { describeMachine } from "./machine.js";
 import { progress } from "./progress.js";
+import { deleteKeys } from "./redis-keys.js";
 import { rawAmqp } from "./raw-amqp.js";
 import { rawRedis } from "./raw-redis.js";
 import { buildRows, renderMarkdown, writeResults, type BenchResult, type BrokerResult } from "./report.js";
 import { loadSettings, type BenchSettings, type BrokerKind } from "./settings.js";
 import { Tally } from "./tally.js";
 import { measureEnqueue, measureIdle, measureWorkload, type TroupeTarget } from "./troupe.js";
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  for await (const keys of redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<string[]>) {
-    if (keys.length) await redis.del(...keys);
-  }
-}
 
 async function deleteRabbitQueues(url: string, queue: string): Promise<void> {
   const connection = await connect(url);

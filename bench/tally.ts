@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { tallyKeys } from "./probe.js";
 import { RateMeter } from "./stats.js";
 import { progress } from "./progress.js";
+import { deleteKeys } from "./redis-keys.js";
 
 export interface PhaseCount {
   meter: RateMeter;
@@ -95,8 +96,6 @@ export class Tally {
   }
 
   async clear(): Promise<void> {
-    for await (const keys of this.redis.scanStream({ match: `${this.key}:*`, count: 1000 }) as AsyncIterable<string[]>) {
-      if (keys.length) await this.redis.del(...keys);
-    }
+    await deleteKeys(this.redis, `${this.key}:*`);
   }
 }
