@@ -28,12 +28,14 @@ export async function loadManifests(files: readonly string[]): Promise<LocalMani
         for (const [k, v] of Object.entries(value.stringData ?? {})) out.secrets.set(`${value.metadata.name}/${k}`, v);
         continue;
       }
-      if (value.apiVersion !== API_VERSION) throw new Error(`${where}: apiVersion must be ${API_VERSION} (or v1 for a Secret)`);
+      if (!["WorkerPool", "Actor", "Pipeline"].includes(value.kind ?? "")) {
+        throw new Error(`${where}: troupe up runs WorkerPool, Actor and Pipeline resources (and reads Secrets), not ${value.kind ?? "a document without kind"}`);
+      }
+      if (value.apiVersion !== API_VERSION) throw new Error(`${where}: apiVersion must be ${API_VERSION}`);
       if (typeof value.spec !== "object" || value.spec === null) throw new Error(`${where}: spec is required`);
       if (value.kind === "WorkerPool") out.pools.push({ ...(value as unknown as WorkerPool), sourceDir: dirname(file) });
       else if (value.kind === "Actor") out.actors.push(value as unknown as ActorResource);
-      else if (value.kind === "Pipeline") out.pipelines.push(value as unknown as PipelineResource);
-      else throw new Error(`${where}: troupe up runs WorkerPool, Actor and Pipeline resources (and reads Secrets), not ${value.kind}`);
+      else out.pipelines.push(value as unknown as PipelineResource);
     }
   }
   return out;

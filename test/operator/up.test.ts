@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,3 +90,35 @@ for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] 
     });
   });
 }
+
+describe("troupe up refuses unusable manifests before starting anything", () => {
+  const cases: [string, string, RegExp][] = [
+    ["a YAML syntax error", "kind: WorkerPool\n  bad: [", /pool\.yaml/],
+    ["a kind it does not run", "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: d }\nspec: {}\n", /not Deployment/],
+    [
+      "a pool without queues",
+      "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], broker: { secretRef: { name: b } } }\n",
+      /no queues/,
+    ],
+    [
+      "a pool whose broker Secret is missing",
+      "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], queues: [q], broker: { secretRef: { name: absent } } }\n",
+      /Secret absent key url is not in the manifests/,
+    ],
+  ];
+  for (const [what, text, message] of cases) {
+    test(what, async () => {
+      const dir = await mkdtemp(join(tmpdir(), "troupe-up-bad-"));
+      try {
+        await writeFile(join(dir, "pool.yaml"), text);
+        const env = { ...process.env };
+        delete env.TROUPE_BROKER_URL;
+        const result = spawnSync(process.execPath, [cliPath, "up", "-f", join(dir, "pool.yaml")], { env, encoding: "utf8", timeout: 20_000 });
+        assert.equal(result.status, 2, result.stderr);
+        assert.match(result.stderr, message);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
