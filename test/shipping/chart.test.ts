@@ -180,6 +180,22 @@ describe("helm chart", () => {
     }
   });
 
+  test("watching listed namespaces grants the same rules through a Role in each of them, and nothing cluster-wide", () => {
+    const clusterRole = one(render(), "ClusterRole") as unknown as { rules: Rule[] };
+    const objects = render("full.yaml");
+    assert.deepEqual(ofKind(objects, "ClusterRole"), []);
+    assert.deepEqual(ofKind(objects, "ClusterRoleBinding"), []);
+    const roles = ofKind(objects, "Role").filter((r) => !r.metadata.name.endsWith("-leader-election"));
+    assert.deepEqual(roles.map((r) => r.metadata.namespace).sort(), ["billing", "shop"]);
+    for (const role of roles) assert.deepEqual((role as unknown as { rules: Rule[] }).rules, clusterRole.rules);
+    const bindings = ofKind(objects, "RoleBinding").filter((b) => !b.metadata.name.endsWith("-leader-election"));
+    assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), ["billing", "shop"]);
+    for (const binding of bindings) {
+      assert.deepEqual((binding as unknown as { roleRef: unknown }).roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "acme-troupe-operator" });
+      assert.deepEqual((binding as unknown as { subjects: unknown[] }).subjects, [{ kind: "ServiceAccount", name: "acme-troupe-operator", namespace: NAMESPACE }]);
+    }
+  });
+
   test("non-default values: monitors, rules, namespaces, image, scheduling; all valid", async () => {
     const objects = render("full.yaml");
     for (const o of objects) await validateBuiltIn(o);

@@ -50,3 +50,46 @@ app.kubernetes.io/component: operator
 {{- define "troupe.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{- /*
+What the operator reads and writes (docs/operator.md, "RBAC the operator needs"). No "*", and no delete: owner
+references let the garbage collector remove what the operator created.
+*/}}
+{{- define "troupe.operatorRules" -}}
+- apiGroups: ["troupe.dev"]
+  resources: ["workerpools", "actors", "pipelines"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["troupe.dev"]
+  resources: ["workerpools/status", "actors/status", "pipelines/status"]
+  verbs: ["patch"]
+# Pool Deployments carry an owner reference with blockOwnerDeletion; clusters that enforce owner-reference
+# permissions (OwnerReferencesPermissionEnforcement) require update on the owner's finalizers for that.
+- apiGroups: ["troupe.dev"]
+  resources: ["workerpools/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create"]
+# the namespace's Actor settings, mounted by worker pods
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "update"]
+# broker URLs come from Secret references; the operator reads only the Secrets pools name
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# pod-deletion-cost annotations on the least busy worker pods before a scale-down
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+# listing PodMonitors also tells whether the Prometheus Operator is installed
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "list", "create"]
+{{- end }}
