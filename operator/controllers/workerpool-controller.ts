@@ -176,6 +176,8 @@ export class WorkerPoolReconciler {
     }
     const sameTemplate = current.metadata.annotations?.[TEMPLATE_HASH] === desired.metadata.annotations?.[TEMPLATE_HASH];
     if (sameTemplate && current.spec?.replicas === replicas) return current;
+    // A size change touches only replicas, so what others added to the template (restartedAt, …) stays.
+    if (sameTemplate) return api.patch<Deployment>(DEPLOYMENTS, namespace, pool.metadata.name, { spec: { replicas } });
     return api.patch<Deployment>(DEPLOYMENTS, namespace, pool.metadata.name, {
       metadata: { labels: desired.metadata.labels, annotations: desired.metadata.annotations, ownerReferences: desired.metadata.ownerReferences },
       spec: desired.spec as object,

@@ -85,8 +85,14 @@ describe("WorkerPool controller against the fake API server", () => {
     assert.equal(conditions.BrokerReachable, "True");
     await until(() => eventsAbout(fake, ns, "pool").some((e) => e.reason === "ScaledUp" && e.note.startsWith("0 → 4")), "a ScaledUp event");
 
+    // What others add to the template (here `kubectl rollout restart`) survives a size change.
+    await kc.makeApiClient(k8s.CustomObjectsApi).patchNamespacedCustomObject(
+      { group: "apps", version: "v1", plural: "deployments", namespace: ns, name: "pool", body: { spec: { template: { metadata: { annotations: { "kubectl.kubernetes.io/restartedAt": "now" } } } } } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
     await broker.purge(queue);
     await until(() => deploymentOf(fake, ns, "pool")?.spec.replicas === 0, "scale-down to 0");
+    assert.equal(deploymentOf(fake, ns, "pool")?.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"], "now");
     await until(() => eventsAbout(fake, ns, "pool").some((e) => e.reason === "ScaledDown"), "a ScaledDown event");
 
     const metrics = await (await fetch(`http://127.0.0.1:${operator.port}/metrics`)).text();
