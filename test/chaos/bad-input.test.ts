@@ -1,12 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
-import { MemoryBroker, Worker, setBroker } from "troupe";
 import { badInputSpec, render, type BadInputSpec, type Rendered } from "../support/bad-messages.js";
-import { chaosActors, readTally, WorkerCluster, type Tally } from "../support/chaos.js";
+import { startMemoryWorker, WorkerCluster, type Tally } from "../support/chaos.js";
 import { AMQP_URL, REDIS_URL, uniqueName } from "../support/env.js";
 import { RawAmqp } from "../support/rabbitmq.js";
 import { deleteNamespace, redisClient } from "../support/redis.js";
@@ -32,19 +28,9 @@ function kinds(all: Rendered[]): string {
 const batches = (options?: Parameters<typeof badInputSpec>[0]) => fc.array(badInputSpec(options), { minLength: 1, maxLength: 20 });
 
 describe("chaos: fuzzed and malformed messages never stop a worker", () => {
-  const dir = mkdtempSync(join(tmpdir(), "troupe-fuzz-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
   test("memory broker, in-process worker: each bad delivery is dead-lettered with a reason, valid ones run", async (t) => {
-    const tallyFile = join(dir, "memory.txt");
-    // Worker threads copy the environment when they start.
-    process.env.TROUPE_CHAOS_TALLY = tallyFile;
-    await import(chaosActors);
-    const broker = new MemoryBroker();
-    setBroker(broker);
-    const queue = uniqueName("fuzz");
-    const worker = new Worker(broker, { modules: [chaosActors], queues: [queue], threads: 2 });
-    await worker.start();
+    const memory = await startMemoryWorker();
+    const { broker, worker, queue } = memory;
     const all: Rendered[] = [];
     try {
       await fc.assert(
@@ -56,11 +42,11 @@ describe("chaos: fuzzed and malformed messages never stop a worker", () => {
           const invalid = inputs.filter((i) => !i.valid).map((i) => i.raw.toString("utf8"));
           const dead = await until(async () => {
             const letters = await broker.deadLetters(queue);
-            return letters.length >= deadBefore + invalid.length && ranAll(inputs, readTally(tallyFile)) ? letters.slice(deadBefore) : undefined;
+            return letters.length >= deadBefore + invalid.length && ranAll(inputs, memory.tally()) ? letters.slice(deadBefore) : undefined;
           }, "every valid delivery to run and every invalid one to be dead-lettered");
           assert.deepEqual(dead.map((d) => d.raw).sort(), invalid.sort(), "exactly the invalid deliveries are dead-lettered");
           for (const letter of dead) assert.ok(letter.reason, `dead letter without a reason: ${letter.raw.slice(0, 300)}`);
-          assertRuns(inputs, readTally(tallyFile));
+          assertRuns(inputs, memory.tally());
         }),
         { numRuns: 100 },
       );
@@ -71,7 +57,7 @@ describe("chaos: fuzzed and malformed messages never stop a worker", () => {
       assert.equal(stats.dead, all.filter((i) => !i.valid).length);
       t.diagnostic(`memory: ${all.length} fuzzed deliveries (${kinds(all)}); worker stats ${JSON.stringify(worker.stats)}`);
     } finally {
-      await worker.stop(5000);
+      await memory.stop();
     }
   });
 

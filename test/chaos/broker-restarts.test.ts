@@ -1,8 +1,6 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { RabbitmqBroker, RedisBroker, type Broker } from "troupe";
-import { awaitAll, records, WorkerCluster } from "../support/chaos.js";
-import { uniqueName } from "../support/env.js";
+import { awaitAll, onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.js";
 import { OwnRabbitServer } from "../support/own-rabbitmq.js";
 import { freePort, OwnRedisServer } from "../support/redis.js";
 import { until } from "../support/wait.js";
@@ -23,7 +21,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Every batch the producer saw succeed must run; a batch that raised is counted as rejected (it may or may not
  * run: the caller was told). Nothing may vanish.
  */
-async function restartUnderLoad(t: TestContext, name: string, broker: Broker, cluster: WorkerCluster, server: Server, queue: string): Promise<void> {
+async function restartUnderLoad(t: TestContext, name: string, server: Server, { broker, cluster, queue }: BrokerRun): Promise<void> {
   await cluster.waitForProcesses(2);
   const sent: string[] = [];
   const rejected: string[] = [];
@@ -80,15 +78,9 @@ describe("chaos: broker killed and restarted under load (private servers with pe
   test("Redis (appendonly, appendfsync always)", async (t) => {
     const server = new OwnRedisServer(await freePort());
     await server.start();
-    const namespace = uniqueName("chaos");
-    const queue = uniqueName("restart");
-    const broker = new RedisBroker(server.url, { namespace });
-    const cluster = new WorkerCluster({ broker: server.url, queue, processes: 2, threads: 4, env: { TROUPE_REDIS_NAMESPACE: namespace, TROUPE_REDIS_HEARTBEAT_TIMEOUT: "3000" } });
     try {
-      await restartUnderLoad(t, "Redis", broker, cluster, server, queue);
+      await onRedis(server.url, { processes: 2, threads: 4, env: { TROUPE_REDIS_HEARTBEAT_TIMEOUT: "3000" } }, (run) => restartUnderLoad(t, "Redis", server, run));
     } finally {
-      await cluster.kill();
-      await broker.close();
       await server.stop();
     }
   });
@@ -96,14 +88,9 @@ describe("chaos: broker killed and restarted under load (private servers with pe
   test("RabbitMQ (durable queues, persistent messages, publisher confirms)", async (t) => {
     const server = await OwnRabbitServer.create();
     await server.start();
-    const queue = uniqueName("restart");
-    const broker = new RabbitmqBroker(server.url, { maxReconnectDelay: 500 });
-    const cluster = new WorkerCluster({ broker: server.url, queue, processes: 2, threads: 4 });
     try {
-      await restartUnderLoad(t, "RabbitMQ", broker, cluster, server, queue);
+      await onRabbitmq(server.url, { processes: 2, threads: 4 }, (run) => restartUnderLoad(t, "RabbitMQ", server, run), { maxReconnectDelay: 500 });
     } finally {
-      await cluster.kill();
-      await broker.close();
       await server.stop();
     }
   });

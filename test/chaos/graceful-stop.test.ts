@@ -1,10 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Message, RabbitmqBroker, RedisBroker, type Broker } from "troupe";
-import { WorkerCluster } from "../support/chaos.js";
-import { AMQP_URL, REDIS_URL, uniqueName } from "../support/env.js";
-import { RawAmqp } from "../support/rabbitmq.js";
-import { deleteNamespace, redisClient } from "../support/redis.js";
+import { Message } from "troupe";
+import { onRabbitmq, onRedis, type BrokerRun } from "../support/chaos.js";
+import { AMQP_URL, REDIS_URL } from "../support/env.js";
 import { until } from "../support/wait.js";
 
 const MESSAGES = 300;
@@ -13,7 +11,7 @@ const MESSAGES = 300;
  * SIGTERM in the middle of a run, as Kubernetes stops a pod: the running messages finish and are acked, the
  * prefetched ones go back to the queue, and `troupe worker` exits 0 well within a pod's grace period.
  */
-async function stopMidRun(broker: Broker, cluster: WorkerCluster, queue: string): Promise<void> {
+async function stopMidRun({ broker, cluster, queue }: BrokerRun): Promise<void> {
   await cluster.waitForProcesses(2);
   const messages = Array.from({ length: MESSAGES }, (_, i) => new Message({ queueName: queue, actorName: "chaos_slow", args: [`s${i}`, 20] }));
   await broker.enqueueMany(messages);
@@ -30,34 +28,6 @@ async function stopMidRun(broker: Broker, cluster: WorkerCluster, queue: string)
 }
 
 describe("chaos: graceful stop of troupe worker --processes 2", () => {
-  test("Redis", async () => {
-    const namespace = uniqueName("chaos");
-    const queue = uniqueName("stop");
-    const broker = new RedisBroker(REDIS_URL, { namespace });
-    const cluster = new WorkerCluster({ broker: REDIS_URL, queue, processes: 2, threads: 2, env: { TROUPE_REDIS_NAMESPACE: namespace } });
-    const client = redisClient(REDIS_URL);
-    try {
-      await stopMidRun(broker, cluster, queue);
-    } finally {
-      await cluster.kill();
-      await broker.close();
-      await deleteNamespace(client, namespace);
-      client.disconnect();
-    }
-  });
-
-  test("RabbitMQ", async () => {
-    const queue = uniqueName("stop");
-    const broker = new RabbitmqBroker(AMQP_URL);
-    const cluster = new WorkerCluster({ broker: AMQP_URL, queue, processes: 2, threads: 2 });
-    const raw = await RawAmqp.open();
-    try {
-      await stopMidRun(broker, cluster, queue);
-    } finally {
-      await cluster.kill();
-      await broker.close();
-      await raw.deleteQueues(queue);
-      await raw.close();
-    }
-  });
+  test("Redis", () => onRedis(REDIS_URL, { processes: 2, threads: 2 }, stopMidRun));
+  test("RabbitMQ", () => onRabbitmq(AMQP_URL, { processes: 2, threads: 2 }, stopMidRun));
 });

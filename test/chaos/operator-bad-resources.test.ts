@@ -1,13 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
-import { REDIS_URL, uniqueName } from "../support/env.js";
-import { customObjects, namespaceWithBroker, startFakeApiServer, workerPoolManifest, type ApiObject } from "../support/operator.js";
-import { OperatorProcess } from "../support/operator-process.js";
-import { deleteNamespace, redisClient } from "../support/redis.js";
+import { workerPoolManifest, type ApiObject } from "../support/operator.js";
+import { OperatorSandbox } from "../support/operator-process.js";
 import { until } from "../support/wait.js";
 
 type Plural = "workerpools" | "pipelines" | "actors";
@@ -62,20 +57,14 @@ const reported = (o: ApiObject) => o.status !== undefined && (o.status.observedG
 
 describe("chaos: invalid custom resources never crash the operator", () => {
   test("each fuzzed WorkerPool, Pipeline or Actor is rejected by the API server or reported in status", async (t) => {
-    const fake = await startFakeApiServer();
-    const dir = mkdtempSync(join(tmpdir(), "troupe-operator-fuzz-"));
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, fake.kubeConfig().exportConfig());
-    const kc = fake.kubeConfig();
-    const cr = customObjects(kc);
-    const redisNamespace = uniqueName("chaos");
-    const namespace = await namespaceWithBroker(kc, REDIS_URL);
-    const operator = new OperatorProcess({ kubeconfig, namespace, leaseName: `fuzz-${namespace}`, env: { TROUPE_REDIS_NAMESPACE: redisNamespace } });
+    const sandbox = await OperatorSandbox.create();
+    const { namespace } = sandbox;
+    const cr = sandbox.objects;
+    const operator = sandbox.startOperator();
     const accepted: [Plural, string][] = [];
     const rejected = new Map<number, number>();
-    const client = redisClient(REDIS_URL);
     try {
-      await until(() => fake.get("coordination.k8s.io", "leases", "kube-system", `fuzz-${namespace}`), "the operator to lead", { timeout: 30_000, interval: 50 });
+      await until(() => operator.holds(sandbox.holder()), "the operator to lead", { timeout: 30_000, interval: 50 });
       await fc.assert(
         fc.asyncProperty(resource, async ({ plural, mutations }) => {
           const body = base[plural]();
@@ -111,11 +100,7 @@ describe("chaos: invalid custom resources never crash the operator", () => {
       assert.doesNotMatch(operator.output, /uncaught|unhandled/i, "no uncaught errors in the operator's log");
       t.diagnostic(`operator: ${accepted.length + [...rejected.values()].reduce((a, b) => a + b, 0)} fuzzed resources; ${accepted.length} accepted and reconciled or reported in status; rejected by the API server: ${JSON.stringify(Object.fromEntries(rejected))}`);
     } finally {
-      await operator.kill();
-      await fake.stop();
-      await deleteNamespace(client, redisNamespace);
-      client.disconnect();
-      rmSync(dir, { recursive: true, force: true });
+      await sandbox.cleanup();
     }
   });
 });

@@ -1,39 +1,27 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Message, RedisBroker } from "troupe";
 import { WorkerCluster } from "../support/chaos.js";
 import { REDIS_URL, uniqueName } from "../support/env.js";
-import { customObjects, namespaceWithBroker, startFakeApiServer, workerPoolManifest, type ApiObject } from "../support/operator.js";
-import { OperatorProcess } from "../support/operator-process.js";
-import { deleteNamespace, redisClient } from "../support/redis.js";
+import { workerPoolManifest, type ApiObject } from "../support/operator.js";
+import { OperatorSandbox } from "../support/operator-process.js";
 import { until } from "../support/wait.js";
 
 const PIPELINES = 6;
 
 describe("chaos: the leading operator is killed with SIGKILL during a scale-up", () => {
   test("the standby converges: one Deployment at the new size, every Pipeline run completes exactly once", async (t) => {
-    const fake = await startFakeApiServer();
-    const dir = mkdtempSync(join(tmpdir(), "troupe-operator-chaos-"));
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, fake.kubeConfig().exportConfig());
-    const kc = fake.kubeConfig();
-    const cr = customObjects(kc);
-    const redisNamespace = uniqueName("chaos");
-    const env = { TROUPE_REDIS_NAMESPACE: redisNamespace };
-    const namespace = await namespaceWithBroker(kc, REDIS_URL);
-    const leaseName = `chaos-${namespace}`;
+    const sandbox = await OperatorSandbox.create();
+    const { fake, namespace, env } = sandbox;
+    const cr = sandbox.objects;
     const poolQueue = uniqueName("pool");
     const stepQueue = uniqueName("steps");
-    const broker = new RedisBroker(REDIS_URL, { namespace: redisNamespace });
+    const broker = new RedisBroker(REDIS_URL, { namespace: sandbox.redisNamespace });
     const workers = new WorkerCluster({ broker: REDIS_URL, queue: stepQueue, processes: 1, threads: 2, env });
-    const operators = [0, 1].map(() => new OperatorProcess({ kubeconfig, namespace, leaseName, env }));
-    const holder = () => (fake.get("coordination.k8s.io", "leases", "kube-system", leaseName)?.spec as { holderIdentity?: string } | undefined)?.holderIdentity;
+    const operators = [sandbox.startOperator(), sandbox.startOperator()];
+    const holder = () => sandbox.holder();
     const replicas = () => (fake.get("apps", "deployments", namespace, "chaos")?.spec as { replicas?: number } | undefined)?.replicas;
     const backlog = (count: number) => broker.enqueueMany(Array.from({ length: count }, (_, i) => new Message({ queueName: poolQueue, actorName: "nobody", args: [i] })));
-    const client = redisClient(REDIS_URL);
     try {
       const leader = await until(() => operators.find((op) => op.holds(holder())), "an operator process to take the lease", { timeout: 30_000, interval: 50 });
       await cr.create("workerpools", namespace, workerPoolManifest("chaos", { queues: [poolQueue] }));
@@ -52,7 +40,7 @@ describe("chaos: the leading operator is killed with SIGKILL during a scale-up",
       const killedAt = replicas();
       await leader.kill();
       await backlog(30);
-      operators.push(new OperatorProcess({ kubeconfig, namespace, leaseName, env }));
+      operators.push(sandbox.startOperator());
       const successor = await until(() => operators.find((op) => op.alive && op.holds(holder())), "a surviving operator to take the lease", { timeout: 30_000, interval: 50 });
       await until(() => replicas() === 5, "the new leader to scale the pool to 5", { timeout: 30_000, interval: 50 });
       const runs = await until(async () => {
@@ -76,13 +64,9 @@ describe("chaos: the leading operator is killed with SIGKILL during a scale-up",
           `scaled to 5, 1 Deployment, ${PIPELINES} runs succeeded once each, ${duplicates} duplicate step executions`,
       );
     } finally {
-      for (const op of operators) await op.kill();
       await workers.kill();
       await broker.close();
-      await fake.stop();
-      await deleteNamespace(client, redisNamespace);
-      client.disconnect();
-      rmSync(dir, { recursive: true, force: true });
+      await sandbox.cleanup();
     }
   });
 });

@@ -1,10 +1,8 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { Message, RabbitmqBroker, RedisBroker, type Broker } from "troupe";
-import { rssKib, WorkerCluster } from "../support/chaos.js";
-import { AMQP_URL, REDIS_URL, uniqueName } from "../support/env.js";
-import { RawAmqp } from "../support/rabbitmq.js";
-import { deleteNamespace, redisClient } from "../support/redis.js";
+import { Message } from "troupe";
+import { onRabbitmq, onRedis, rssKib, type BrokerRun } from "../support/chaos.js";
+import { AMQP_URL, REDIS_URL } from "../support/env.js";
 import { until } from "../support/wait.js";
 
 const MESSAGES = 20_000;
@@ -17,7 +15,7 @@ const MAX_GROWTH_KIB = 40 * 1024;
  * A producer floods 80 MB of messages at a worker that runs 20 per second. The backlog must stay in the broker:
  * the worker's RSS (threads included) grows by far less than the payload, and the broker holds nearly all of it.
  */
-async function flood(t: TestContext, name: string, broker: Broker, cluster: WorkerCluster, queue: string): Promise<void> {
+async function flood(t: TestContext, name: string, { broker, cluster, queue }: BrokerRun): Promise<void> {
   const [pid] = await cluster.waitForProcesses(1);
   const slow = (i: number) => new Message({ queueName: queue, actorName: "chaos_slow", args: [`o${i}`, 100, "x".repeat(PAYLOAD)] });
   await broker.enqueueMany(Array.from({ length: 10 }, (_, i) => slow(i)));
@@ -48,34 +46,7 @@ async function flood(t: TestContext, name: string, broker: Broker, cluster: Work
 }
 
 describe("chaos: producer far faster than the workers", () => {
-  test("Redis: the queue grows in Redis, not in the worker", async (t) => {
-    const namespace = uniqueName("chaos");
-    const queue = uniqueName("flood");
-    const broker = new RedisBroker(REDIS_URL, { namespace });
-    const cluster = new WorkerCluster({ broker: REDIS_URL, queue, processes: 1, threads: 2, prefetch: PREFETCH, env: { TROUPE_REDIS_NAMESPACE: namespace } });
-    const client = redisClient(REDIS_URL);
-    try {
-      await flood(t, "Redis", broker, cluster, queue);
-    } finally {
-      await cluster.kill();
-      await broker.close();
-      await deleteNamespace(client, namespace);
-      client.disconnect();
-    }
-  });
-
-  test("RabbitMQ: the queue grows in RabbitMQ, not in the worker", async (t) => {
-    const queue = uniqueName("flood");
-    const broker = new RabbitmqBroker(AMQP_URL);
-    const cluster = new WorkerCluster({ broker: AMQP_URL, queue, processes: 1, threads: 2, prefetch: PREFETCH });
-    const raw = await RawAmqp.open();
-    try {
-      await flood(t, "RabbitMQ", broker, cluster, queue);
-    } finally {
-      await cluster.kill();
-      await broker.close();
-      await raw.deleteQueues(queue);
-      await raw.close();
-    }
-  });
+  const settings = { processes: 1, threads: 2, prefetch: PREFETCH };
+  test("Redis: the queue grows in Redis, not in the worker", (t) => onRedis(REDIS_URL, settings, (run) => flood(t, "Redis", run)));
+  test("RabbitMQ: the queue grows in RabbitMQ, not in the worker", (t) => onRabbitmq(AMQP_URL, settings, (run) => flood(t, "RabbitMQ", run)));
 });

@@ -1,14 +1,11 @@
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
-import { MemoryBroker, Worker, encodeJson, redactUrl, setBroker } from "troupe";
+import { encodeJson, redactUrl } from "troupe";
 import { HOSTILE_ACTOR_NAMES } from "../support/bad-messages.js";
-import { chaosActors, readTally, runCli, WorkerCluster, type CliRun } from "../support/chaos.js";
-import { uniqueName } from "../support/env.js";
+import { chaosActors, onRabbitmq, onRedis, startMemoryWorker, type BrokerRun } from "../support/chaos.js";
+import { runCli, type CliRun } from "../support/cli-process.js";
 import { OwnRabbitServer } from "../support/own-rabbitmq.js";
 import { freePort, OwnRedisServer, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";
@@ -24,6 +21,32 @@ function assertNoSecrets(output: string, secrets: string[]): void {
   assert.match(output, /:\*\*\*@/, "the output names the broker with its password redacted (so the check above is not vacuous)");
 }
 
+/**
+ * Everything a user does with a password-protected broker URL, printed at debug level: run a worker, enqueue,
+ * list queues, start a worker with a wrong password, lose the broker, enqueue while it is down, recover.
+ */
+async function passwordScenario({ cluster, queue }: BrokerRun, url: string, password: string, server: { kill(): Promise<void>; start(): Promise<void> }): Promise<void> {
+  const wrong = secret("Wrong-Secret");
+  const env = { ...cluster.options.env, TROUPE_LOG_LEVEL: "debug" };
+  const enqueue = (id: string) => runCli(["enqueue", "chaos_record", "-q", queue, "--args", JSON.stringify([id]), "--broker", url], { env });
+  await cluster.waitForProcesses(1);
+  const sent = await enqueue("s1");
+  assert.equal(sent.code, 0, sent.output);
+  await until(() => cluster.tally().counts.has("s1"), "the message to run");
+  const queues = await runCli(["queues", "-Q", queue, "--broker", url], { env });
+  assert.equal(queues.code, 0, queues.output);
+  const denied = await runCli(["worker", chaosActors, "-Q", queue, "--processes", "1", "--broker", url.replace(password, wrong)], { env, timeout: BOOT_DEADLINE });
+  await server.kill();
+  await until(() => /lost|retrying/i.test(cluster.output), "the worker to log the lost connection");
+  const down = await enqueue("s2");
+  assert.notEqual(down.code, 0, down.output);
+  await server.start();
+  const after = await enqueue("s3");
+  await until(() => cluster.tally().counts.has("s3"), "the worker to recover and run a message", { timeout: 30_000 });
+  assertNoSecrets([cluster.output, sent.output, queues.output, denied.output, down.output, after.output].join("\n"), [password, wrong]);
+  assertBootFailure(denied, [3]);
+}
+
 /** How long `troupe worker` may take to give up on a broker it cannot use (a boot failure stops the group). */
 const BOOT_DEADLINE = 8000;
 
@@ -33,18 +56,9 @@ function assertBootFailure(run: CliRun, codes: number[]): void {
 }
 
 describe("chaos: security", () => {
-  const dir = mkdtempSync(join(tmpdir(), "troupe-security-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
   test("a message cannot make a worker run anything but a registered actor", async (t) => {
-    const tallyFile = join(dir, "tally.txt");
-    process.env.TROUPE_CHAOS_TALLY = tallyFile;
-    await import(chaosActors);
-    const broker = new MemoryBroker();
-    setBroker(broker);
-    const queue = uniqueName("hostile");
-    const worker = new Worker(broker, { modules: [chaosActors], queues: [queue], threads: 2 });
-    await worker.start();
+    const memory = await startMemoryWorker();
+    const { broker, queue } = memory;
     try {
       const envelope = (actor: string, args: unknown[], options: object = {}) =>
         encodeJson({ queue_name: queue, actor_name: actor, args, kwargs: {}, options, message_id: `${actor}-${args[0]}`, message_timestamp: Date.now() });
@@ -57,13 +71,13 @@ describe("chaos: security", () => {
       const expectedDead = HOSTILE_ACTOR_NAMES.length + 1;
       const dead = await until(async () => {
         const letters = await broker.deadLetters(queue);
-        const tally = readTally(tallyFile);
+        const tally = memory.tally();
         return letters.length >= expectedDead && tally.counts.has("proto") && HOSTILE_ACTOR_NAMES.every((_, i) => tally.counts.has(`cb${i}`)) ? letters : undefined;
       }, "hostile messages to be dead-lettered and the others to run");
       const unknown = dead.filter((d) => /no actor named/.test(d.reason ?? ""));
       assert.deepEqual(unknown.map((d) => d.message?.actorName).sort(), [...HOSTILE_ACTOR_NAMES].sort(), "every hostile name is dead-lettered as an unknown actor");
       assert.equal(dead.length, expectedDead, "nothing else was dead-lettered");
-      const tally = readTally(tallyFile);
+      const tally = memory.tally();
       assert.ok(HOSTILE_ACTOR_NAMES.every((_, i) => !tally.counts.has(`h${i}`)), "no hostile message ran");
       assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype is untouched");
       assert.deepEqual(await broker.listQueues(), [queue], "no callback created or reached another queue");
@@ -73,7 +87,7 @@ describe("chaos: security", () => {
       }, "the last acks");
       t.diagnostic(`${HOSTILE_ACTOR_NAMES.length} hostile actor names and ${HOSTILE_ACTOR_NAMES.length} hostile callback targets: none ran, the worker kept going`);
     } finally {
-      await worker.stop(5000);
+      await memory.stop();
     }
   });
 
@@ -101,61 +115,25 @@ describe("chaos: security", () => {
     const server = new OwnRedisServer(await freePort());
     await server.start();
     const password = secret("Redis-Chaos-Secret");
-    const wrong = secret("Redis-Wrong-Secret");
     const admin = redisClient(server.url);
     await admin.config("SET", "requirepass", password);
     admin.disconnect();
+    // Restarted, the server has no password (CONFIG SET is not persisted): reconnects then send an AUTH that fails.
     const url = `redis://:${password}@127.0.0.1:${server.port}/0`;
-    const namespace = uniqueName("chaos");
-    const queue = uniqueName("secret");
-    const env = { TROUPE_REDIS_NAMESPACE: namespace, TROUPE_LOG_LEVEL: "debug" };
-    const cluster = new WorkerCluster({ broker: url, queue, processes: 1, threads: 1, env });
     try {
-      await cluster.waitForProcesses(1);
-      const enqueue = await runCli(["enqueue", "chaos_record", "-q", queue, "--args", '["s1"]', "--broker", url], { env });
-      assert.equal(enqueue.code, 0, enqueue.output);
-      await until(() => cluster.tally().counts.has("s1"), "the message to run");
-      const queues = await runCli(["queues", "-Q", queue, "--broker", url], { env });
-      assert.equal(queues.code, 0, queues.output);
-      const denied = await runCli(["worker", chaosActors, "-Q", queue, "--processes", "1", "--broker", `redis://:${wrong}@127.0.0.1:${server.port}/0`], { env, timeout: BOOT_DEADLINE });
-      await server.kill();
-      await until(() => /lost|retrying/i.test(cluster.output), "the worker to log the lost connection");
-      const down = await runCli(["enqueue", "chaos_record", "-q", queue, "--args", '["s2"]', "--broker", url], { env });
-      assert.notEqual(down.code, 0, down.output);
-      // Back without a password (CONFIG SET is not persisted): the worker's reconnects now send an AUTH that fails.
-      await server.start();
-      await until(() => /restored|AUTH/i.test(cluster.output), "the worker to reconnect");
-      assertNoSecrets([cluster.output, enqueue.output, queues.output, denied.output, down.output].join("\n"), [password, wrong]);
-      assertBootFailure(denied, [3]);
+      await onRedis(url, { processes: 1, threads: 1, env: { TROUPE_LOG_LEVEL: "debug" } }, (run) => passwordScenario(run, url, password, server));
     } finally {
-      await cluster.kill();
       await server.stop();
     }
   });
 
   test("RabbitMQ with its own user: the password never appears in any output; a wrong one fails troupe worker at boot (exit 3)", async () => {
     const password = secret("Rabbit-Chaos-Secret");
-    const wrong = secret("Rabbit-Wrong-Secret");
     const server = await OwnRabbitServer.create({ user: "chaos", password });
     await server.start();
-    const url = server.url;
-    const queue = uniqueName("secret");
-    const env = { TROUPE_LOG_LEVEL: "debug" };
-    const cluster = new WorkerCluster({ broker: url, queue, processes: 1, threads: 1, env });
     try {
-      await cluster.waitForProcesses(1);
-      const enqueue = await runCli(["enqueue", "chaos_record", "-q", queue, "--args", '["s1"]', "--broker", url], { env });
-      assert.equal(enqueue.code, 0, enqueue.output);
-      await until(() => cluster.tally().counts.has("s1"), "the message to run");
-      const denied = await runCli(["worker", chaosActors, "-Q", queue, "--processes", "1", "--broker", url.replace(password, wrong)], { env, timeout: BOOT_DEADLINE });
-      await server.kill();
-      await until(() => /lost|reconnect/i.test(cluster.output), "the worker to log the lost connection");
-      const down = await runCli(["enqueue", "chaos_record", "-q", queue, "--args", '["s2"]', "--broker", url], { env });
-      assert.notEqual(down.code, 0, down.output);
-      assertNoSecrets([cluster.output, enqueue.output, denied.output, down.output].join("\n"), [password, wrong]);
-      assertBootFailure(denied, [3]);
+      await onRabbitmq(server.url, { processes: 1, threads: 1, env: { TROUPE_LOG_LEVEL: "debug" } }, (run) => passwordScenario(run, server.url, password, server));
     } finally {
-      await cluster.kill();
       await server.stop();
     }
   });

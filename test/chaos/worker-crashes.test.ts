@@ -1,10 +1,7 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { RabbitmqBroker, RedisBroker, type Broker } from "troupe";
-import { account, awaitAll, killWhileBusy, records, WorkerCluster } from "../support/chaos.js";
-import { AMQP_URL, REDIS_URL, uniqueName } from "../support/env.js";
-import { RawAmqp } from "../support/rabbitmq.js";
-import { deleteNamespace, redisClient } from "../support/redis.js";
+import { account, awaitAll, killWhileBusy, onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.js";
+import { AMQP_URL, REDIS_URL } from "../support/env.js";
 import { until } from "../support/wait.js";
 
 const MESSAGES = 20_000;
@@ -14,7 +11,7 @@ const PROCESSES = 3;
  * Produce MESSAGES while a random worker process is SIGKILLed every couple of seconds and restarted by the
  * supervisor; then every id must have run at least once, and the queue must drain (nothing stranded in flight).
  */
-async function crashRun(t: TestContext, name: string, broker: Broker, cluster: WorkerCluster, queue: string): Promise<void> {
+async function crashRun(t: TestContext, name: string, { broker, cluster, queue }: BrokerRun): Promise<void> {
   const started = Date.now();
   await cluster.waitForProcesses(PROCESSES);
   const messages = records(queue, "m", MESSAGES);
@@ -47,35 +44,9 @@ async function crashRun(t: TestContext, name: string, broker: Broker, cluster: W
 }
 
 describe("chaos: worker processes killed with SIGKILL under load", () => {
-  test("Redis: every message runs at least once", async (t) => {
-    const namespace = uniqueName("chaos");
-    const queue = uniqueName("crash");
-    const broker = new RedisBroker(REDIS_URL, { namespace });
-    // A short heartbeat timeout lets survivors recover a dead process's deliveries within seconds.
-    const cluster = new WorkerCluster({ broker: REDIS_URL, queue, processes: PROCESSES, threads: 4, env: { TROUPE_REDIS_NAMESPACE: namespace, TROUPE_REDIS_HEARTBEAT_TIMEOUT: "2000" } });
-    const client = redisClient(REDIS_URL);
-    try {
-      await crashRun(t, "Redis", broker, cluster, queue);
-    } finally {
-      await cluster.kill();
-      await broker.close();
-      await deleteNamespace(client, namespace);
-      client.disconnect();
-    }
-  });
+  // A short heartbeat timeout lets survivors recover a dead process's deliveries within seconds.
+  test("Redis: every message runs at least once", (t) =>
+    onRedis(REDIS_URL, { processes: PROCESSES, threads: 4, env: { TROUPE_REDIS_HEARTBEAT_TIMEOUT: "2000" } }, (run) => crashRun(t, "Redis", run)));
 
-  test("RabbitMQ: every message runs at least once", async (t) => {
-    const queue = uniqueName("crash");
-    const broker = new RabbitmqBroker(AMQP_URL);
-    const cluster = new WorkerCluster({ broker: AMQP_URL, queue, processes: PROCESSES, threads: 4 });
-    const raw = await RawAmqp.open();
-    try {
-      await crashRun(t, "RabbitMQ", broker, cluster, queue);
-    } finally {
-      await cluster.kill();
-      await broker.close();
-      await raw.deleteQueues(queue);
-      await raw.close();
-    }
-  });
+  test("RabbitMQ: every message runs at least once", (t) => onRabbitmq(AMQP_URL, { processes: PROCESSES, threads: 4 }, (run) => crashRun(t, "RabbitMQ", run)));
 });

@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Message } from "troupe";
-import { cliPath, fixture } from "./env.js";
+import { MemoryBroker, Message, RabbitmqBroker, RedisBroker, Worker, setBroker, type Broker, type RabbitmqBrokerOptions } from "troupe";
+import { childrenOf, CliProcess } from "./cli-process.js";
+import { fixture, uniqueName } from "./env.js";
+import { RawAmqp } from "./rabbitmq.js";
+import { deleteNamespace, redisClient } from "./redis.js";
 import { until } from "./wait.js";
 
 export const chaosActors = fixture("chaos-actors");
@@ -23,32 +24,19 @@ export interface ClusterOptions {
  * `troupe worker` on the chaos actors, as a user runs it: one supervisor process forking worker processes.
  * Every run is tallied in a file of its own; stdout and stderr are captured for the password checks.
  */
-export class WorkerCluster {
-  readonly dir = mkdtempSync(join(tmpdir(), "troupe-chaos-"));
-  readonly tallyFile = join(this.dir, "tally.txt");
-  output = "";
-  readonly child: ChildProcess;
-  private readonly exited: Promise<unknown[]>;
+export class WorkerCluster extends CliProcess {
+  readonly dir: string;
+  readonly tallyFile: string;
 
   constructor(readonly options: ClusterOptions) {
-    const args = [cliPath, "worker", chaosActors, "--broker", options.broker, "-Q", options.queue];
+    const dir = mkdtempSync(join(tmpdir(), "troupe-chaos-"));
+    const tallyFile = join(dir, "tally.txt");
+    const args = ["worker", chaosActors, "--broker", options.broker, "-Q", options.queue];
     args.push("--processes", String(options.processes ?? 1), "--threads", String(options.threads ?? 2));
     if (options.prefetch !== undefined) args.push("--prefetch", String(options.prefetch));
-    this.child = spawn(process.execPath, args, {
-      env: { ...process.env, TROUPE_LOG_LEVEL: "warning", ...options.env, TROUPE_CHAOS_TALLY: this.tallyFile },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.exited = once(this.child, "exit");
-    this.child.stdout!.on("data", (chunk) => (this.output += chunk));
-    this.child.stderr!.on("data", (chunk) => (this.output += chunk));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    super(args, { ...process.env, TROUPE_LOG_LEVEL: "warning", ...options.env, TROUPE_CHAOS_TALLY: tallyFile });
+    this.dir = dir;
+    this.tallyFile = tallyFile;
   }
 
   /** The worker processes the supervisor has forked and that are still running. */
@@ -56,11 +44,15 @@ export class WorkerCluster {
     return childrenOf(this.pid);
   }
 
-  waitForProcesses(count = this.options.processes ?? 1, timeout = 30_000): Promise<number[]> {
+  async waitForProcesses(count = this.options.processes ?? 1, timeout = 30_000): Promise<number[]> {
+    const what = `${count} worker processes under supervisor ${this.pid}`;
     return until(() => {
+      if (!this.alive) throw new Error(`troupe worker exited (code ${this.child.exitCode}) before ${what} ran`);
       const pids = this.processes();
       return pids.length >= count ? pids : undefined;
-    }, `${count} worker processes under supervisor ${this.pid}`, { timeout, interval: 20 });
+    }, what, { timeout, interval: 20 }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${this.output.slice(-2000)}`);
+    });
   }
 
   tally(): Tally {
@@ -81,48 +73,10 @@ export class WorkerCluster {
   }
 
   /** Tear down at once (SIGKILL to every process) and remove the tally directory: cleanup, not a test step. */
-  async kill(): Promise<void> {
-    if (this.alive) {
-      for (const pid of this.processes()) process.kill(pid, "SIGKILL");
-      this.child.kill("SIGKILL");
-      await this.exited;
-    }
+  override async kill(): Promise<void> {
+    await super.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/** Direct children of a process (Linux /proc); empty once it has exited. */
-export function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-export interface CliRun {
-  /** Exit code; undefined when the command was still running at the deadline (it is then killed). */
-  code: number | null | undefined;
-  /** stdout and stderr together. */
-  output: string;
-}
-
-/** Run `troupe ARGS...` to completion (or the deadline) and capture everything it prints. */
-export async function runCli(args: string[], { env = {}, timeout = 20_000 }: { env?: Record<string, string>; timeout?: number } = {}): Promise<CliRun> {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
-  const exited = once(child, "exit");
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    for (const pid of childrenOf(child.pid!)) process.kill(pid, "SIGKILL");
-    child.kill("SIGKILL");
-  }, timeout);
-  await exited;
-  clearTimeout(timer);
-  return { code: timedOut ? undefined : child.exitCode, output };
 }
 
 export interface Tally {
@@ -206,4 +160,81 @@ export async function killWhileBusy(cluster: WorkerCluster, options: { processes
     kills++;
   }
   return kills;
+}
+
+export interface BrokerRun {
+  /** The producer's broker, on the same queue and (Redis) namespace as the workers. */
+  broker: Broker;
+  cluster: WorkerCluster;
+  queue: string;
+}
+
+type ClusterSettings = Omit<ClusterOptions, "broker" | "queue">;
+
+/** Run `body` against a worker cluster on a fresh Redis namespace and queue at `url`; clean up after. */
+export async function onRedis(url: string, settings: ClusterSettings, body: (run: BrokerRun) => Promise<void>): Promise<void> {
+  const namespace = uniqueName("chaos");
+  const queue = uniqueName("q");
+  const broker = new RedisBroker(url, { namespace });
+  const cluster = new WorkerCluster({ ...settings, broker: url, queue, env: { ...settings.env, TROUPE_REDIS_NAMESPACE: namespace } });
+  try {
+    await body({ broker, cluster, queue });
+  } finally {
+    await cluster.kill();
+    await broker.close();
+    const client = redisClient(url);
+    await deleteNamespace(client, namespace).catch(() => undefined);
+    client.disconnect();
+  }
+}
+
+/** Run `body` against a worker cluster on a fresh queue of the RabbitMQ at `url`; delete the queues after. */
+export async function onRabbitmq(url: string, settings: ClusterSettings, body: (run: BrokerRun) => Promise<void>, options: RabbitmqBrokerOptions = {}): Promise<void> {
+  const queue = uniqueName("q");
+  const broker = new RabbitmqBroker(url, options);
+  const cluster = new WorkerCluster({ ...settings, broker: url, queue });
+  try {
+    await body({ broker, cluster, queue });
+  } finally {
+    await cluster.kill();
+    await broker.close();
+    const raw = await RawAmqp.open(url);
+    await raw.deleteQueues(queue);
+    await raw.close();
+  }
+}
+
+export interface MemoryRun {
+  broker: MemoryBroker;
+  worker: Worker;
+  queue: string;
+  tally(): Tally;
+  /** Stop the worker and remove its tally. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A worker in this process on a MemoryBroker made global, running the chaos actors from a fresh queue. Worker
+ * threads copy the environment when they start, so the tally file is named there first.
+ */
+export async function startMemoryWorker(): Promise<MemoryRun> {
+  const dir = mkdtempSync(join(tmpdir(), "troupe-chaos-"));
+  const tallyFile = join(dir, "tally.txt");
+  process.env.TROUPE_CHAOS_TALLY = tallyFile;
+  await import(chaosActors);
+  const broker = new MemoryBroker();
+  setBroker(broker);
+  const queue = uniqueName("memory");
+  const worker = new Worker(broker, { modules: [chaosActors], queues: [queue], threads: 2 });
+  await worker.start();
+  return {
+    broker,
+    worker,
+    queue,
+    tally: () => readTally(tallyFile),
+    async stop() {
+      await worker.stop(5000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,6 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { cliPath } from "./env.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FakeApiServer } from "../fake-apiserver/server.js";
+import { CliProcess } from "./cli-process.js";
+import { REDIS_URL, uniqueName } from "./env.js";
+import { customObjects, namespaceWithBroker, startFakeApiServer } from "./operator.js";
+import { deleteNamespace, redisClient } from "./redis.js";
 
 export interface OperatorProcessOptions {
   kubeconfig: string;
@@ -10,38 +15,67 @@ export interface OperatorProcessOptions {
 }
 
 /** `troupe operator --leader-elect` as its own process, so that a test can SIGKILL it like a crashed pod. */
-export class OperatorProcess {
-  readonly child: ChildProcess;
-  output = "";
-  private readonly exited: Promise<unknown[]>;
-
+export class OperatorProcess extends CliProcess {
   constructor(options: OperatorProcessOptions) {
-    const args = [cliPath, "operator", "--kubeconfig", options.kubeconfig, "-n", options.namespace, "--metrics-port", "0"];
+    const args = ["operator", "--kubeconfig", options.kubeconfig, "-n", options.namespace, "--metrics-port", "0"];
     args.push("--leader-elect", "--leader-election-namespace", "kube-system", "--leader-election-id", options.leaseName, "--lease-duration", "2");
     const env: NodeJS.ProcessEnv = { ...process.env, TROUPE_LOG_LEVEL: "info", ...options.env };
     delete env.POD_NAME;
-    this.child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    this.exited = once(this.child, "exit");
-    this.child.stdout!.on("data", (chunk) => (this.output += chunk));
-    this.child.stderr!.on("data", (chunk) => (this.output += chunk));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    super(args, env);
   }
 
   /** The identity the CLI uses in the Lease: `<hostname>-<pid>` when POD_NAME is unset. */
   holds(identity: string | undefined): boolean {
     return identity?.endsWith(`-${this.pid}`) ?? false;
   }
+}
 
-  async kill(): Promise<void> {
-    if (!this.alive) return;
-    this.child.kill("SIGKILL");
-    await this.exited;
+/**
+ * A fake API server with the CRDs, a kubeconfig file for `troupe operator` processes, and a namespace whose
+ * `broker` Secret points at the test Redis (keys under a namespace of their own). `cleanup` kills every operator
+ * started through it and removes everything.
+ */
+export class OperatorSandbox {
+  readonly operators: OperatorProcess[] = [];
+  readonly redisNamespace = uniqueName("chaos");
+  readonly env = { TROUPE_REDIS_NAMESPACE: this.redisNamespace };
+  readonly leaseName = uniqueName("lease").toLowerCase().replace(/_/g, "-");
+  private readonly dir = mkdtempSync(join(tmpdir(), "troupe-operator-chaos-"));
+  readonly kubeconfig = join(this.dir, "kubeconfig");
+
+  private constructor(
+    readonly fake: FakeApiServer,
+    readonly namespace: string,
+  ) {
+    writeFileSync(this.kubeconfig, fake.kubeConfig().exportConfig());
+  }
+
+  static async create(): Promise<OperatorSandbox> {
+    const fake = await startFakeApiServer();
+    return new OperatorSandbox(fake, await namespaceWithBroker(fake.kubeConfig(), REDIS_URL));
+  }
+
+  get objects(): ReturnType<typeof customObjects> {
+    return customObjects(this.fake.kubeConfig());
+  }
+
+  startOperator(): OperatorProcess {
+    const operator = new OperatorProcess({ kubeconfig: this.kubeconfig, namespace: this.namespace, leaseName: this.leaseName, env: this.env });
+    this.operators.push(operator);
+    return operator;
+  }
+
+  /** The identity holding the operator's Lease, if any. */
+  holder(): string | undefined {
+    return (this.fake.get("coordination.k8s.io", "leases", "kube-system", this.leaseName)?.spec as { holderIdentity?: string } | undefined)?.holderIdentity;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const operator of this.operators) await operator.kill();
+    await this.fake.stop();
+    const client = redisClient(REDIS_URL);
+    await deleteNamespace(client, this.redisNamespace);
+    client.disconnect();
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
