@@ -52,6 +52,11 @@ function rssCell(reading: RssReading): string {
   return reading.length === 1 ? mb(peak) : `${mb(peak)} max of ${reading.length} (${mb(reading.reduce((a, b) => a + b, 0))} total)`;
 }
 
+/** Say so when a drain was cut short by the time budget. */
+function measuredOver(run: WorkloadResult): string {
+  return run.messages < run.requested ? `; Troupe measured over ${run.messages.toLocaleString("en-US")} of ${run.requested.toLocaleString("en-US")} messages (time budget)` : "";
+}
+
 function withTarget(text: string, met: boolean | undefined): string {
   return met === undefined ? text : `${text} ${met ? "✓" : "✗"}`;
 }
@@ -94,7 +99,7 @@ function brokerRows(result: BrokerResult, bullmq: BenchResult["bullmq"]): Row[] 
       const target = run.processes === 1 ? PROCESSING_TARGET[broker] : undefined;
       rows.push(row({
         broker, workers, figure: `processing, ${label}`, troupe: rate(run.processing),
-        reference: `${RAW[broker].process} ${rate(raw.processing)} (prefetch ${raw.prefetch})`, ratio: percent(share),
+        reference: `${RAW[broker].process} ${rate(raw.processing)} (prefetch ${raw.prefetch})${measuredOver(run)}`, ratio: percent(share),
         target: target ? `≥ ${percent(target)} of raw` : "", met: target ? share >= target : undefined,
       }));
       if (broker === "redis" && best && run.processes === 1) {
@@ -108,7 +113,7 @@ function brokerRows(result: BrokerResult, bullmq: BenchResult["bullmq"]): Row[] 
     } else {
       rows.push(row({
         broker, workers, figure: `processing, ${label}`, troupe: rate(run.processing),
-        reference: `ideal ${rate(run.ideal)} (${run.workload === "cpu" ? "cores / 5 ms" : "threads / 1 ms"})`, ratio: percent(run.processing / run.ideal),
+        reference: `ideal ${rate(run.ideal)} (${run.workload === "cpu" ? "cores / 5 ms" : "threads / 1 ms"})${measuredOver(run)}`, ratio: percent(run.processing / run.ideal),
       }));
     }
     const { latency } = run;

@@ -43,6 +43,8 @@ export interface BenchSettings {
   outDir: string;
   /** Fail a phase that makes no progress for this long (ms). */
   stallTimeout: number;
+  /** Longest a throughput measurement may take (ms, BENCH_PHASE_SECONDS): a slow workload is measured over what it did by then. */
+  phaseBudget: number;
 }
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -84,5 +86,6 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
     batchSize: 1000,
     outDir: values.out ? resolve(values.out) : join(repoRoot, "bench", "results"),
     stallTimeout: positive(env.BENCH_STALL_TIMEOUT, 30, "BENCH_STALL_TIMEOUT") * 1000,
+    phaseBudget: positive(env.BENCH_PHASE_SECONDS, quick ? 20 : 60, "BENCH_PHASE_SECONDS") * 1000,
   };
 }

@@ -52,17 +52,24 @@ export class Tally {
 
   /**
    * Poll until `expected` messages of `phase` are acked, reporting progress; fails when one is dead-lettered
-   * or when nothing moves for `stallTimeout` ms.
+   * or when nothing moves for `stallTimeout` ms. With a `budget` (ms), returns early once that much time has
+   * passed since the first ack, with the count reached by then.
    */
-  async waitFor(phase: string, expected: number, stallTimeout: number, label: string): Promise<RateMeter> {
+  async waitFor(phase: string, expected: number, stallTimeout: number, label: string, budget = Infinity): Promise<RateMeter> {
     let seen = -1;
     let movedAt = Date.now();
     let reportedAt = Date.now();
+    let firstAckAt: number | undefined;
     for (;;) {
       const { meter, failed } = await this.count(phase);
       if (failed > 0) throw new Error(`${label}: ${failed} bench messages failed in the worker (see its stderr)`);
       if (meter.count >= expected) return meter;
       const now = Date.now();
+      if (meter.count > 0) firstAckAt ??= now;
+      if (firstAckAt !== undefined && now - firstAckAt >= budget && meter.count > 1) {
+        progress(`${label}: time budget of ${budget / 1000} s reached at ${meter.count}/${expected}; measured over those`);
+        return meter;
+      }
       if (meter.count !== seen) {
         seen = meter.count;
         movedAt = now;

@@ -39,6 +39,9 @@ export interface WorkloadResult {
   workload: Workload["name"];
   processes: number;
   threads: number;
+  requested: number;
+  /** Messages the processing rate was measured over (fewer than `requested` when the time budget ran out). */
+  messages: number;
   processing: number;
   /** Best possible msg/s for this workload and worker shape, when the raw loop is not the bound. */
   ideal?: number;
@@ -111,12 +114,14 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
   const worker = await startWorker(target, processes);
   try {
     const sampler = new RssSampler(worker);
-    const drained = await worker.watch(tally.waitFor(phase, settings.messages, settings.stallTimeout, `${name} processing`));
+    const drained = await worker.watch(tally.waitFor(phase, settings.messages, settings.stallTimeout, `${name} processing`, settings.phaseBudget));
     const rssLoad = sampler.stop();
     const processing = drained.rate;
+    // Left over when the time budget cut the drain short: the latency measurement needs an empty queue.
+    if (drained.count < settings.messages) await target.broker.purge(target.queue);
     progress(`${name}: ${Math.round(processing)} msg/s; measuring latency`);
     const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, processing * settings.latencyLoad, name));
-    return { workload: workload.name, processes, threads: settings.threads, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad };
+    return { workload: workload.name, processes, threads: settings.threads, requested: settings.messages, messages: drained.count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad };
   } finally {
     await stopWorker(target, worker, processes);
   }

@@ -32,7 +32,14 @@ export class WorkerProcess {
   constructor(options: WorkerProcessOptions) {
     const args = [cliMain, "worker", benchActors, "--broker", options.brokerUrl, "--processes", String(options.processes), "--threads", String(options.threads), "-Q", options.queue];
     this.child = spawn(process.execPath, args, {
-      env: { ...process.env, TROUPE_LOG_LEVEL: process.env.TROUPE_LOG_LEVEL ?? "warning", BENCH_QUEUE: options.queue, ...options.env },
+      env: {
+        ...process.env,
+        TROUPE_LOG_LEVEL: process.env.TROUPE_LOG_LEVEL ?? "warning",
+        // The exporter's fixed port would clash with any other worker on this machine (tests run beside the bench).
+        TROUPE_METRICS_PORT: process.env.TROUPE_METRICS_PORT ?? "off",
+        BENCH_QUEUE: options.queue,
+        ...options.env,
+      },
       stdio: ["ignore", "ignore", "pipe"],
     });
     this.child.stderr!.on("data", (chunk: Buffer) => {
