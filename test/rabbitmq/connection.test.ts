@@ -5,9 +5,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ConnectionFailed, Message, RabbitmqBroker, setLogSink } from "troupe";
+import { ConnectionFailed, Message, RabbitmqBroker } from "troupe";
 import { uniqueName } from "../support/env.js";
-import { BrokerRelay, RawAmqp, rabbitmqctl } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, captureLogs, rabbitmqctl } from "../support/rabbitmq.js";
 
 const exec = promisify(execFile);
 
@@ -30,22 +30,19 @@ async function roundTrip(broker: RabbitmqBroker, url: string): Promise<void> {
 describe("RabbitMQ connections", () => {
   test("wrong credentials fail start-up at once with the URL, password redacted, in the error and the logs", async () => {
     const lines: string[] = [];
-    const previous = setLogSink((line) => lines.push(line));
     const broker = new RabbitmqBroker("amqp://guest:Sup3rSecret@127.0.0.1:5672/");
-    try {
-      const started = Date.now();
-      await assert.rejects(broker.connect(), (err: Error) => {
+    const started = Date.now();
+    await captureLogs(lines, () =>
+      assert.rejects(broker.connect(), (err: Error) => {
         assert.ok(err instanceof ConnectionFailed, `got ${err.name}`);
         assert.match(err.message, /amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672/);
         assert.match(err.message, /access refused/i);
         assert.doesNotMatch(err.message, /Sup3rSecret/);
         return true;
-      });
-      assert.ok(Date.now() - started < 10_000, "failed fast");
-    } finally {
-      setLogSink(previous);
-      await broker.close();
-    }
+      }),
+    );
+    assert.ok(Date.now() - started < 10_000, "failed fast");
+    await broker.close();
     assert.ok(lines.every((line) => !line.includes("Sup3rSecret")), "no log line carries the password");
   });
 

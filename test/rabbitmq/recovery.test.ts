@@ -5,9 +5,9 @@ import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConnectionClosed, Message, RabbitmqBroker } from "troupe";
+import { ConnectionClosed, Message, RabbitmqBroker, type MessageProxy } from "troupe";
 import { AMQP_URL, cliPath, fixture, uniqueName } from "../support/env.js";
-import { BrokerRelay, RawAmqp, closeConnectionsOf, globalRabbitmqBroker, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, captureLogs, closeConnectionsOf, globalRabbitmqBroker, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_recovery");
@@ -56,7 +56,8 @@ describe("RabbitMQ recovery", () => {
     const messages = slowTallies("k", 300, 20);
     await broker.enqueueMany(messages);
     const child = spawn(process.execPath, [cliPath, "worker", modules[0]!, "--broker", AMQP_URL, "--processes", "1", "--threads", "4"], {
-      env: { ...process.env, TROUPE_TEST_TALLY_FILE: tallyFile, TROUPE_LOG_LEVEL: "critical" },
+      // No metrics endpoint: its fixed port may be taken by another test's worker running at the same time.
+      env: { ...process.env, TROUPE_TEST_TALLY_FILE: tallyFile, TROUPE_LOG_LEVEL: "critical", TROUPE_METRICS_PORT: "off" },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
@@ -156,6 +157,29 @@ describe("RabbitMQ recovery", () => {
       await relay.stop();
     }
     await assertDrained(broker);
+  });
+
+  test("an ack for a delivery of a lost channel is ignored with a warning and the message comes again", async () => {
+    const deliveries: MessageProxy[] = [];
+    let lost = 0;
+    const consumer = broker.consume(queue, { prefetch: 1, onMessage: (proxy) => deliveries.push(proxy), onConnectionLost: () => lost++ });
+    await consumer.start();
+    try {
+      const [sent] = await broker.enqueueMany(slowTallies("stale", 1, 0));
+      await until(() => deliveries.length === 1, "the first delivery");
+      await closeConnectionsOf(process.pid);
+      await until(() => lost === 1, "the consumer to notice");
+      const lines: string[] = [];
+      await captureLogs(lines, () => consumer.ack(deliveries[0]!));
+      assert.ok(lines.some((l) => l.includes("ack ignored") && l.includes(sent!.messageId)), `a warning names the message: ${lines}`);
+      await until(() => deliveries.length === 2, "the redelivery");
+      assert.equal(deliveries[1]!.messageId, sent!.messageId);
+      assert.ok(deliveries[1]!.redelivered, "flagged as redelivered");
+      await consumer.ack(deliveries[1]!);
+      await assertDrained(broker);
+    } finally {
+      await consumer.close();
+    }
   });
 
   describe("an in-process worker", () => {

@@ -3,7 +3,7 @@ import { createServer as createTcpServer, connect as netConnect, type AddressInf
 import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import { promisify } from "node:util";
 import { connect, type Channel, type ChannelModel } from "amqplib";
-import { RabbitmqBroker, Worker, setBroker, type Broker, type RabbitmqBrokerOptions, type WorkerOptions } from "troupe";
+import { RabbitmqBroker, Worker, setBroker, setLogLevel, setLogSink, type Broker, type RabbitmqBrokerOptions, type WorkerOptions } from "troupe";
 import { AMQP_URL, fixture } from "./env.js";
 import { EventLog } from "./events.js";
 import { until } from "./wait.js";
@@ -176,4 +176,16 @@ export async function globalRabbitmqBroker(options: RabbitmqBrokerOptions = {}):
   setBroker(broker);
   await broker.connect();
   return broker;
+}
+
+/** Run `fn` with every log line, debug included, captured into `lines` (the test run's own level may hide them). */
+export async function captureLogs<T>(lines: string[], fn: () => Promise<T>): Promise<T> {
+  const previous = setLogSink((line) => lines.push(line));
+  setLogLevel("debug");
+  try {
+    return await fn();
+  } finally {
+    setLogSink(previous);
+    setLogLevel((process.env.TROUPE_LOG_LEVEL as Parameters<typeof setLogLevel>[0] | undefined) ?? "info");
+  }
 }
