@@ -52,8 +52,9 @@ describe("middleware across worker processes (Redis)", () => {
       assert.equal(await redis.get(`${probe}:callbacks`), "1");
       // Every member was handled by the cluster; none is left in the dead-letter queue.
       assert.equal((await broker.queueStats("default")).dead, 0);
+      assert.equal(await cli.stop(), 0, "clean exit on SIGTERM");
     } finally {
-      assert.equal(await cli.stop(), 0);
+      await cli.stop();
     }
   });
 
@@ -68,8 +69,9 @@ describe("middleware across worker processes (Redis)", () => {
       // 16 actors could run at once (2 processes × 4 threads × 2); the limiter kept it to 3.
       assert.equal(await redis.get(`${limiterProbe}:max`), "3");
       await redis.del(key);
+      assert.equal(await cli.stop(), 0, "clean exit on SIGTERM");
     } finally {
-      assert.equal(await cli.stop(), 0);
+      await cli.stop();
     }
   });
 });

@@ -34,8 +34,8 @@ export class Prometheus implements Middleware {
   }
 
   afterEnqueue(_broker: Broker, message: Message): void {
-    this.forgetDelayed(message.messageId);
-    if (isDelayQueue(message.queueName) && message.options.retries !== undefined) messageRetries.inc(labelsOf(message));
+    if (!isDelayQueue(message.queueName)) this.forgetDelayed(message.messageId); // a promotion to `q`
+    else if (message.options.retries !== undefined) messageRetries.inc(labelsOf(message));
   }
 
   beforeDelayMessage(_broker: Broker, message: MessageProxy): void {
