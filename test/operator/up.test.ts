@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 import { createBroker, Message, type Broker } from "troupe";
 import { stringify } from "yaml";
 import { AMQP_URL, cliPath, fixture, REDIS_URL, uniqueName } from "../support/env.js";
+import { RawAmqp } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] as const) {
@@ -30,6 +31,11 @@ for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] 
       await broker.purge(queue);
       await redis.del(`${queue}:done`);
       await broker.close();
+      if (label === "RabbitMQ") {
+        const raw = await RawAmqp.open(brokerUrl);
+        await raw.deleteQueues(queue);
+        await raw.close();
+      }
       redis.disconnect();
       await rm(dir, { recursive: true, force: true });
     });
