@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { until } from "./wait.js";
+
+/** A plain client for inspecting and seeding Redis in tests. */
+export function redisClient(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 3 });
+}
+
+/** Every key under `<namespace>:`, deleted with SCAN + DEL (the test's own namespace only). */
+export async function deleteNamespace(client: Redis, namespace: string): Promise<void> {
+  for await (const keys of client.scanStream({ match: `${namespace}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+    if (keys.length) await client.del(...keys);
+  }
+}
+
+/** Snapshot of every key under `<namespace>:` as {type, value}, with the namespace prefix removed. */
+export async function dumpNamespace(client: Redis, namespace: string): Promise<Record<string, { type: string; value: unknown }>> {
+  const out: Record<string, { type: string; value: unknown }> = {};
+  for await (const keys of client.scanStream({ match: `${namespace}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+    for (const key of keys) {
+      const type = await client.type(key);
+      const value =
+        type === "list" ? await client.lrange(key, 0, -1)
+        : type === "hash" ? await client.hgetall(key)
+        : type === "set" ? (await client.smembers(key)).sort()
+        : type === "zset" ? await client.zrange(key, 0, -1)
+        : await client.get(key);
+      out[key.slice(namespace.length + 1)] = { type, value };
+    }
+  }
+  return out;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+/** A private redis-server with append-only persistence (fsync on every write), restartable on the same port. */
+export class OwnRedisServer {
+  readonly dir = mkdtempSync(join(tmpdir(), "troupe-redis-"));
+  private child: ChildProcess | undefined;
+
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}/0`;
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", this.dir], { stdio: "ignore" });
+    const probe = redisClient(this.url);
+    probe.on("error", () => undefined);
+    try {
+      await until(async () => (await probe.ping().catch(() => "")) === "PONG", `redis-server on port ${this.port}`, { interval: 20 });
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /** SIGKILL: no chance to flush anything beyond what appendfsync already wrote. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
