@@ -7,7 +7,8 @@
 #   - a user image built FROM ours with an actor module (the recipe in docs/shipping.md), run as a worker with a
 #     read-only root filesystem, no capabilities and host networking against the loopback Redis; one enqueued message
 #     must be processed and counted on the worker's /metrics, and SIGTERM must stop the worker cleanly (exit 0) well
-#     before podman's kill timeout.
+#     before podman's kill timeout;
+#   - `troupe operator` from the image against the project's fake API server: /readyz, /healthz, /metrics, SIGTERM.
 # Needs root. Installs podman/buildah/runc/debootstrap with apt-get when missing. Cached between runs under
 # $TROUPE_IMAGE_CACHE: the debootstrap rootfs and the base image (delete them to start cold).
 set -euo pipefail
@@ -25,8 +26,32 @@ started=$SECONDS
 step() { printf '[image-test] %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 fail() { printf '[image-test] FAIL: %s\n' "$*" >&2; exit 1; }
 cleanup() {
-  podman rm -f -t 0 "$container" >/dev/null 2>&1 || true
+  podman rm -f -t 0 "$container" "$container-operator" >/dev/null 2>&1 || true
+  [[ -z ${fake_pid:-} ]] || kill "$fake_pid" 2>/dev/null || true
   rm -rf "$work"
+}
+free_port() { node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
+# serves URL with a 2xx status and a body matching the regular expression PATTERN (multi-line)
+serves() { node -e "fetch('$1').then((r) => r.text().then((t) => process.exit(r.ok && /$2/m.test(t) ? 0 : 1)), () => process.exit(1))"; }
+# wait_for DESCRIPTION COMMAND...: poll COMMAND for up to 30 s; on failure show the logs of container $watching
+wait_for() {
+  local what=$1 deadline=$((SECONDS + 30))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || { podman logs "$watching" 2>&1 | tail -20; fail "$what"; }
+    sleep 0.2
+  done
+}
+# stop_cleanly CONTAINER: SIGTERM must reach node through tini and end it with exit code 0, long before podman's SIGKILL
+stop_cleanly() {
+  local began ms code
+  began=$(date +%s%N)
+  podman stop -t 20 "$1" >/dev/null
+  ms=$((($(date +%s%N) - began) / 1000000))
+  code=$(podman inspect "$1" --format '{{.State.ExitCode}}')
+  [[ $code == 0 ]] || { podman logs "$1" 2>&1 | tail -20; fail "$1 exit code after SIGTERM: $code"; }
+  ((ms < 15000)) || fail "SIGTERM took ${ms}ms: it did not reach $1"
+  echo "$ms"
 }
 trap cleanup EXIT
 
@@ -126,34 +151,44 @@ EOF
 podman build --pull=never --isolation chroot --network=host -q -t "$user_image" "$work/user" >/dev/null
 
 broker=redis://127.0.0.1:6379/0
-metrics_port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+watching=$container
+metrics_port=$(free_port)
 podman run -d --name "$container" --network=host --read-only --tmpfs /tmp --cap-drop=ALL \
   --security-opt no-new-privileges -e TROUPE_BROKER_URL="$broker" -e TROUPE_METRICS_PORT="$metrics_port" \
   "$user_image" worker --processes 1 --threads 1 /app/actors/tasks.js >/dev/null
 podman run --rm --network=host "$image" enqueue record --queue "$queue" --args '["done"]' --broker "$broker" >/dev/null
 
-redis_get() { node -e "
+processed() { node -e "
   const Redis = require('$root/node_modules/ioredis');
-  const r = new Redis('$broker'); r.getdel('$key').then((v) => { console.log(v ?? ''); return r.quit(); });"; }
-deadline=$((SECONDS + 30))
-until [[ $(redis_get) == done ]]; do
-  ((SECONDS < deadline)) || { podman logs "$container" | tail -20; fail "the worker in the image did not process the message"; }
-  sleep 0.2
-done
+  const r = new Redis('$broker'); r.getdel('$key').then((v) => r.quit().then(() => process.exit(v === 'done' ? 0 : 1)));"; }
+wait_for "the worker in the image did not process the message" processed
 step "worker in the image processed a message from loopback Redis (read-only rootfs, no capabilities)"
-counted() { node -e "fetch('http://127.0.0.1:$metrics_port/metrics').then((r) => r.text()).then(
-  (t) => process.exit(/^dramatiq_messages_total\{.*actor_name=\"record\"/m.test(t) ? 0 : 1), () => process.exit(1))"; }
-until counted; do
-  ((SECONDS < deadline)) || fail "no dramatiq_messages_total for the actor on the worker's /metrics"
-  sleep 0.2
-done
+wait_for "no dramatiq_messages_total for the actor on the worker's /metrics" \
+  serves "http://127.0.0.1:$metrics_port/metrics" '^dramatiq_messages_total\{.*actor_name="record"'
 step "the worker's /metrics counts it"
+step "SIGTERM stopped the worker cleanly in $(stop_cleanly "$container")ms"
 
-stop_started=$(date +%s%N)
-podman stop -t 20 "$container" >/dev/null
-stop_ms=$((($(date +%s%N) - stop_started) / 1000000))
-code=$(podman inspect "$container" --format '{{.State.ExitCode}}')
-[[ $code == 0 ]] || { podman logs "$container" | tail -20; fail "worker exit code after SIGTERM: $code"; }
-((stop_ms < 15000)) || fail "SIGTERM took ${stop_ms}ms: it did not reach the worker"
-step "SIGTERM stopped the worker cleanly in ${stop_ms}ms"
+# The operator in the image, against the project's fake API server (test/fake-apiserver, compiled on this machine;
+# other areas' type errors must not stop tsc's emit).
+[[ -f $root/dist/test/fake-apiserver/server.js ]] || (cd "$root" && npx tsc -p tsconfig.json >/dev/null) || true
+node --input-type=module -e "
+  import { writeFileSync } from 'node:fs';
+  import { FakeApiServer } from '$root/dist/test/fake-apiserver/server.js';
+  const fake = await new FakeApiServer({ crdPaths: ['$root/crds'] }).start();
+  writeFileSync('$work/kubeconfig', fake.kubeConfig().exportConfig());
+  process.on('SIGTERM', () => fake.stop().then(() => process.exit(0)));" &
+fake_pid=$!
+wait_for "the fake API server did not start" test -s "$work/kubeconfig"
+chmod 644 "$work/kubeconfig"
+operator_port=$(free_port)
+watching=$container-operator
+podman run -d --name "$container-operator" --network=host --read-only --tmpfs /tmp --cap-drop=ALL \
+  --security-opt no-new-privileges -v "$work/kubeconfig:/etc/troupe/kubeconfig:ro" "$image" \
+  operator --kubeconfig /etc/troupe/kubeconfig --metrics-port "$operator_port" --leader-elect >/dev/null
+wait_for "the operator in the image never became ready" serves "http://127.0.0.1:$operator_port/readyz" ok
+serves "http://127.0.0.1:$operator_port/healthz" ok || fail "operator /healthz"
+wait_for "the operator's /metrics lacks troupe_operator_reconcile_total" \
+  serves "http://127.0.0.1:$operator_port/metrics" '^troupe_operator_reconcile_total'
+step "operator in the image: /readyz, /healthz, /metrics (read-only rootfs, no capabilities, fake API server)"
+step "SIGTERM stopped the operator cleanly in $(stop_cleanly "$container-operator")ms"
 step "all image checks passed (build ${build_seconds}s)"
