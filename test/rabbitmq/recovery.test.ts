@@ -5,7 +5,7 @@ import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConnectionClosed, Message, RabbitmqBroker, type MessageProxy } from "troupe";
+import { BrokerConnectionError, ConnectionClosed, Message, RabbitmqBroker, type MessageProxy } from "troupe";
 import { AMQP_URL, cliPath, fixture, uniqueName } from "../support/env.js";
 import { BrokerRelay, RawAmqp, captureLogs, closeConnectionsOf, globalRabbitmqBroker, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
@@ -123,6 +123,29 @@ describe("RabbitMQ recovery", () => {
     } finally {
       await Promise.all([impatient.close(), patient.close()]);
       await relay.stop();
+    }
+  });
+
+  test("a publish RabbitMQ never confirms is rejected at publishTimeout, not sent again", async () => {
+    const relay = new BrokerRelay();
+    await relay.start();
+    const silent = new RabbitmqBroker(`amqp://guest:guest@127.0.0.1:${relay.port}/`, { publishTimeout: 400 });
+    try {
+      await broker.purge(queue);
+      await silent.connect();
+      await silent.enqueue(new Message({ queueName: queue, actorName: "tally", args: ["declared"] }));
+      relay.pause();
+      await assert.rejects(
+        silent.enqueue(new Message({ queueName: queue, actorName: "tally", args: ["unconfirmed"] })),
+        (err: Error) => err instanceof BrokerConnectionError && !(err instanceof ConnectionClosed) && /did not confirm .* within 400 ms/.test(err.message),
+      );
+      relay.resume();
+      // Once the broker answers again the written message arrives, once: the caller decides whether to send it again.
+      await until(async () => (await broker.queueStats(queue)).ready === 2, "both messages on the queue");
+    } finally {
+      await silent.close();
+      await relay.stop();
+      await broker.purge(queue);
     }
   });
 

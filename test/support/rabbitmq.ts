@@ -138,6 +138,15 @@ export class BrokerRelay {
     this.port = (server.address() as AddressInfo).port;
   }
 
+  /** Stop forwarding bytes either way without closing anything: a broker that went silent. */
+  pause(): void {
+    for (const socket of this.sockets) socket.pause();
+  }
+
+  resume(): void {
+    for (const socket of this.sockets) socket.resume();
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;

@@ -1,5 +1,5 @@
 import type { ConfirmChannel, Message as AmqpMessage } from "amqplib";
-import { BrokerError, ConnectionClosed } from "../../errors.js";
+import { BrokerConnectionError, BrokerError, ConnectionClosed } from "../../errors.js";
 import { getLogger } from "../../logging.js";
 import type { Topology } from "./topology.js";
 import type { LazyChannel } from "./connection.js";
@@ -24,6 +24,9 @@ interface InFlight {
   publication: Publication;
   /** Set when RabbitMQ returned the message as unroutable (its queue is gone); the confirm follows the return. */
   returned: boolean;
+  /** When the caller stops waiting for the confirm. */
+  deadline: number;
+  fail: (err: Error) => void;
 }
 
 /**
@@ -45,6 +48,7 @@ export class Publisher {
   private readonly channels = new Map<ConfirmChannel, ChannelState>();
   private drained: Promise<void> | undefined;
   private closed = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly channel: LazyChannel<ConfirmChannel>,
@@ -81,12 +85,13 @@ export class Publisher {
     // While the connection is down amqplib holds channel requests until it is back; we wait no longer than the deadline.
     if (!this.topology.isDeclared(publication.routingKey)) await beforeDeadline(this.topology.ensure(publication.routingKey), deadline);
     const channel = this.channel.open ?? (await beforeDeadline(this.channel.get(), deadline));
-    if (this.drained) await this.drained;
-    const entry: InFlight = { publication, returned: false };
+    if (this.drained) await beforeDeadline(this.drained, deadline);
     const state = this.track(channel);
     const pending = state.pending;
-    pending.add(entry);
     const confirmed = new Promise<void>((resolve, reject) => {
+      const entry: InFlight = { publication, returned: false, deadline, fail: reject };
+      pending.add(entry);
+      this.sweepLater();
       const raw = channel as unknown as RawConfirmChannel;
       const fields = { exchange: "", routingKey: publication.routingKey, mandatory: true, immediate: false };
       const properties = { deliveryMode: 2, priority: publication.priority };
@@ -99,7 +104,7 @@ export class Publisher {
         return;
       }
       raw.pushConfirmCallback((err) => {
-        pending.delete(entry);
+        if (!pending.delete(entry)) return;
         if (entry.returned) reject(new UnroutableError(`queue ${publication.routingKey} does not exist (message returned as unroutable)`));
         else if (err === null || err === undefined) resolve();
         else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ConnectionClosed(state.closeReason ? `channel closed: ${state.closeReason}` : String((err as Error).message ?? err)));
@@ -117,6 +122,34 @@ export class Publisher {
       }
     });
     return confirmed;
+  }
+
+  /**
+   * A publish written but never confirmed (a connection blocked by a resource alarm, a broker that stopped
+   * answering) is rejected at its deadline. It is not sent again: it may still reach the queue, so the caller gets
+   * an error it can retry, at-least-once, instead of a duplicate from us.
+   */
+  private sweepLater(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      let waiting = 0;
+      for (const { pending } of this.channels.values()) {
+        for (const entry of pending) {
+          if (entry.deadline > now) {
+            waiting++;
+            continue;
+          }
+          pending.delete(entry);
+          entry.fail(new BrokerConnectionError(`RabbitMQ did not confirm a publish to ${entry.publication.routingKey} within ${this.timeout} ms (is the connection blocked by a resource alarm?); it may still be delivered`));
+        }
+      }
+      if (waiting === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, Math.min(1000, Math.max(50, this.timeout / 4)));
+    this.sweeper.unref();
   }
 
   /** Publishes cut off from now on are rejected instead of retried. */
