@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MemoryBroker, Message, RabbitmqBroker, RedisBroker, Worker, setBroker, type Broker, type RabbitmqBrokerOptions } from "troupe";
+import { MemoryBroker, Message, RabbitmqBroker, RedisBroker, Worker, setBroker, type Broker, type RabbitmqBrokerOptions, type RedisBrokerOptions } from "troupe";
 import { childrenOf, CliProcess } from "./cli-process.js";
 import { fixture, uniqueName } from "./env.js";
 import { RawAmqp } from "./rabbitmq.js";
@@ -172,10 +172,10 @@ export interface BrokerRun {
 type ClusterSettings = Omit<ClusterOptions, "broker" | "queue">;
 
 /** Run `body` against a worker cluster on a fresh Redis namespace and queue at `url`; clean up after. */
-export async function onRedis(url: string, settings: ClusterSettings, body: (run: BrokerRun) => Promise<void>): Promise<void> {
+export async function onRedis(url: string, settings: ClusterSettings, body: (run: BrokerRun) => Promise<void>, options: RedisBrokerOptions = {}): Promise<void> {
   const namespace = uniqueName("chaos");
   const queue = uniqueName("q");
-  const broker = new RedisBroker(url, { namespace });
+  const broker = new RedisBroker(url, { ...options, namespace });
   const cluster = new WorkerCluster({ ...settings, broker: url, queue, env: { ...settings.env, TROUPE_REDIS_NAMESPACE: namespace } });
   try {
     await body({ broker, cluster, queue });
