@@ -113,6 +113,17 @@ for (const { name, make } of backends) {
   });
 }
 
+describe("limiter settings", () => {
+  test("bad settings fail at construction with a clear error", () => {
+    const backend = new MemoryRateLimiterBackend();
+    assert.throws(() => new ConcurrentRateLimiter("k", { backend, limit: 0 }), /limit must be a positive integer, got 0/);
+    assert.throws(() => new BucketRateLimiter("k", { backend, bucket: -5 }), /bucket must be a positive number, got -5/);
+    assert.throws(() => new WindowRateLimiter("k", { backend, window: 1.5 }), /window must be a positive integer, got 1.5/);
+    assert.throws(() => new Barrier("k", { backend, ttl: Number.NaN }), /ttl must be a positive number, got NaN/);
+    assert.throws(() => new Barrier("k", { backend }).create(0), /a barrier needs a positive number of parties, got 0/);
+  });
+});
+
 describe("a concurrent limiter inside actors (worker threads, through the main thread's backend)", () => {
   test("limit 2 is never exceeded by 8 messages on 2 threads × 4 concurrency", async () => {
     const run = await startWorker({ threads: 2, concurrency: 4 });

@@ -1,5 +1,6 @@
 import type { RateLimiterBackend } from "./backend.js";
 import { getRateLimiterBackend } from "./global.js";
+import { positive } from "./rate-limiter.js";
 
 export interface BarrierOptions {
   backend?: RateLimiterBackend;
@@ -22,7 +23,7 @@ export class Barrier {
     { backend, ttl = 900_000 }: BarrierOptions = {},
   ) {
     this.backend = backend ?? getRateLimiterBackend();
-    this.ttl = ttl;
+    this.ttl = positive("ttl", ttl);
     this.eventsKey = `${key}@events`;
   }
 

@@ -1,8 +1,6 @@
-import { RateLimiter, type RateLimiterOptions } from "./rate-limiter.js";
+import { RateLimiter, positive, type RateLimiterOptions } from "./rate-limiter.js";
 
 export interface BucketRateLimiterOptions extends RateLimiterOptions {
-  /** Acquisitions per bucket (default 1). */
-  limit?: number;
   /** Bucket length in ms (default 1 000); buckets are aligned to multiples of it. */
   bucket?: number;
 }
@@ -12,13 +10,11 @@ export interface BucketRateLimiterOptions extends RateLimiterOptions {
  * `<key>@<bucket start ms>`. Nothing is released; up to 2 × limit can pass around a bucket boundary.
  */
 export class BucketRateLimiter extends RateLimiter {
-  readonly limit: number;
   readonly bucket: number;
 
-  constructor(key: string, { limit = 1, bucket = 1000, ...options }: BucketRateLimiterOptions = {}) {
+  constructor(key: string, { bucket = 1000, ...options }: BucketRateLimiterOptions = {}) {
     super(key, options);
-    this.limit = limit;
-    this.bucket = bucket;
+    this.bucket = positive("bucket", bucket);
   }
 
   async tryAcquire(): Promise<boolean> {

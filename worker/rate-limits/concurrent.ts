@@ -1,21 +1,20 @@
-import { RateLimiter, type RateLimiterOptions } from "./rate-limiter.js";
+import { RateLimiter, positive, type RateLimiterOptions } from "./rate-limiter.js";
 
 export interface ConcurrentRateLimiterOptions extends RateLimiterOptions {
-  /** Holders at once (default 1: a distributed mutex). */
-  limit?: number;
   /** ms after which a holder that never released (a crashed process) stops counting (default 15 minutes). */
   ttl?: number;
 }
 
-/** Dramatiq's ConcurrentRateLimiter: at most `limit` holders of `key` at once, across every process sharing the backend. */
+/**
+ * Dramatiq's ConcurrentRateLimiter: at most `limit` holders of `key` at once, across every process sharing the
+ * backend; `limit: 1` (the default) is a distributed mutex.
+ */
 export class ConcurrentRateLimiter extends RateLimiter {
-  readonly limit: number;
   readonly ttl: number;
 
-  constructor(key: string, { limit = 1, ttl = 900_000, ...options }: ConcurrentRateLimiterOptions = {}) {
+  constructor(key: string, { ttl = 900_000, ...options }: ConcurrentRateLimiterOptions = {}) {
     super(key, options);
-    this.limit = limit;
-    this.ttl = ttl;
+    this.ttl = positive("ttl", ttl);
   }
 
   async tryAcquire(): Promise<boolean> {

@@ -6,6 +6,8 @@ import { getRateLimiterBackend } from "./global.js";
 export interface RateLimiterOptions {
   /** Where the counters live (default: `getRateLimiterBackend()`). */
   backend?: RateLimiterBackend;
+  /** Holders at once (concurrent) or acquisitions per bucket / window (default 1). */
+  limit?: number;
 }
 
 export interface AcquireOptions {
@@ -18,18 +20,28 @@ export interface AcquireOptions {
   wait?: number;
 }
 
+/** Check a limiter setting at construction, so a typo fails where it was made rather than at the first acquire. */
+export function positive(name: string, value: number, integer = false): number {
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new RangeError(`${name} must be a positive ${integer ? "integer" : "number"}, got ${value}`);
+  }
+  return value;
+}
+
 /**
  * Dramatiq's RateLimiter: `acquire` runs `fn` holding the limit and releases it afterwards (for the limiters that
  * release). `fn` receives whether the limit was acquired, as Dramatiq's `with limiter.acquire(...) as acquired`.
  */
 export abstract class RateLimiter {
   readonly backend: RateLimiterBackend;
+  readonly limit: number;
 
   constructor(
     readonly key: string,
-    options: RateLimiterOptions = {},
+    { backend, limit = 1 }: RateLimiterOptions = {},
   ) {
-    this.backend = options.backend ?? getRateLimiterBackend();
+    this.backend = backend ?? getRateLimiterBackend();
+    this.limit = positive("limit", limit, true);
   }
 
   /** One attempt to take the limit; true when taken. */

@@ -1,8 +1,6 @@
-import { RateLimiter, type RateLimiterOptions } from "./rate-limiter.js";
+import { RateLimiter, positive, type RateLimiterOptions } from "./rate-limiter.js";
 
 export interface WindowRateLimiterOptions extends RateLimiterOptions {
-  /** Acquisitions per window (default 1). */
-  limit?: number;
   /** Window length in whole **seconds**, as Dramatiq (default 1). */
   window?: number;
 }
@@ -12,13 +10,11 @@ export interface WindowRateLimiterOptions extends RateLimiterOptions {
  * per second under `<key>@<unix seconds>`. Nothing is released.
  */
 export class WindowRateLimiter extends RateLimiter {
-  readonly limit: number;
   readonly window: number;
 
-  constructor(key: string, { limit = 1, window = 1, ...options }: WindowRateLimiterOptions = {}) {
+  constructor(key: string, { window = 1, ...options }: WindowRateLimiterOptions = {}) {
     super(key, options);
-    this.limit = limit;
-    this.window = window;
+    this.window = positive("window", window, true);
   }
 
   async tryAcquire(): Promise<boolean> {
