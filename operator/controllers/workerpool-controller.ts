@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import type * as k8s from "@kubernetes/client-node";
 import type { QueueStats } from "../../worker/broker.js";
 import { getLogger } from "../../worker/logging.js";
@@ -14,6 +15,7 @@ import { splitKey, type OperatorContext } from "./context.js";
 
 const log = getLogger("operator.workerpool");
 const MANUAL_RESYNC_MS = 30_000;
+const SERVICE_CHECK_MS = 300_000;
 
 interface Deployment extends KubeObject {
   spec?: { replicas?: number };
@@ -34,6 +36,7 @@ export function poolQueues(pool: WorkerPool, actors: readonly ActorResource[]): 
  */
 export class WorkerPoolReconciler {
   private podMonitorsKnown: { at: number; present: boolean } | undefined;
+  private readonly servicesChecked = new Map<string, number>();
 
   constructor(private readonly ctx: OperatorContext) {}
 
@@ -43,6 +46,7 @@ export class WorkerPoolReconciler {
     const pool = await api.get<WorkerPool & KubeObject>(WORKERPOOLS, namespace, name);
     if (!pool || pool.metadata.deletionTimestamp) {
       this.ctx.scaler.forget(key);
+      this.servicesChecked.delete(key);
       metrics.forgetPool(namespace, name);
       return;
     }
@@ -61,6 +65,7 @@ export class WorkerPoolReconciler {
       brokerProblem = { reason: "SecretUnreadable", message: scrubCredentials(describeApiError(err)) };
     }
 
+    // Read, not cached: a cache that has not yet seen our last scale would make the next poll decide from a stale size.
     const deployment = await api.get<Deployment>(DEPLOYMENTS, namespace, name);
     const current = deployment?.spec?.replicas ?? (autoscaling ? autoscaling.minReplicas : (pool.spec.replicas ?? 1));
 
@@ -100,7 +105,7 @@ export class WorkerPoolReconciler {
       if (errorCode(err) !== 422 && errorCode(err) !== 400) throw err;
       problems.push(`the API server rejected the Deployment: ${scrubCredentials(describeApiError(err))}`);
     }
-    await this.ensureService(pool);
+    await this.ensureService(pool, !deployment);
     await this.ensurePodMonitor(pool);
 
     if (desired !== current && deployment && applied.spec?.replicas === desired) {
@@ -137,7 +142,8 @@ export class WorkerPoolReconciler {
       queues: stats ? stats.map((s) => ({ name: s.queue, ready: s.ready, delayed: s.delayed, inFlight: s.inFlight, dead: s.dead })) : pool.status?.queues,
       conditions,
     };
-    await api.patchStatus(WORKERPOOLS, namespace, name, dropUndefined(status));
+    const next = dropUndefined(status);
+    if (!isDeepStrictEqual(next, pool.status)) await api.patchStatus(WORKERPOOLS, namespace, name, next);
     return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
   };
 
@@ -184,7 +190,10 @@ export class WorkerPoolReconciler {
     });
   }
 
-  private async ensureService(pool: WorkerPool): Promise<void> {
+  /** The metrics Service exists: checked when the Deployment is new and then every few minutes, not every poll. */
+  private async ensureService(pool: WorkerPool, force: boolean): Promise<void> {
+    const key = `${pool.metadata.namespace}/${pool.metadata.name}`;
+    if (!force && (this.servicesChecked.get(key) ?? 0) > Date.now() - SERVICE_CHECK_MS) return;
     const service = poolMetricsService(pool);
     try {
       await this.ctx.api.core.readNamespacedService({ namespace: pool.metadata.namespace!, name: service.metadata.name });
@@ -196,6 +205,7 @@ export class WorkerPoolReconciler {
         if (errorCode(createErr) !== 409) throw createErr;
       }
     }
+    this.servicesChecked.set(key, Date.now());
   }
 
   /** A PodMonitor only where the Prometheus Operator's CRD is installed (looked up at most once a minute). */

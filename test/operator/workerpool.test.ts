@@ -191,6 +191,20 @@ describe("WorkerPool controller against the fake API server", () => {
     assert.ok(rate > 4 && rate < 6, `about 5 messages/s per replica, measured ${rate}`);
   });
 
+  test("a steady pool costs no API writes per poll", async () => {
+    const ns = await namespaceWithBroker(kc);
+    await cr.create("workerpools", ns, workerPoolManifest("steady", { queues: [`q-${ns}`] }));
+    await until(async () => (await cr.get("workerpools", ns, "steady")).status?.observedGeneration === 1, "the first status");
+    const writes = () => fake.requests.filter((r) => r.method !== "GET" && r.path.includes(`/namespaces/${ns}/`)).length;
+    // Each poll of this pool reads it once; the probe below reads only the fake's request log.
+    const polls = () => fake.requests.filter((r) => r.method === "GET" && r.path === `/apis/troupe.dev/v1alpha1/namespaces/${ns}/workerpools/steady`).length;
+    await until(async () => (await cr.get("workerpools", ns, "steady")).status?.conditions?.find((c: ApiObject) => c.type === "Scaling" && c.reason === "Steady"), "a steady state");
+    const before = writes();
+    const start = polls();
+    await until(() => polls() >= start + 3, "three more polls of this pool", { timeout: 10_000 });
+    assert.equal(writes(), before, "no writes while nothing changes");
+  });
+
   test("API errors are retried with backoff and counted; the operator keeps running", async () => {
     const ns = await namespaceWithBroker(kc);
     const clear = fake.injectFault((r) => (r.method === "POST" && r.path.includes(`/namespaces/${ns}/deployments`) ? 500 : undefined));
