@@ -70,6 +70,16 @@ describe("Callbacks, Results, Pipelines and GroupCallbacks on the memory broker"
     assert.equal(suite.run.events.of("group_done").filter((e) => e.tag === tag).length, 1);
   });
 
+  test("a group with a member that fails for good never fires its callback (as in Dramatiq)", async () => {
+    const tag = `failed-${Date.now()}`;
+    const g = group([suite.a.identity.message("fine"), suite.a.failOnce.message(1)]);
+    g.addCompletionCallback(suite.a.groupDone.message(tag));
+    await g.run();
+    await assert.rejects(g.getResults({ block: true, timeout: 10_000 }), ResultFailure);
+    await suite.run.broker.join("default");
+    assert.equal(suite.run.events.of("group_done").filter((e) => e.tag === tag).length, 0);
+  });
+
   test("pipelines and groups built inside an actor run through the main thread", async () => {
     const tag = `inside-${Date.now()}`;
     const sent = await suite.a.composeInside.send(tag);

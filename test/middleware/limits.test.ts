@@ -51,7 +51,7 @@ describe("TimeLimit, AgeLimit, skip and CurrentMessage on the memory broker", ()
     }
   });
 
-  test("getCurrentMessage() inside an actor is the message being processed", async () => {
+  test("getCurrentMessage() inside an async actor, after an await, is the message being processed", async () => {
     const sent = await suite.a.whoAmI.send("me");
     await suite.run.events.waitFor((e) => e.some((x) => x.kind === "who_am_i" && x.tag === "me"), "who_am_i");
     const seen = suite.run.events.of("who_am_i").find((e) => e.tag === "me")!;
