@@ -117,7 +117,7 @@ export class WorkerPoolReconciler {
     if (brokerProblem) await this.ctx.events.record(pool, "Warning", brokerProblem.reason, "ReadQueueDepth", brokerProblem.message);
     if (problems.length) await this.ctx.events.record(pool, "Warning", "InvalidSpec", "Validate", problems.join("; "));
 
-    this.exportMetrics(namespace, name, pool, applied, recommended, stats, throughput, brokerProblem === undefined);
+    this.exportMetrics(namespace, name, { pool, running: applied.status?.replicas ?? 0, desired, recommended, stats, throughput, brokerUp: brokerProblem === undefined });
     const generation = pool.metadata.generation;
     let conditions: Condition[] | undefined = pool.status?.conditions;
     conditions = setCondition(conditions, problems.length
@@ -147,11 +147,16 @@ export class WorkerPoolReconciler {
     return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
   };
 
-  private exportMetrics(namespace: string, name: string, pool: WorkerPool, deployment: Deployment, recommended: number, stats: QueueStats[] | undefined, throughput: number | undefined, brokerUp: boolean): void {
+  private exportMetrics(
+    namespace: string,
+    name: string,
+    { pool, running, desired, recommended, stats, throughput, brokerUp }: { pool: WorkerPool; running: number; desired: number; recommended: number; stats?: QueueStats[]; throughput?: number; brokerUp: boolean },
+  ): void {
     const m = this.ctx.metrics;
     const labels = { namespace, workerpool: name };
-    m.poolReplicas.set(labels, deployment.spec?.replicas ?? 0);
-    m.poolDesiredReplicas.set(labels, recommended);
+    m.poolReplicas.set(labels, running);
+    m.poolDesiredReplicas.set(labels, desired);
+    m.poolRecommendedReplicas.set(labels, recommended);
     const autoscaling = autoscalingWithDefaults(pool.spec.autoscaling);
     m.poolMaxReplicas.set(labels, autoscaling?.maxReplicas ?? pool.spec.replicas ?? 1);
     m.poolMinReplicas.set(labels, autoscaling?.minReplicas ?? pool.spec.replicas ?? 1);

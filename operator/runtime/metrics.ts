@@ -10,6 +10,7 @@ export class OperatorMetrics {
   readonly isLeader: Gauge;
   readonly poolReplicas: Gauge<"namespace" | "workerpool">;
   readonly poolDesiredReplicas: Gauge<"namespace" | "workerpool">;
+  readonly poolRecommendedReplicas: Gauge<"namespace" | "workerpool">;
   readonly poolMaxReplicas: Gauge<"namespace" | "workerpool">;
   readonly poolMinReplicas: Gauge<"namespace" | "workerpool">;
   readonly poolQueueDepth: Gauge<"namespace" | "workerpool" | "queue_name" | "state">;
@@ -33,8 +34,9 @@ export class OperatorMetrics {
     });
     this.workQueueDepth = new Gauge({ name: "troupe_operator_workqueue_depth", help: "Keys waiting in a controller's work queue.", labelNames: ["controller"], registers });
     this.isLeader = new Gauge({ name: "troupe_operator_leader", help: "1 while this instance holds the leader lease.", registers });
-    this.poolReplicas = new Gauge({ name: "troupe_workerpool_replicas", help: "Replicas the pool's Deployment asks for now.", labelNames: pool, registers });
-    this.poolDesiredReplicas = new Gauge({ name: "troupe_workerpool_desired_replicas", help: "Replicas the scaling decision wants (before stabilisation).", labelNames: pool, registers });
+    this.poolReplicas = new Gauge({ name: "troupe_workerpool_replicas", help: "Pods of the pool's Deployment (its status.replicas).", labelNames: pool, registers });
+    this.poolDesiredReplicas = new Gauge({ name: "troupe_workerpool_desired_replicas", help: "Replicas the operator decided and set on the Deployment.", labelNames: pool, registers });
+    this.poolRecommendedReplicas = new Gauge({ name: "troupe_workerpool_recommended_replicas", help: "The unstabilised recommendation of the last poll.", labelNames: pool, registers });
     this.poolMaxReplicas = new Gauge({ name: "troupe_workerpool_max_replicas", help: "The pool's maxReplicas.", labelNames: pool, registers });
     this.poolMinReplicas = new Gauge({ name: "troupe_workerpool_min_replicas", help: "The pool's minReplicas.", labelNames: pool, registers });
     this.poolQueueDepth = new Gauge({ name: "troupe_workerpool_queue_depth", help: "Messages in a pool's queue by state (ready, delayed, in_flight, dead).", labelNames: [...pool, "queue_name", "state"], registers });
@@ -55,7 +57,7 @@ export class OperatorMetrics {
 
   /** Drop a deleted pool's series so dashboards do not show ghosts. */
   forgetPool(namespace: string, workerpool: string): void {
-    for (const gauge of [this.poolReplicas, this.poolDesiredReplicas, this.poolMaxReplicas, this.poolMinReplicas, this.poolThroughput, this.poolBrokerUp]) gauge.remove({ namespace, workerpool });
+    for (const gauge of [this.poolReplicas, this.poolDesiredReplicas, this.poolRecommendedReplicas, this.poolMaxReplicas, this.poolMinReplicas, this.poolThroughput, this.poolBrokerUp]) gauge.remove({ namespace, workerpool });
     const key = `${namespace}/${workerpool}`;
     for (const series of this.depthSeries.get(key) ?? []) {
       const [queue_name, state] = series.split("\n") as [string, string];
