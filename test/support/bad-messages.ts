@@ -36,7 +36,9 @@ export const HOSTILE_ACTOR_NAMES = [
   " chaos_record", "chaos_record\u0000", "node:child_process",
 ];
 
-const KNOWN_ACTORS = new Set(["chaos_record", "chaos_slow"]);
+const KNOWN_ACTORS = new Set(["chaos_record", "chaos_slow", "chaos_step"]);
+/** fast-check's JSON values, typed as the wire's. */
+const json = (maxDepth: number) => fc.jsonValue({ maxDepth }) as fc.Arbitrary<JsonValue>;
 const isId = (v: unknown) => typeof v === "string" && v !== "" && !/\s/.test(v);
 
 const wrongTypeFor: Record<Field, fc.Arbitrary<JsonValue>> = {
@@ -56,22 +58,22 @@ export function badInputSpec({ utf8 = true, maxBallast = 2_000_000 } = {}): fc.A
   const kinds: fc.Arbitrary<BadInputSpec>[] = [
     fc.record({
       kind: fc.constant("valid" as const),
-      kwargs: fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
-      options: fc.dictionary(optionKey, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+      kwargs: fc.dictionary(fc.string({ maxLength: 6 }), json(2), { maxKeys: 3 }),
+      options: fc.dictionary(optionKey, json(2), { maxKeys: 3 }),
       ballast: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 10_000, max: maxBallast }) }),
     }),
     fc.constantFrom(...FIELDS).chain((field) => wrongTypeFor[field].map((value) => ({ kind: "wrong type" as const, field, value }))),
     fc.record({ kind: fc.constant("missing field" as const), field: fc.constantFrom<Required>("queue_name", "actor_name", "args", "kwargs", "options") }),
-    fc.record({ kind: fc.constant("extra key" as const), key: fc.string({ minLength: 1 }).filter((k) => !FIELDS.includes(k as Field)), value: fc.jsonValue({ maxDepth: 1 }) }),
+    fc.record({ kind: fc.constant("extra key" as const), key: fc.string({ minLength: 1 }).filter((k) => !FIELDS.includes(k as Field)), value: json(1) }),
     fc.record({ kind: fc.constant("unknown actor" as const), name: fc.oneof(fc.constantFrom(...HOSTILE_ACTOR_NAMES), fc.string({ minLength: 1, unit: "binary" })).filter((n) => !KNOWN_ACTORS.has(n)) }),
-    fc.record({ kind: fc.constant("bad arguments" as const), args: fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }).filter((a) => !isId(a[0])) }),
+    fc.record({ kind: fc.constant("bad arguments" as const), args: fc.array(json(2), { maxLength: 3 }).filter((a) => !isId(a[0])) }),
     fc.record({ kind: fc.constant("non-finite token" as const), where: fc.constantFrom("id" as const, "timestamp" as const, "kwargs" as const) }),
     fc.record({ kind: fc.constant("not JSON" as const), text: fc.string({ unit: "binary" }).filter((t) => !isJson(t)) }),
-    fc.record({ kind: fc.constant("not an object" as const), value: fc.oneof(fc.array(fc.jsonValue({ maxDepth: 1 })), fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(null)) }),
+    fc.record({ kind: fc.constant("not an object" as const), value: fc.oneof(fc.array(json(1)), fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(null)) }),
   ];
   if (utf8) {
     // Overlong forms, lone continuation bytes, UTF-16 surrogates and bytes that never occur in UTF-8.
-    const broken = fc.constantFrom([0xff], [0xc0, 0xaf], [0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xe2, 0x82]);
+    const broken = fc.constantFrom<number[]>([0xff], [0xc0, 0xaf], [0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xe2, 0x82]);
     kinds.push(fc.record({ kind: fc.constant("invalid UTF-8" as const), bytes: broken }));
   }
   return fc.oneof(...kinds);
