@@ -2,12 +2,12 @@ import { isDeepStrictEqual } from "node:util";
 import type * as k8s from "@kubernetes/client-node";
 import type { QueueStats } from "../../worker/broker.js";
 import { getLogger } from "../../worker/logging.js";
-import { setCondition } from "../api/conditions.js";
-import { autoscalingWithDefaults, type ActorResource, type Condition, type WorkerPool, type WorkerPoolStatus } from "../api/types.js";
+import { autoscalingWithDefaults, type ActorResource, type WorkerPool } from "../api/types.js";
 import { scrubCredentials, workerPoolProblems } from "../api/validate.js";
 import { describeApiError, DEPLOYMENTS, errorCode, MERGE_PATCH, PODMONITORS, WORKERPOOLS, type KubeObject } from "../kube/api.js";
-import { matchesSelector, selectorString, poolSelectorLabels } from "../resources/labels.js";
+import { matchesSelector, poolSelectorLabels, selectorString } from "../resources/labels.js";
 import { poolDeployment, poolMetricsService, poolPodMonitor, TEMPLATE_HASH } from "../resources/workerpool.js";
+import { poolStatus, type PoolOutcome } from "../resources/workerpool-status.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { deletionCosts, POD_DELETION_COST } from "../scaling/deletion-cost.js";
 import { scrapeLoad, totalProcessed, type WorkerLoad } from "../scaling/pod-load.js";
@@ -42,110 +42,102 @@ export class WorkerPoolReconciler {
 
   reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const [namespace, name] = splitKey(key);
-    const { api, metrics } = this.ctx;
-    const pool = await api.get<WorkerPool & KubeObject>(WORKERPOOLS, namespace, name);
+    const pool = await this.ctx.api.get<WorkerPool & KubeObject>(WORKERPOOLS, namespace, name);
     if (!pool || pool.metadata.deletionTimestamp) {
       this.ctx.scaler.forget(key);
       this.servicesChecked.delete(key);
-      metrics.forgetPool(namespace, name);
+      this.ctx.metrics.forgetPool(namespace, name);
       return;
     }
     const now = this.ctx.now();
     const autoscaling = autoscalingWithDefaults(pool.spec.autoscaling);
     const queues = poolQueues(pool, this.ctx.actors(namespace));
     const problems = workerPoolProblems(pool, queues);
-
-    const secretRef = pool.spec.broker.secretRef;
-    let brokerUrl: string | undefined;
-    let brokerProblem: { reason: string; message: string } | undefined;
-    try {
-      brokerUrl = await api.secretValue(namespace, secretRef.name, secretRef.key ?? "url");
-      if (brokerUrl === undefined) brokerProblem = { reason: "SecretMissing", message: `Secret ${secretRef.name} with key ${secretRef.key ?? "url"} not found` };
-    } catch (err) {
-      brokerProblem = { reason: "SecretUnreadable", message: scrubCredentials(describeApiError(err)) };
-    }
-
+    const { brokerUrl, problem: secretProblem } = await this.brokerUrl(pool);
     // Read, not cached: a cache that has not yet seen our last scale would make the next poll decide from a stale size.
-    const deployment = await api.get<Deployment>(DEPLOYMENTS, namespace, name);
+    const deployment = await this.ctx.api.get<Deployment>(DEPLOYMENTS, namespace, name);
     const current = deployment?.spec?.replicas ?? (autoscaling ? autoscaling.minReplicas : (pool.spec.replicas ?? 1));
-
-    let desired = current;
-    let recommended = current;
-    let reason = "Steady";
-    let message = "";
-    let stats: QueueStats[] | undefined;
-    let throughput: number | undefined;
     // Pod loads measure throughput (processed counters) and pick the pods to remove; read once per poll when needed.
     let loads = autoscaling?.targetDrainSeconds !== undefined && deployment ? await this.podLoads(namespace, name) : undefined;
-    if (problems.length === 0 && autoscaling) {
-      const processed = loads ? totalProcessed(loads.map((l) => l.load)) : undefined;
-      const evaluation = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: now.getTime(), processed });
-      ({ replicas: desired, recommended, reason, message } = evaluation.decision);
-      throughput = evaluation.decision.throughputPerReplica;
-      stats = evaluation.stats;
-      if (evaluation.error && !brokerProblem) brokerProblem = { reason: "BrokerUnreachable", message: scrubCredentials(evaluation.error.message) };
-    } else {
-      if (problems.length === 0) desired = recommended = pool.spec.replicas ?? 1;
-      if (brokerUrl !== undefined && queues.length) {
-        try {
-          stats = await this.ctx.connections.queueStats(brokerUrl, queues);
-        } catch (err) {
-          brokerProblem = { reason: "BrokerUnreachable", message: scrubCredentials((err as Error).message) };
-        }
+    const decision = await this.decide(pool, { key, brokerUrl, queues, current, invalid: problems.length > 0, loads });
+    const brokerProblem = secretProblem ?? decision.brokerProblem;
+
+    // An invalid spec holds what exists: never start workers on a guess (an empty queue list means every queue).
+    let applied = deployment;
+    if (problems.length === 0) {
+      if (deployment && decision.desired < current) await this.markLeastBusyPods(namespace, (loads ??= await this.podLoads(namespace, name)));
+      try {
+        applied = await this.applyDeployment(pool, queues, decision.desired, deployment);
+      } catch (err) {
+        // Pass-through pod fields (env, resources, affinity…) are not checked by our schema; the API server may
+        // reject the Deployment they produce. That is the user's to fix: report it, keep reconciling.
+        if (errorCode(err) !== 422 && errorCode(err) !== 400) throw err;
+        problems.push(`the API server rejected the Deployment: ${scrubCredentials(describeApiError(err))}`);
       }
+      await this.ensureService(pool, !deployment);
+      await this.ensurePodMonitor(pool);
     }
+    const desired = applied?.spec?.replicas ?? current;
+    await this.report(pool, { current, desired, reason: decision.reason, message: decision.message, problems, brokerProblem, stats: decision.stats, throughput: decision.throughput, deploymentStatus: applied?.status }, { existed: Boolean(deployment), recommended: decision.recommended }, now);
+    return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
+  };
 
-    if (deployment && desired < current) await this.markLeastBusyPods(namespace, (loads ??= await this.podLoads(namespace, name)));
-    // Pass-through pod fields (env, resources, affinity…) are not checked by our schema; the API server may reject
-    // the Deployment they produce. That is the user's to fix: report it, keep reconciling.
-    let applied: Deployment = deployment ?? { metadata: { name } };
+  private async brokerUrl(pool: WorkerPool): Promise<{ brokerUrl?: string; problem?: { reason: string; message: string } }> {
+    const ref = pool.spec.broker.secretRef;
     try {
-      applied = await this.applyDeployment(pool, queues, desired, deployment);
+      const brokerUrl = await this.ctx.api.secretValue(pool.metadata.namespace!, ref.name, ref.key ?? "url");
+      if (brokerUrl === undefined) return { problem: { reason: "SecretMissing", message: `Secret ${ref.name} with key ${ref.key ?? "url"} not found` } };
+      return { brokerUrl };
     } catch (err) {
-      if (errorCode(err) !== 422 && errorCode(err) !== 400) throw err;
-      problems.push(`the API server rejected the Deployment: ${scrubCredentials(describeApiError(err))}`);
+      return { problem: { reason: "SecretUnreadable", message: scrubCredentials(describeApiError(err)) } };
     }
-    await this.ensureService(pool, !deployment);
-    await this.ensurePodMonitor(pool);
+  }
 
-    if (desired !== current && deployment && applied.spec?.replicas === desired) {
+  /** Read the queues and decide the size (autoscaled), or take spec.replicas (manual); an invalid spec holds. */
+  private async decide(
+    pool: WorkerPool,
+    { key, brokerUrl, queues, current, invalid, loads }: { key: string; brokerUrl?: string; queues: string[]; current: number; invalid: boolean; loads?: { load: WorkerLoad | undefined }[] },
+  ): Promise<{ desired: number; recommended: number; reason: string; message: string; stats?: QueueStats[]; throughput?: number; brokerProblem?: { reason: string; message: string } }> {
+    const autoscaling = autoscalingWithDefaults(pool.spec.autoscaling);
+    if (autoscaling && !invalid) {
+      const processed = loads ? totalProcessed(loads.map((l) => l.load)) : undefined;
+      const { decision, stats, error } = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: this.ctx.now().getTime(), processed });
+      return {
+        desired: decision.replicas,
+        recommended: decision.recommended,
+        reason: decision.reason,
+        message: decision.message,
+        stats,
+        throughput: decision.throughputPerReplica,
+        brokerProblem: error && brokerUrl !== undefined ? { reason: "BrokerUnreachable", message: scrubCredentials(error.message) } : undefined,
+      };
+    }
+    const desired = invalid ? current : (pool.spec.replicas ?? 1);
+    const base = { desired, recommended: desired, reason: invalid ? "InvalidSpec" : "Manual", message: invalid ? "holding the current size" : `spec.replicas ${desired}` };
+    if (brokerUrl === undefined || queues.length === 0) return base;
+    try {
+      return { ...base, stats: await this.ctx.connections.queueStats(brokerUrl, queues) };
+    } catch (err) {
+      return { ...base, brokerProblem: { reason: "BrokerUnreachable", message: scrubCredentials((err as Error).message) } };
+    }
+  }
+
+  /** Events, metrics and status for one reconcile. */
+  private async report(pool: WorkerPool & KubeObject, outcome: PoolOutcome, { existed, recommended }: { existed: boolean; recommended: number }, now: Date): Promise<void> {
+    const { namespace, name } = pool.metadata as { namespace: string; name: string };
+    const { current, desired, message, problems, brokerProblem } = outcome;
+    if (desired !== current && existed) {
       const direction = desired > current ? "up" : "down";
-      metrics.scaleEvents.inc({ namespace, workerpool: name, direction });
-      log.info("scaled pool", { namespace, workerpool: name, from: current, to: desired, reason, detail: message });
+      this.ctx.metrics.scaleEvents.inc({ namespace, workerpool: name, direction });
+      log.info("scaled pool", { namespace, workerpool: name, from: current, to: desired, reason: outcome.reason, detail: message });
       await this.ctx.events.record(pool, "Normal", direction === "up" ? "ScaledUp" : "ScaledDown", "Scale", `${current} → ${desired}: ${message}`);
     }
     if (brokerProblem) await this.ctx.events.record(pool, "Warning", brokerProblem.reason, "ReadQueueDepth", brokerProblem.message);
     if (problems.length) await this.ctx.events.record(pool, "Warning", "InvalidSpec", "Validate", problems.join("; "));
-
-    this.exportMetrics(namespace, name, { pool, running: applied.status?.replicas ?? 0, desired, recommended, stats, throughput, brokerUp: brokerProblem === undefined });
-    const generation = pool.metadata.generation;
-    let conditions: Condition[] | undefined = pool.status?.conditions;
-    conditions = setCondition(conditions, problems.length
-      ? { type: "Ready", status: "False", reason: "InvalidSpec", message: problems.join("; "), observedGeneration: generation }
-      : { type: "Ready", status: "True", reason: "Reconciled", message: `Deployment ${name} at ${desired} replicas`, observedGeneration: generation }, now);
-    conditions = setCondition(conditions, desired !== current
-      ? { type: "Scaling", status: "True", reason: desired > current ? "ScaledUp" : "ScaledDown", message: `${current} → ${desired}: ${message}`, observedGeneration: generation }
-      : { type: "Scaling", status: "False", reason, message: message || "size unchanged", observedGeneration: generation }, now);
-    conditions = setCondition(conditions, brokerProblem
-      ? { type: "BrokerReachable", status: "False", reason: brokerProblem.reason, message: brokerProblem.message, observedGeneration: generation }
-      : { type: "BrokerReachable", status: stats ? "True" : "Unknown", reason: stats ? "QueueDepthRead" : "NotRead", message: stats ? `read ${stats.length} queues` : "queue depth not read", observedGeneration: generation }, now);
-    const status: WorkerPoolStatus = {
-      observedGeneration: generation,
-      replicas: applied.status?.replicas ?? 0,
-      readyReplicas: applied.status?.readyReplicas ?? 0,
-      desiredReplicas: desired,
-      selector: selectorString(poolSelectorLabels(name)),
-      backlog: stats ? stats.reduce((n, s) => n + s.ready + s.inFlight, 0) : pool.status?.backlog,
-      drainRatePerReplica: throughput === undefined ? pool.status?.drainRatePerReplica : throughput.toFixed(3),
-      lastScaleTime: desired !== current ? now.toISOString() : pool.status?.lastScaleTime,
-      lastScaleReason: desired !== current ? message : pool.status?.lastScaleReason,
-      queues: stats ? stats.map((s) => ({ name: s.queue, ready: s.ready, delayed: s.delayed, inFlight: s.inFlight, dead: s.dead })) : pool.status?.queues,
-      conditions,
-    };
-    const next = dropUndefined(status);
-    if (!isDeepStrictEqual(next, pool.status)) await api.patchStatus(WORKERPOOLS, namespace, name, next);
-    return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
-  };
+    this.exportMetrics(namespace, name, { pool, running: outcome.deploymentStatus?.replicas ?? 0, desired, recommended, stats: outcome.stats, throughput: outcome.throughput, brokerUp: brokerProblem === undefined });
+    const status = poolStatus(pool, outcome, now);
+    if (!isDeepStrictEqual(status, pool.status)) await this.ctx.api.patchStatus(WORKERPOOLS, namespace, name, status);
+  }
 
   private exportMetrics(
     namespace: string,
@@ -263,6 +255,3 @@ export class WorkerPoolReconciler {
   }
 }
 
-function dropUndefined<T extends object>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}

@@ -134,6 +134,7 @@ describe("WorkerPool controller against the fake API server", () => {
       const p = await cr.get("workerpools", ns, "selective");
       return p.status?.conditions?.find((c: { type: string; reason: string }) => c.type === "Ready" && c.reason === "InvalidSpec");
     }, "Ready=False InvalidSpec");
+    assert.equal(deploymentOf(fake, ns, "selective"), undefined, "no workers start on an empty queue list (it would mean every queue)");
     await cr.create("actors", ns, { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "send-email", labels: { team: "mail" } }, spec: { actorName: "send_email", queue: "emails" } });
     await until(() => deploymentOf(fake, ns, "selective")?.spec.template.spec.containers[0].args.includes("emails"), "the Actor's queue in the worker args");
     await until(async () => {
