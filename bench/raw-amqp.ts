@@ -1,14 +1,14 @@
 import { connect } from "amqplib";
 import { wallNow } from "./clock.js";
-import type { RawFigures } from "./raw-redis.js";
-import { perSecond, RateMeter, timed } from "./stats.js";
+import type { RawFigures, RawLoopOptions } from "./raw-redis.js";
+import { perSecond, RateMeter, sequentialRate, timed } from "./stats.js";
 
 /**
  * The ceiling for the RabbitMQ broker: persistent publishes on a confirm channel to a durable queue (each
  * confirmed before the next, or a batch at a time), then one consumer with the worker's prefetch acking each
  * delivery as it arrives.
  */
-export async function rawAmqp(url: string, queue: string, body: Buffer, messages: number, batchSize: number, prefetch: number): Promise<RawFigures> {
+export async function rawAmqp(url: string, queue: string, body: Buffer, { messages, batchSize, prefetch, sendBudget }: RawLoopOptions): Promise<RawFigures> {
   const connection = await connect(url);
   try {
     const publisher = await connection.createConfirmChannel();
@@ -17,9 +17,7 @@ export async function rawAmqp(url: string, queue: string, body: Buffer, messages
       new Promise<void>((resolve, reject) => {
         publisher.sendToQueue(queue, body, { persistent: true, contentType: "application/json" }, (err) => (err ? reject(err) : resolve()));
       });
-    const singleMs = await timed(async () => {
-      for (let i = 0; i < messages; i++) await publish();
-    });
+    const singleEnqueue = await sequentialRate(messages, sendBudget, publish);
     await publisher.purgeQueue(queue);
     const batchedMs = await timed(async () => {
       for (let sent = 0; sent < messages; sent += batchSize) {
@@ -43,7 +41,7 @@ export async function rawAmqp(url: string, queue: string, body: Buffer, messages
         .catch(reject);
     });
     await publisher.deleteQueue(queue);
-    return { singleEnqueue: perSecond(messages, singleMs), batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
+    return { singleEnqueue, batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
   } finally {
     await connection.close().catch(() => undefined);
   }

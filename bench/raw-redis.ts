@@ -1,11 +1,20 @@
 import { Redis } from "ioredis";
-import { perSecond, RateMeter, timed } from "./stats.js";
+import { perSecond, RateMeter, sequentialRate, timed } from "./stats.js";
 import { wallNow } from "./clock.js";
+
+/** What the raw loops do: as many messages as the Troupe figures, the worker's prefetch. */
+export interface RawLoopOptions {
+  messages: number;
+  batchSize: number;
+  prefetch: number;
+  /** ms the one-at-a-time send loop may take. */
+  sendBudget: number;
+}
 
 export interface RawFigures {
   /** Sequential sends, each awaited. */
   singleEnqueue: number;
-  /** Batches of `batchSize` messages per command. */
+  /** Batches of `batchSize` sends per round trip. */
   batchedEnqueue: number;
   /** Fetch, "run", ack, with `prefetch` messages in hand. */
   processing: number;
@@ -13,21 +22,22 @@ export interface RawFigures {
 
 /**
  * The ceiling for the Redis broker: the least list work a reliable queue does per message, on one ioredis
- * connection. Enqueue is RPUSH (one value per call, or a batch per call); processing is LMOVE to a processing list (so a crash loses nothing) and LREM
+ * connection. Enqueue is one RPUSH per message (awaited one at a time, or pipelined a batch per round trip, as
+ * Troupe keeps one list entry per message); processing is LMOVE to a processing list (so a crash loses nothing) and LREM
  * from it on ack, pipelined so that each round trip acks the last `prefetch` messages and fetches the next ones.
  */
-export async function rawRedis(url: string, key: string, body: string, messages: number, batchSize: number, prefetch: number): Promise<RawFigures> {
+export async function rawRedis(url: string, key: string, body: string, { messages, batchSize, prefetch, sendBudget }: RawLoopOptions): Promise<RawFigures> {
   const redis = new Redis(url);
   const processingKey = `${key}.processing`;
   try {
     await redis.del(key, processingKey);
-    const singleMs = await timed(async () => {
-      for (let i = 0; i < messages; i++) await redis.rpush(key, body);
-    });
+    const singleEnqueue = await sequentialRate(messages, sendBudget, () => redis.rpush(key, body));
     await redis.del(key);
     const batchedMs = await timed(async () => {
       for (let sent = 0; sent < messages; sent += batchSize) {
-        await redis.rpush(key, ...Array.from({ length: Math.min(batchSize, messages - sent) }, () => body));
+        const pipeline = redis.pipeline();
+        for (let i = sent; i < Math.min(messages, sent + batchSize); i++) pipeline.rpush(key, body);
+        await pipeline.exec();
       }
     });
 
@@ -46,7 +56,7 @@ export async function rawRedis(url: string, key: string, body: string, messages:
       });
       if (inHand.length === 0 && meter.count < messages) throw new Error(`raw Redis loop: queue empty after ${meter.count}/${messages} messages`);
     }
-    return { singleEnqueue: perSecond(messages, singleMs), batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
+    return { singleEnqueue, batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
   } finally {
     await redis.del(key, processingKey).catch(() => undefined);
     redis.disconnect();

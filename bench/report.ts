@@ -66,7 +66,7 @@ function row(fields: Omit<Row, "target"> & { target?: string }): Row {
 }
 
 const RAW = {
-  redis: { enqueue: "raw RPUSH", batched: "raw RPUSH of a whole batch", process: "raw LMOVE+LREM" },
+  redis: { enqueue: "raw RPUSH", batched: "raw RPUSH pipelined", process: "raw LMOVE+LREM" },
   rabbitmq: { enqueue: "raw publish+confirm", batched: "raw publishes, confirms per batch", process: "raw consume+ack" },
 } as const;
 

@@ -33,10 +33,11 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
   const prefetch = 2 * settings.threads;
   const body = new Message({ queueName: "bench", actorName: "bench_noop", args: ["raw"] }).encode();
   progress(`${kind}: raw client loop (${settings.messages} messages, prefetch ${prefetch})`);
+  const loop = { messages: settings.messages, batchSize: settings.batchSize, prefetch, sendBudget: settings.sendBudget };
   const raw =
     kind === "redis"
-      ? await rawRedis(url, `troupe-bench:${runId}:raw`, body, settings.messages, settings.batchSize, prefetch)
-      : await rawAmqp(url, `troupe-bench-${runId}-raw`, Buffer.from(body), settings.messages, settings.batchSize, prefetch);
+      ? await rawRedis(url, `troupe-bench:${runId}:raw`, body, loop)
+      : await rawAmqp(url, `troupe-bench-${runId}-raw`, Buffer.from(body), loop);
   progress(`${kind}: raw processing ${Math.round(raw.processing)} msg/s`);
 
   const queue = `bench_${runId}_${kind}`;

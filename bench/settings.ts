@@ -43,6 +43,8 @@ export interface BenchSettings {
   outDir: string;
   /** Fail a phase that makes no progress for this long (ms). */
   stallTimeout: number;
+  /** Longest a one-at-a-time send loop may take (ms): a quarter of the phase budget. */
+  sendBudget: number;
   /** Longest a throughput measurement may take (ms, BENCH_PHASE_SECONDS): a slow workload is measured over what it did by then. */
   phaseBudget: number;
 }
@@ -69,6 +71,7 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
   const quick = values.quick ?? false;
   const cores = availableParallelism();
   const processes = (env.BENCH_PROCESSES ?? (quick ? "1" : `1,${cores}`)).split(",").map((p) => Math.round(positive(p, 1, "BENCH_PROCESSES")));
+  const phaseBudget = positive(env.BENCH_PHASE_SECONDS, quick ? 20 : 60, "BENCH_PHASE_SECONDS") * 1000;
   const latencyLoad = positive(env.BENCH_LATENCY_LOAD, 0.5, "BENCH_LATENCY_LOAD");
   if (latencyLoad >= 1) throw new Error("BENCH_LATENCY_LOAD must be below 1 (a share of the measured capacity)");
   return {
@@ -86,6 +89,7 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
     batchSize: 1000,
     outDir: values.out ? resolve(values.out) : join(repoRoot, "bench", "results"),
     stallTimeout: positive(env.BENCH_STALL_TIMEOUT, 30, "BENCH_STALL_TIMEOUT") * 1000,
-    phaseBudget: positive(env.BENCH_PHASE_SECONDS, quick ? 20 : 60, "BENCH_PHASE_SECONDS") * 1000,
+    phaseBudget,
+    sendBudget: phaseBudget / 4,
   };
 }

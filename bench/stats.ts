@@ -36,6 +36,20 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank - 1]!;
 }
 
+/**
+ * msg/s of `step` run up to `count` times, each awaited before the next, stopping early once `budget` ms have
+ * passed (sends that wait for a disk sync each can take minutes for 20,000).
+ */
+export async function sequentialRate(count: number, budget: number, step: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  let done = 0;
+  while (done < count && performance.now() - start < budget) {
+    await step();
+    done++;
+  }
+  return perSecond(done, performance.now() - start);
+}
+
 /** Run `fn` and return how long it took in ms. */
 export async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now();

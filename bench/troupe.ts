@@ -3,7 +3,7 @@ import { Message, type Broker } from "troupe";
 import { wallNow } from "./clock.js";
 import { progress } from "./progress.js";
 import type { BenchSettings, Workload } from "./settings.js";
-import { percentile, perSecond, timed } from "./stats.js";
+import { percentile, perSecond, sequentialRate, timed } from "./stats.js";
 import type { LatencySample, Tally } from "./tally.js";
 import { RssSampler, WorkerProcess, type RssReading } from "./worker-process.js";
 
@@ -67,13 +67,11 @@ export async function measureEnqueue(target: TroupeTarget): Promise<{ single: nu
   const { messages } = target.settings;
   const noop = { name: "noop", actor: "bench_noop" } as Workload;
   await target.broker.purge(target.queue);
-  const singleMs = await timed(async () => {
-    for (let i = 0; i < messages; i++) await target.broker.enqueue(benchMessage(target, noop, "enqueue"));
-  });
+  const single = await sequentialRate(messages, target.settings.sendBudget, () => target.broker.enqueue(benchMessage(target, noop, "enqueue")));
   await target.broker.purge(target.queue);
   const batchedMs = await timed(() => fill(target, noop, "enqueue", messages));
   await target.broker.purge(target.queue);
-  return { single: perSecond(messages, singleMs), batched: perSecond(messages, batchedMs) };
+  return { single, batched: perSecond(messages, batchedMs) };
 }
 
 async function startWorker(target: TroupeTarget, processes: number): Promise<WorkerProcess> {
