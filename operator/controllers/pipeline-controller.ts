@@ -1,13 +1,12 @@
-import { ResultFailure, ResultMissing } from "../../worker/errors.js";
-import { group, pipeline } from "../../worker/composition.js";
-import { Message } from "../../worker/message.js";
+import { isDeepStrictEqual } from "node:util";
 import { getLogger } from "../../worker/logging.js";
 import { setCondition } from "../api/conditions.js";
-import type { PipelineResource, PipelineRun, PipelineStatus, SecretRef } from "../api/types.js";
+import type { PipelineResource, PipelineStatus, SecretRef } from "../api/types.js";
 import { scrubCredentials } from "../api/validate.js";
 import { errorCode, MERGE_PATCH, PIPELINES, type KubeObject } from "../kube/api.js";
-import { applyOutcomes, isActive, markEnqueued, nextSegment, planRun, promoteRunning, pruneRuns, runMatchesSpec, segmentsOf, stepMessages, type StepOutcome } from "../pipeline/runs.js";
-import { checkSchedule, scheduleProblem } from "../pipeline/schedule.js";
+import { isActive, pruneRuns } from "../pipeline/runs.js";
+import { finishedRuns, PipelineFollower, startDueRun } from "../pipeline/engine.js";
+import { scheduleProblem } from "../pipeline/schedule.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { splitKey, type OperatorContext } from "./context.js";
 
@@ -23,19 +22,21 @@ type Pipeline = PipelineResource & KubeObject;
  * neither loses nor doubles a run.
  */
 export class PipelineReconciler {
-  constructor(private readonly ctx: OperatorContext) {}
+  private readonly follower: PipelineFollower;
+
+  constructor(private readonly ctx: OperatorContext) {
+    this.follower = new PipelineFollower(ctx.connections, ctx.resultBackend);
+  }
 
   reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const [namespace, name] = splitKey(key);
-    const { api } = this.ctx;
-    const resource = await api.get<Pipeline>(PIPELINES, namespace, name);
+    const resource = await this.ctx.api.get<Pipeline>(PIPELINES, namespace, name);
     if (!resource || resource.metadata.deletionTimestamp) return;
     const now = this.ctx.now();
-    const spec = resource.spec;
+    const { spec } = resource;
     const generation = resource.metadata.generation;
+    const previousRuns = resource.status?.runs ?? [];
     let status: PipelineStatus = { ...(resource.status ?? {}), observedGeneration: generation };
-    let runs = [...(status.runs ?? [])];
-    let requeueAfterMs = IDLE_RESYNC_MS;
 
     const problem = spec.schedule ? scheduleProblem(spec.schedule, spec.timeZone) : undefined;
     if (problem) {
@@ -45,100 +46,40 @@ export class PipelineReconciler {
     }
 
     // 1. Start a run when one is due; persist it before enqueueing anything.
-    const due = this.dueRun(resource, now);
-    if (due.next) requeueAfterMs = Math.max(100, Math.min(requeueAfterMs, due.next.getTime() - now.getTime()));
-    if (due.time) {
-      const runName = `${name}-${Math.floor(due.time.getTime() / 1000)}`;
-      const active = runs.filter(isActive);
-      const policy = spec.concurrencyPolicy ?? "Allow";
-      status.lastScheduleTime = due.time.toISOString();
-      if (runs.some((r) => r.name === runName)) {
-        // Already planned by an earlier attempt.
-      } else if (policy === "Forbid" && active.length) {
-        await this.ctx.events.record(resource, "Normal", "RunSkipped", "Schedule", `run at ${due.time.toISOString()} skipped: ${active[0]!.name} is still active (concurrencyPolicy Forbid)`);
-      } else {
-        if (policy === "Replace") runs = runs.map((r) => (isActive(r) ? { ...r, state: "Replaced" as const, completionTime: now.toISOString() } : r));
-        runs.push(planRun(spec, runName, due.time));
-        await this.ctx.events.record(resource, "Normal", "RunCreated", "Schedule", `created run ${runName}`);
-      }
-      status.runs = runs;
+    const started = startDueRun(resource, now);
+    for (const note of started.notes) await this.ctx.events.record(resource, note.type, note.reason, "Schedule", note.message);
+    let runs = started.runs;
+    if (started.lastScheduleTime !== status.lastScheduleTime || runs.length !== previousRuns.length) {
+      status = { ...status, runs, lastScheduleTime: started.lastScheduleTime };
       if (!(await this.writeStatus(resource, status))) return { requeueAfterMs: 0 };
     }
+    let requeueAfterMs = started.next ? Math.max(100, Math.min(IDLE_RESYNC_MS, started.next.getTime() - now.getTime())) : IDLE_RESYNC_MS;
 
     // 2. Advance every active run.
     let brokerProblem: string | undefined;
     if (runs.some(isActive)) {
       requeueAfterMs = Math.min(requeueAfterMs, this.ctx.pipelineFollowMs);
       try {
-        const brokerUrl = await this.secret(namespace, spec.broker.secretRef);
-        const resultsUrl = spec.results ? await this.secret(namespace, spec.results.secretRef) : brokerUrl;
-        const advanced: PipelineRun[] = [];
-        for (const run of runs) advanced.push(isActive(run) ? await this.advance(resource, run, brokerUrl, resultsUrl, now) : run);
-        runs = advanced;
+        const broker = await this.secret(namespace, spec.broker.secretRef);
+        const results = spec.results ? await this.secret(namespace, spec.results.secretRef) : broker;
+        runs = await this.follower.advanceAll(spec, runs, { broker, results }, now);
       } catch (err) {
         brokerProblem = scrubCredentials((err as Error).message);
         log.warn("could not advance pipeline runs", { namespace, pipeline: name, error: brokerProblem });
       }
     }
-    for (const run of runs) {
-      const before = status.runs?.find((r) => r.name === run.name);
-      if (before && isActive(before) && !isActive(run)) {
-        this.ctx.metrics.pipelineRuns.inc({ namespace, pipeline: name, state: run.state });
-        await this.ctx.events.record(resource, run.state === "Succeeded" ? "Normal" : "Warning", `Run${run.state}`, "Follow", `run ${run.name} ${run.state.toLowerCase()}`);
-      }
+    for (const { run, note } of finishedRuns(status.runs ?? [], runs)) {
+      this.ctx.metrics.pipelineRuns.inc({ namespace, pipeline: name, state: run.state });
+      await this.ctx.events.record(resource, note.type, note.reason, "Follow", note.message);
     }
     runs = pruneRuns(runs, spec.successfulRunsHistoryLimit ?? 3, spec.failedRunsHistoryLimit ?? 1);
     status = { ...status, runs, lastRunState: runs[runs.length - 1]?.state ?? status.lastRunState };
     status.conditions = setCondition(status.conditions, brokerProblem
       ? { type: "Ready", status: "False", reason: "BrokerUnreachable", message: brokerProblem, observedGeneration: generation }
       : { type: "Ready", status: "True", reason: spec.suspend ? "Suspended" : "Reconciled", message: spec.schedule ? `schedule ${spec.schedule}` : "runs once", observedGeneration: generation }, now);
-    if (!(await this.writeStatus(resource, status))) return { requeueAfterMs: 0 };
+    if (!isDeepStrictEqual(status, resource.status) && !(await this.writeStatus(resource, status))) return { requeueAfterMs: 0 };
     return { requeueAfterMs };
   };
-
-  private dueRun(resource: Pipeline, now: Date): { time?: Date; next?: Date } {
-    const { spec, status } = resource;
-    if (spec.suspend) return {};
-    if (!spec.schedule) return status?.lastScheduleTime ? {} : { time: new Date(resource.metadata.creationTimestamp ?? now) };
-    const last = status?.lastScheduleTime ?? resource.metadata.creationTimestamp;
-    const check = checkSchedule(spec.schedule, { now, last: last ? new Date(last) : undefined, timeZone: spec.timeZone, startingDeadlineSeconds: spec.startingDeadlineSeconds });
-    return { time: check.due, next: check.next };
-  }
-
-  private async advance(resource: Pipeline, run: PipelineRun, brokerUrl: string, resultsUrl: string, now: Date): Promise<PipelineRun> {
-    const { spec } = resource;
-    const backend = this.ctx.resultBackend(resultsUrl);
-    const outcomes = new Map<string, StepOutcome[]>();
-    for (const step of run.steps) {
-      if (!step.enqueued || step.state === "Succeeded" || step.state === "Failed") continue;
-      const results: StepOutcome[] = [];
-      for (const ref of step.messages ?? []) {
-        try {
-          await backend.getResult(new Message({ queueName: ref.queue, actorName: ref.actor, messageId: ref.messageId }));
-          results.push({ state: "Succeeded" });
-        } catch (err) {
-          if (err instanceof ResultFailure) results.push({ state: "Failed", error: err.message });
-          else if (err instanceof ResultMissing) results.push({ state: "Missing" });
-          else throw err;
-        }
-      }
-      outcomes.set(step.name, results);
-    }
-    let next = promoteRunning(applyOutcomes(run, outcomes, now), now);
-    if (!isActive(next)) return next;
-    const segment = nextSegment(next, segmentsOf(spec.steps));
-    if (!segment) return next;
-    if (!runMatchesSpec(next, spec)) {
-      return { ...next, state: "Failed", completionTime: now.toISOString(), steps: next.steps.map((s) => (s.state === "Pending" ? { ...s, state: "Failed", error: "the Pipeline's steps changed during the run" } : s)) };
-    }
-    const messages = segment.flatMap((i) => stepMessages(spec.steps[i]!, next.steps[i]!));
-    await this.ctx.connections.use(brokerUrl, "enqueueing a pipeline run", async (broker) => {
-      if (spec.steps[segment[0]!]!.group) await group(messages, { broker }).run();
-      else await pipeline(messages, { broker }).run();
-    });
-    next = markEnqueued(next, segment, now);
-    return next;
-  }
 
   private async secret(namespace: string, ref: SecretRef): Promise<string> {
     const value = await this.ctx.api.secretValue(namespace, ref.name, ref.key ?? "url");
