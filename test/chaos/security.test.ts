@@ -48,7 +48,7 @@ async function passwordScenario({ cluster, queue }: BrokerRun, url: string, pass
 }
 
 /** How long `troupe worker` may take to give up on a broker it cannot use (a boot failure stops the group). */
-const BOOT_DEADLINE = 8000;
+const BOOT_DEADLINE = 15_000;
 
 function assertBootFailure(run: CliRun, codes: number[]): void {
   const got = run.code === undefined ? `still running ${BOOT_DEADLINE / 1000} s later` : `exit code ${run.code}`;

@@ -34,7 +34,8 @@ export class WorkerCluster extends CliProcess {
     const args = ["worker", chaosActors, "--broker", options.broker, "-Q", options.queue];
     args.push("--processes", String(options.processes ?? 1), "--threads", String(options.threads ?? 2));
     if (options.prefetch !== undefined) args.push("--prefetch", String(options.prefetch));
-    super(args, { ...process.env, TROUPE_LOG_LEVEL: "warning", ...options.env, TROUPE_CHAOS_TALLY: tallyFile });
+    // No metrics endpoint: many workers run at once here and would contend for its port.
+    super(args, { ...process.env, TROUPE_LOG_LEVEL: "warning", TROUPE_METRICS_PORT: "off", ...options.env, TROUPE_CHAOS_TALLY: tallyFile });
     this.dir = dir;
     this.tallyFile = tallyFile;
   }

@@ -51,7 +51,7 @@ export interface CliRun {
 
 /** Run `troupe ARGS...` to completion (or the deadline) and capture everything it prints. */
 export async function runCli(args: string[], { env = {}, timeout = 20_000 }: { env?: Record<string, string>; timeout?: number } = {}): Promise<CliRun> {
-  const run = new CliProcess(args, { ...process.env, ...env });
+  const run = new CliProcess(args, { ...process.env, TROUPE_METRICS_PORT: "off", ...env });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
