@@ -18,6 +18,8 @@ export interface ClusterOptions {
   prefetch?: number;
   /** Extra environment (TROUPE_REDIS_NAMESPACE, TROUPE_REDIS_HEARTBEAT_TIMEOUT, …). */
   env?: Record<string, string>;
+  /** Tally into this file instead of a fresh one (a second cluster continuing the first one's count). */
+  tallyFile?: string;
 }
 
 /**
@@ -30,7 +32,7 @@ export class WorkerCluster extends CliProcess {
 
   constructor(readonly options: ClusterOptions) {
     const dir = mkdtempSync(join(tmpdir(), "troupe-chaos-"));
-    const tallyFile = join(dir, "tally.txt");
+    const tallyFile = options.tallyFile ?? join(dir, "tally.txt");
     const args = ["worker", chaosActors, "--broker", options.broker, "-Q", options.queue];
     args.push("--processes", String(options.processes ?? 1), "--threads", String(options.threads ?? 2));
     if (options.prefetch !== undefined) args.push("--prefetch", String(options.prefetch));
@@ -58,6 +60,11 @@ export class WorkerCluster extends CliProcess {
 
   tally(): Tally {
     return readTally(this.tallyFile);
+  }
+
+  /** Another `troupe worker` with the same settings, adding to this one's tally (a restarted pod). */
+  sibling(): WorkerCluster {
+    return new WorkerCluster({ ...this.options, tallyFile: this.tallyFile });
   }
 
   /**

@@ -12,6 +12,16 @@ export function childrenOf(pid: number): number[] {
   }
 }
 
+/** Whether a process exists (signal 0 probes without signalling). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** `node <troupe cli> ARGS...` as a child process with its stdout and stderr captured together. */
 export class CliProcess {
   readonly child: ChildProcess;

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "amqplib";
+import { isRunning } from "./cli-process.js";
 import { freePort } from "./redis.js";
 import { until } from "./wait.js";
 
@@ -76,20 +77,11 @@ export class OwnRabbitServer {
     if (vm && vm !== child.pid) process.kill(vm, "SIGKILL");
     child.kill("SIGKILL");
     await exited;
-    await until(() => !vm || !alive(vm), `the RabbitMQ VM ${vm} to exit`, { timeout: 10_000 });
+    await until(() => !vm || !isRunning(vm), `the RabbitMQ VM ${vm} to exit`, { timeout: 10_000 });
   }
 
   async stop(): Promise<void> {
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
