@@ -10,13 +10,14 @@ const help = `Usage: troupe up -f FILE [-f FILE ...] [options]
 
 Run WorkerPool manifests on this machine, without Kubernetes: the operator's scaling decision drives local
 worker processes (one per replica) instead of a Deployment. Actor manifests in the files become run-time
-overrides for those workers. Module paths in a WorkerPool are relative to its manifest's directory.
+overrides for those workers; Pipelines run (once, or on their schedule) through the operator's pipeline engine.
+Module paths in a WorkerPool are relative to its manifest's directory.
 
 The broker URL comes from --broker, else from a Secret manifest in the files (the pool's broker.secretRef),
 else from $TROUPE_BROKER_URL.
 
 Options:
-  -f, --file FILE      a YAML file of WorkerPool / Actor / Secret documents (repeatable)
+  -f, --file FILE      a YAML file of WorkerPool / Actor / Pipeline / Secret documents (repeatable)
   -b, --broker URL     broker URL for every pool
       --quiet          do not pass worker output through
 

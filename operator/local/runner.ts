@@ -11,6 +11,7 @@ import { ACTORS_FILE } from "../resources/labels.js";
 import { workerArgs } from "../resources/workerpool.js";
 import { totalProcessed } from "../scaling/pod-load.js";
 import { PoolScaler } from "../scaling/pool-scaler.js";
+import { LocalPipelines } from "./local-pipelines.js";
 import { LocalPool } from "./local-pool.js";
 import type { LocalManifests } from "./manifests.js";
 
@@ -35,13 +36,15 @@ interface RunningPool {
 
 /**
  * `troupe up`: the WorkerPool reconciler's scaling half (same PoolScaler, same decision function) driving local worker
- * processes instead of a Deployment. Actor manifests become the overrides file the replicas watch.
+ * processes instead of a Deployment. Actor manifests become the overrides file the replicas watch; Pipelines run
+ * through the operator's pipeline engine.
  */
 export class LocalRunner {
   private readonly connections: BrokerConnections;
   private readonly scaler: PoolScaler;
   private readonly running: RunningPool[] = [];
   private workDir: string | undefined;
+  private pipelines: LocalPipelines | undefined;
   private stopped = false;
 
   constructor(
@@ -56,7 +59,6 @@ export class LocalRunner {
   async start(): Promise<void> {
     const { pools, actors, pipelines } = this.manifests;
     if (pools.length === 0) throw new Error("no WorkerPool in the manifests");
-    if (pipelines.length) log.warn("troupe up does not run Pipelines; use the operator", { pipelines: pipelines.map((p) => p.metadata.name) });
     const plans = pools.map((pool) => {
       const queues = poolQueues(pool, actors);
       const problems = workerPoolProblems(pool, queues);
@@ -64,6 +66,16 @@ export class LocalRunner {
       const brokerUrl = this.brokerUrlOf(pool);
       return { pool, queues, brokerUrl };
     });
+    const pipelinePlans = pipelines.map((pipeline) => {
+      const broker = this.options.brokerUrl ?? this.secretOrEnv(pipeline.spec.broker.secretRef, `Pipeline ${pipeline.metadata.name}`);
+      const results = pipeline.spec.results ? this.secret(pipeline.spec.results.secretRef.name, pipeline.spec.results.secretRef.key) : broker;
+      return { pipeline, urls: { broker, results } };
+    });
+    if (pipelinePlans.length) {
+      // Runs enqueue before the workers are up; their messages wait in the queues.
+      this.pipelines = new LocalPipelines(this.connections, this.options.report ?? (() => undefined));
+      this.pipelines.start(pipelinePlans);
+    }
     this.workDir = await mkdtemp(join(tmpdir(), "troupe-up-"));
     const overridesPath = join(this.workDir, ACTORS_FILE);
     await writeFile(overridesPath, JSON.stringify(actorOverrides(actors).overrides, null, 2));
@@ -114,12 +126,15 @@ export class LocalRunner {
   }
 
   private brokerUrlOf(pool: WorkerPool): string {
-    if (this.options.brokerUrl) return this.options.brokerUrl;
-    const ref = pool.spec.broker.secretRef;
+    return this.options.brokerUrl ?? this.secretOrEnv(pool.spec.broker.secretRef, `WorkerPool ${pool.metadata.name}`);
+  }
+
+  /** A broker URL: the Secret from the manifests, else $TROUPE_BROKER_URL. */
+  private secretOrEnv(ref: { name: string; key?: string }, owner: string): string {
     const fromManifests = this.manifests.secrets.get(`${ref.name}/${ref.key ?? "url"}`);
     if (fromManifests !== undefined) return fromManifests;
     if (process.env.TROUPE_BROKER_URL) return process.env.TROUPE_BROKER_URL;
-    throw new Error(`WorkerPool ${pool.metadata.name}: Secret ${ref.name} key ${ref.key ?? "url"} is not in the manifests: add the Secret, pass --broker, or set TROUPE_BROKER_URL`);
+    throw new Error(`${owner}: Secret ${ref.name} key ${ref.key ?? "url"} is not in the manifests: add the Secret, pass --broker, or set TROUPE_BROKER_URL`);
   }
 
   private secret(name: string, key = "url"): string {
@@ -132,6 +147,7 @@ export class LocalRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const entry of this.running) clearTimeout(entry.timer);
+    await this.pipelines?.stop();
     await Promise.all(this.running.map((e) => e.local.close()));
     await this.connections.close();
     if (this.workDir) await rm(this.workDir, { recursive: true, force: true });

@@ -97,6 +97,51 @@ for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] 
   });
 }
 
+describe("troupe up runs Pipelines with the operator's engine", () => {
+  test("a two-step pipeline runs on a scaled-from-zero pool and is reported as succeeded", async () => {
+    const queue = uniqueName("up_pipe");
+    const dir = await mkdtemp(join(tmpdir(), "troupe-up-pipe-"));
+    const redis = new Redis(REDIS_URL);
+    const lines: string[] = [];
+    let up: ChildProcess | undefined;
+    try {
+      const docs = [
+        { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: REDIS_URL } },
+        {
+          apiVersion: "troupe.dev/v1alpha1",
+          kind: "WorkerPool",
+          metadata: { name: "piped" },
+          spec: { image: "unused", modules: [fixture("operator-up")], queues: [queue], broker: { secretRef: { name: "broker" } }, threads: 1, autoscaling: { maxReplicas: 1, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 1 } },
+        },
+        {
+          apiVersion: "troupe.dev/v1alpha1",
+          kind: "Pipeline",
+          metadata: { name: "doubler" },
+          spec: { broker: { secretRef: { name: "broker" } }, steps: [{ name: "first", actor: "operator_up_double", queue, args: [3] }, { name: "second", actor: "operator_up_double", queue }] },
+        },
+      ];
+      await writeFile(join(dir, "pipe.yaml"), docs.map((d) => stringify(d)).join("---\n"));
+      up = spawn(process.execPath, [cliPath, "up", "-f", join(dir, "pipe.yaml"), "--quiet"], {
+        env: { ...process.env, TROUPE_TEST_UP_QUEUE: queue, TROUPE_LOG_LEVEL: "error" },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
+      await until(() => lines.some((l) => /^pipeline doubler: run doubler-\d+ succeeded$/.test(l)), "the run to succeed", { timeout: 30_000 });
+      assert.ok(lines.some((l) => l.startsWith("pipeline doubler: created run")));
+      assert.ok(lines.some((l) => l.startsWith("piped: 0 → 1 replicas")), lines.join("\n"));
+    } finally {
+      if (up && up.exitCode === null) {
+        const exited = new Promise((resolve) => up!.once("exit", resolve));
+        up.kill("SIGTERM");
+        await exited;
+      }
+      await redis.del(queue, `${queue}.DQ`, `${queue}.XQ`);
+      redis.disconnect();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("troupe up refuses unusable manifests before starting anything", () => {
   const cases: [string, string, RegExp][] = [
     ["a YAML syntax error", "kind: WorkerPool\n  bad: [", /pool\.yaml/],
@@ -110,6 +155,11 @@ describe("troupe up refuses unusable manifests before starting anything", () => 
       "a pool whose broker Secret is missing",
       "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], queues: [q], broker: { secretRef: { name: absent } } }\n",
       /Secret absent key url is not in the manifests/,
+    ],
+    [
+      "a Pipeline with an invalid schedule",
+      "apiVersion: v1\nkind: Secret\nmetadata: { name: b }\nstringData: { url: 'redis://127.0.0.1:6379/0' }\n---\napiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], queues: [q], broker: { secretRef: { name: b } } }\n---\napiVersion: troupe.dev/v1alpha1\nkind: Pipeline\nmetadata: { name: c }\nspec: { broker: { secretRef: { name: b } }, schedule: 'every day', steps: [{ name: s, actor: a }] }\n",
+      /Pipeline c: invalid schedule "every day"/,
     ],
   ];
   for (const [what, text, message] of cases) {
