@@ -67,12 +67,13 @@ export function decideReplicas(input: ScaleInput): ScaleDecision {
   else if (recommended < current) replicas = Math.min(current, Math.max(...within(spec.scaleDownStabilizationSeconds)));
   replicas = clamp(replicas, spec.minReplicas, spec.maxReplicas);
 
-  const stabilizing = replicas !== recommended && replicas === current;
+  const held = replicas !== recommended;
+  const window = recommended > current ? "scale-up" : "scale-down";
   return {
     replicas,
     recommended,
-    reason: stabilizing ? "Stabilizing" : replicas === current ? "Steady" : sizing,
-    message: stabilizing ? `${sizingMessage}; holding ${current} within the stabilisation window` : sizingMessage,
+    reason: replicas === current ? (held ? "Stabilizing" : "Steady") : sizing,
+    message: held ? `${sizingMessage}; ${replicas === current ? "holding" : "going to"} ${replicas} within the ${window} stabilisation window` : sizingMessage,
     history: [...past, { time: now, replicas: recommended }].slice(-1000),
   };
 }
