@@ -30,7 +30,7 @@ async function deleteRabbitQueues(url: string, queue: string): Promise<void> {
 
 async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: string, tally: Tally, workerEnv: Record<string, string>): Promise<BrokerResult> {
   const url = kind === "redis" ? settings.redisUrl : settings.amqpUrl;
-  const prefetch = 2 * settings.threads;
+  const { prefetch } = settings;
   const body = new Message({ queueName: "bench", actorName: "bench_noop", args: ["raw"] }).encode();
   progress(`${kind}: raw client loop (${settings.messages} messages, prefetch ${prefetch})`);
   const loop = { messages: settings.messages, batchSize: settings.batchSize, prefetch, sendBudget: settings.sendBudget };

@@ -35,6 +35,8 @@ export interface BenchSettings {
   /** Worker process counts to measure, each with `threads` threads (BENCH_PROCESSES, default "1,<CPU count>"). */
   processes: number[];
   threads: number;
+  /** Per-queue prefetch of each worker process and of the raw consume loops (BENCH_PREFETCH, default the worker's: 2 × threads). */
+  prefetch: number;
   workloads: Workload[];
   bullmqConcurrency: number[];
   /** Messages per enqueueMany call. */
@@ -71,6 +73,7 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
   const quick = values.quick ?? false;
   const cores = availableParallelism();
   const processes = (env.BENCH_PROCESSES ?? (quick ? "1" : `1,${cores}`)).split(",").map((p) => Math.round(positive(p, 1, "BENCH_PROCESSES")));
+  const threads = Math.round(positive(env.BENCH_THREADS, 8, "BENCH_THREADS"));
   const phaseBudget = positive(env.BENCH_PHASE_SECONDS, quick ? 20 : 60, "BENCH_PHASE_SECONDS") * 1000;
   const latencyLoad = positive(env.BENCH_LATENCY_LOAD, 0.5, "BENCH_LATENCY_LOAD");
   if (latencyLoad >= 1) throw new Error("BENCH_LATENCY_LOAD must be below 1 (a share of the measured capacity)");
@@ -83,7 +86,8 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
     amqpUrl: env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672",
     brokers: list(env.BENCH_BROKERS, ["redis", "rabbitmq"] as const, ["redis", "rabbitmq"], "BENCH_BROKERS"),
     processes: [...new Set(processes)],
-    threads: Math.round(positive(env.BENCH_THREADS, 8, "BENCH_THREADS")),
+    threads,
+    prefetch: Math.round(positive(env.BENCH_PREFETCH, 2 * threads, "BENCH_PREFETCH")),
     workloads: list(env.BENCH_WORKLOADS, ["noop", "io", "cpu"] as const, ["noop", "io", "cpu"], "BENCH_WORKLOADS").map((w) => WORKLOADS[w]),
     bullmqConcurrency: [8, 50],
     batchSize: 1000,

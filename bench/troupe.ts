@@ -76,7 +76,7 @@ export async function measureEnqueue(target: TroupeTarget): Promise<{ single: nu
 
 async function startWorker(target: TroupeTarget, processes: number): Promise<WorkerProcess> {
   await target.tally.forgetWorkers();
-  return new WorkerProcess({ brokerUrl: target.brokerUrl, processes, threads: target.settings.threads, queue: target.queue, env: target.env });
+  return new WorkerProcess({ brokerUrl: target.brokerUrl, processes, threads: target.settings.threads, prefetch: target.settings.prefetch, queue: target.queue, env: target.env });
 }
 
 /** Stop the worker gracefully; note a process tree that had to be killed after its graceful stop. */

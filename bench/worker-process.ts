@@ -12,6 +12,7 @@ export interface WorkerProcessOptions {
   brokerUrl: string;
   processes: number;
   threads: number;
+  prefetch: number;
   queue: string;
   /** Extra environment (tally location, Redis namespace). */
   env: Record<string, string>;
@@ -30,7 +31,7 @@ export class WorkerProcess {
   private stderrTail = "";
 
   constructor(options: WorkerProcessOptions) {
-    const args = [cliMain, "worker", benchActors, "--broker", options.brokerUrl, "--processes", String(options.processes), "--threads", String(options.threads), "-Q", options.queue];
+    const args = [cliMain, "worker", benchActors, "--broker", options.brokerUrl, "--processes", String(options.processes), "--threads", String(options.threads), "--prefetch", String(options.prefetch), "-Q", options.queue];
     this.child = spawn(process.execPath, args, {
       env: {
         ...process.env,
