@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Message, RabbitmqBroker, type MessageProxy } from "troupe";
 import { AMQP_URL, uniqueName } from "../support/env.js";
-import { RawAmqp, globalRabbitmqBroker, managementUrl, startFixtureWorker } from "../support/rabbitmq.js";
+import { RawAmqp, ackingConsumer, globalRabbitmqBroker, managementUrl, startFixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_delivery");
@@ -71,20 +71,10 @@ describe("RabbitMQ delivery", () => {
     });
 
     test("a consumer whose queue is deleted declares it again and keeps consuming", async () => {
-      const delivered: string[] = [];
-      let lost = 0;
-      const consumer = broker.consume(queue, {
-        prefetch: 5,
-        onMessage: (proxy) => {
-          delivered.push(proxy.message.args[0] as string);
-          void consumer.ack(proxy);
-        },
-        onConnectionLost: () => lost++,
-      });
-      await consumer.start();
+      const { consumer, delivered, lost } = await ackingConsumer(broker, queue, 5);
       try {
         await raw.deleteQueues(queue);
-        await until(() => lost === 1, "the consumer to notice the deletion");
+        await until(() => lost() === 1, "the consumer to notice the deletion");
         await until(async () => (await raw.consumerCount(queue)) === 1, "the consumer to subscribe again");
         await broker.enqueue(tallyMessage("after-delete"));
         await until(() => delivered.includes("after-delete"), "the delivery after the re-declare");
@@ -140,9 +130,7 @@ describe("RabbitMQ delivery", () => {
       for (const proxy of [...delivered].reverse()) if (!running.has(proxy)) await consumer.ack(proxy);
       await until(async () => (await broker.queueStats(queue)).inFlight === 2, "two deliveries still unacked");
       await consumer.close();
-      const back: string[] = [];
-      for (let got = await raw.channel.get(queue, { noAck: true }); got; got = await raw.channel.get(queue, { noAck: true })) back.push(Message.decode(got.content).args[0] as string);
-      assert.deepEqual(back.sort(), ["o0", "o5"]);
+      assert.deepEqual((await raw.drainIds(queue)).sort(), ["o0", "o5"]);
     });
 
     test("stats of a missing queue are zero, even alongside concurrent stats of an existing one", async () => {

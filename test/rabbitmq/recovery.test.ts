@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BrokerConnectionError, ConnectionClosed, Message, RabbitmqBroker, type MessageProxy } from "troupe";
 import { AMQP_URL, cliPath, fixture, uniqueName } from "../support/env.js";
-import { BrokerRelay, RawAmqp, captureLogs, closeConnectionsOf, globalRabbitmqBroker, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, ackingConsumer, captureLogs, closeConnectionsOf, globalRabbitmqBroker, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_recovery");
@@ -57,7 +57,7 @@ describe("RabbitMQ recovery", () => {
     await broker.enqueueMany(messages);
     const child = spawn(process.execPath, [cliPath, "worker", modules[0]!, "--broker", AMQP_URL, "--processes", "1", "--threads", "4"], {
       // No metrics endpoint: its fixed port may be taken by another test's worker running at the same time.
-      env: { ...process.env, TROUPE_TEST_TALLY_FILE: tallyFile, TROUPE_LOG_LEVEL: "critical", TROUPE_METRICS_PORT: "off" },
+      env: { ...process.env, TROUPE_TEST_TALLY_FILE: tallyFile, TROUPE_LOG_LEVEL: "error", TROUPE_METRICS_PORT: "off" },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
@@ -74,7 +74,9 @@ describe("RabbitMQ recovery", () => {
       const all = await until(async () => {
         const seen = await lines();
         return new Set(seen.map((l) => l.split(" ")[0])).size >= messages.length ? seen : undefined;
-      }, "every message to run after the kill", { timeout: 60_000, interval: 50 });
+      }, "every message to run after the kill", { timeout: 60_000, interval: 50 }).catch((err: Error) => {
+        throw new Error(`${err.message}; the worker CLI wrote: ${stderr.slice(-3000)}`);
+      });
       const pids = new Set(all.map((l) => l.split(" ")[1]));
       assert.ok(pids.size >= 2, "a restarted process finished the work");
       const duplicates = assertAllRan(messages.map((m) => m.args[0] as string), all.map((l) => l.split(" ")[0]!));
@@ -117,9 +119,7 @@ describe("RabbitMQ recovery", () => {
       const waiting = patient.enqueue(tally("during"));
       await relay.start();
       await waiting;
-      const bodies: string[] = [];
-      for (let got = await raw.channel.get(queue, { noAck: true }); got; got = await raw.channel.get(queue, { noAck: true })) bodies.push(Message.decode(got.content).args[0] as string);
-      assert.deepEqual(bodies, ["before", "during"]);
+      assert.deepEqual(await raw.drainIds(queue), ["before", "during"]);
     } finally {
       await Promise.all([impatient.close(), patient.close()]);
       await relay.stop();
@@ -153,27 +153,17 @@ describe("RabbitMQ recovery", () => {
     const relay = new BrokerRelay();
     await relay.start();
     const cut = new RabbitmqBroker(`amqp://guest:guest@127.0.0.1:${relay.port}/`, { maxReconnectDelay: 100 });
-    const seen = new Set<string>();
-    let lost = 0;
     try {
       await cut.connect();
-      const consumer = cut.consume(queue, {
-        prefetch: 20,
-        onMessage: (proxy) => {
-          seen.add(proxy.message.args[0] as string);
-          void consumer.ack(proxy);
-        },
-        onConnectionLost: () => lost++,
-      });
-      await consumer.start();
+      const { consumer, delivered, lost } = await ackingConsumer(cut, queue, 20);
       const messages = slowTallies("o", 200, 0);
       await broker.enqueueMany(messages.slice(0, 100));
-      await until(() => seen.size >= 20, "the first deliveries");
+      await until(() => delivered.length >= 20, "the first deliveries");
       await relay.stop();
-      await until(() => lost >= 1, "the consumer to notice the outage");
+      await until(() => lost() >= 1, "the consumer to notice the outage");
       await broker.enqueueMany(messages.slice(100));
       await relay.start();
-      await until(() => messages.every((m) => seen.has(m.args[0] as string)), "every message after the outage", { timeout: 30_000 });
+      await until(() => messages.every((m) => delivered.includes(m.args[0] as string)), "every message after the outage", { timeout: 30_000 });
       await consumer.close();
     } finally {
       await cut.close();

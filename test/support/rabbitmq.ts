@@ -3,7 +3,7 @@ import { createServer as createTcpServer, connect as netConnect, type AddressInf
 import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import { promisify } from "node:util";
 import { connect, type Channel, type ChannelModel } from "amqplib";
-import { RabbitmqBroker, Worker, setBroker, setLogLevel, setLogSink, type Broker, type RabbitmqBrokerOptions, type WorkerOptions } from "troupe";
+import { Message, RabbitmqBroker, Worker, setBroker, setLogLevel, setLogSink, type Broker, type Consumer, type RabbitmqBrokerOptions, type WorkerOptions } from "troupe";
 import { AMQP_URL, fixture } from "./env.js";
 import { EventLog } from "./events.js";
 import { until } from "./wait.js";
@@ -44,6 +44,13 @@ export class RawAmqp {
     } finally {
       await channel.close().catch(() => undefined);
     }
+  }
+
+  /** Take every ready message off a server queue and return each one's first argument (the tests' message ids). */
+  async drainIds(name: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (let got = await this.channel.get(name, { noAck: true }); got; got = await this.channel.get(name, { noAck: true })) ids.push(Message.decode(got.content).args[0] as string);
+    return ids;
   }
 
   /** Delete the server queues of canonical queues: `q`, `q.DQ` and `q.XQ`. */
@@ -197,4 +204,28 @@ export async function captureLogs<T>(lines: string[], fn: () => Promise<T>): Pro
     setLogSink(previous);
     setLogLevel((process.env.TROUPE_LOG_LEVEL as Parameters<typeof setLogLevel>[0] | undefined) ?? "info");
   }
+}
+
+export interface AckingConsumer {
+  consumer: Consumer;
+  /** First argument of every delivery, in delivery order. */
+  delivered: string[];
+  /** How many times the consumer reported a lost channel or connection. */
+  lost(): number;
+}
+
+/** A consumer (no worker) that acks every delivery at once and records what it saw. */
+export async function ackingConsumer(broker: Broker, queue: string, prefetch: number): Promise<AckingConsumer> {
+  const delivered: string[] = [];
+  let lost = 0;
+  const consumer: Consumer = broker.consume(queue, {
+    prefetch,
+    onMessage: (proxy) => {
+      delivered.push(proxy.message.args[0] as string);
+      void consumer.ack(proxy);
+    },
+    onConnectionLost: () => lost++,
+  });
+  await consumer.start();
+  return { consumer, delivered, lost: () => lost };
 }
