@@ -166,6 +166,19 @@ describe("fake API server semantics, through the real client", () => {
     await assert.rejects(cr.get("workerpools", ns, "owner"), (e) => code(e) === 404);
   });
 
+  test("LIST pages with limit / continue; deleting a namespace deletes what is in it", async () => {
+    const scratch = await createNamespace(kc);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    for (const name of ["p1", "p2", "p3"]) await core.createNamespacedConfigMap({ namespace: scratch, body: { metadata: { name } } });
+    const first = await core.listNamespacedConfigMap({ namespace: scratch, limit: 2 });
+    assert.deepEqual(first.items.map((i) => i.metadata!.name), ["p1", "p2"]);
+    const rest = await core.listNamespacedConfigMap({ namespace: scratch, limit: 2, _continue: first.metadata!._continue });
+    assert.deepEqual(rest.items.map((i) => i.metadata!.name), ["p3"]);
+    assert.equal(rest.metadata!._continue, undefined);
+    await core.deleteNamespace({ name: scratch });
+    await until(() => fake.list("", "configmaps", scratch).length === 0, "the namespace's objects to go");
+  });
+
   test("a missing namespace is 404; injected faults answer with their status", async () => {
     await assert.rejects(cr.create("actors", "no-such-namespace", { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "x" }, spec: { actorName: "x" } }), (e) => code(e) === 404);
     const clear = fake.injectFault((r) => (r.path.includes("/actors") ? 503 : undefined));
