@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { MemoryBroker, Message, ResultFailure, Retries, computeBackoff, type MessageProxy } from "troupe";
+import { MemoryBroker, Message, MessageProxy, ResultFailure, Retries, computeBackoff } from "troupe";
 import { workerForSuite } from "../support/middleware.js";
 
 describe("compute_backoff", () => {
@@ -93,13 +93,7 @@ describe("Retries when the retry cannot be enqueued", () => {
     }
     const broker = new BrokenBroker();
     await import("../fixtures/middleware.js");
-    const proxy = { message: new Message({ queueName: "default", actorName: "mw_flaky", args: ["z", 1] }), failed: false } as unknown as MessageProxy;
-    Object.defineProperty(proxy, "options", { get: () => proxy.message.options });
-    Object.defineProperty(proxy, "actorName", { get: () => proxy.message.actorName });
-    proxy.fail = (reason?: string) => {
-      proxy.failed = true;
-      proxy.deadLetterReason = reason;
-    };
+    const proxy = new MessageProxy(new Message({ queueName: "default", actorName: "mw_flaky", args: ["z", 1] }), "default", undefined);
     await new Retries().afterProcessMessage(broker, proxy, { exception: new Error("first failure") });
     assert.equal(proxy.failed, true);
     assert.match(proxy.deadLetterReason ?? "", /could not enqueue the retry: broker down/);
