@@ -38,7 +38,8 @@ export function poolDeployment(pool: WorkerPool, queues: readonly string[], repl
       terminationGracePeriodSeconds: (s.shutdownTimeoutSeconds ?? 30) + 15,
       ...(s.serviceAccountName ? { serviceAccountName: s.serviceAccountName } : {}),
       automountServiceAccountToken: false,
-      securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: "RuntimeDefault" } },
+      // The image's own numeric non-root user (the Troupe image's 1000), so files a derived image added stay readable.
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
       containers: [
         {
           name: "worker",
