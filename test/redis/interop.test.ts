@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
-import { Message, RedisBroker, RedisRateLimiterBackend, ResultFailure, Worker, group, pipeline, setBroker, setRateLimiterBackend, setResultBackend } from "troupe";
+import { Message, RedisBroker, RedisRateLimiterBackend, RedisResultBackend, ResultFailure, Worker, group, pipeline, setBroker, setRateLimiterBackend, setResultBackend } from "troupe";
 import { EventLog } from "../support/events.js";
 import { REDIS_URL, fixture, goldenDir, uniqueName } from "../support/env.js";
 import { deleteNamespace, dumpNamespace, redisClient } from "../support/redis.js";
@@ -50,12 +50,13 @@ describe("redis broker interop with Dramatiq's golden data", () => {
   let worker: Worker;
   let events: EventLog;
   let limiter: RedisRateLimiterBackend;
+  let results: RedisResultBackend;
   const rawKeys: string[] = [];
 
   before(async () => {
     client = redisClient(REDIS_URL);
     broker = setBroker(new RedisBroker(REDIS_URL, { namespace })) as RedisBroker;
-    setResultBackend(broker.createResultBackend());
+    results = setResultBackend(broker.createResultBackend()) as RedisResultBackend;
     limiter = setRateLimiterBackend(new RedisRateLimiterBackend({ url: REDIS_URL })) as RedisRateLimiterBackend;
     await import(modules[0]!);
     events = new EventLog();
@@ -68,6 +69,7 @@ describe("redis broker interop with Dramatiq's golden data", () => {
     await worker.stop(5000);
     await broker.close();
     await limiter.close();
+    await results.close();
     await deleteNamespace(client, namespace);
     if (rawKeys.length) await client.del(...rawKeys);
     client.disconnect();

@@ -62,6 +62,8 @@ export class RedisBroker extends Broker {
   private readonly dispatch: Dispatch;
   private readonly wake: WakeSubscriber;
   private readonly consumers = new Map<string, Set<RedisConsumer>>();
+  /** Every queue consumed in this process's life: only fetches create ack sets. */
+  private readonly consumedQueues = new Set<string>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private everReady = false;
@@ -131,9 +133,8 @@ export class RedisBroker extends Broker {
 
   /** Leave the heartbeat set when no ack set of ours is left, so stopped processes do not linger there. */
   private async retireHeartbeat(): Promise<void> {
-    const pattern = `${globEscape(this.namespace)}:__acks__.${this.workerId}.*`;
-    const [, keys] = await this.client.scan(0, "MATCH", pattern, "COUNT", 1000);
-    if (keys.length === 0) await this.client.zrem(this.dispatch.heartbeatsKey, this.workerId);
+    const ackSets = [...this.consumedQueues].map((queue) => this.dispatch.ackSetKey(queue));
+    if (ackSets.length === 0 || (await this.client.exists(...ackSets)) === 0) await this.client.zrem(this.dispatch.heartbeatsKey, this.workerId);
   }
 
   private maybeMaintain(queue: string): void {
@@ -191,6 +192,7 @@ export class RedisBroker extends Broker {
       this.consumers.set(queue, set);
     }
     const peers = set;
+    this.consumedQueues.add(queue);
     const consumer: RedisConsumer = new RedisConsumer(this.dispatch, queue, options, {
       maxFetch: this.maxUnpackedMessages,
       maxPollInterval: this.maxPollInterval,

@@ -28,10 +28,25 @@ export function createRedisClient(options: RedisConnectionOptions, purpose: stri
     connectTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 100, 2000),
     connectionName: `troupe-${purpose}`,
+    ...sentinelsFromEnv(),
     ...options.redis,
     ...overrides,
   });
   return watchRedisClient(client, purpose, url);
+}
+
+/**
+ * Sentinel for command-line use: TROUPE_REDIS_SENTINELS="host:port,host:port" and TROUPE_REDIS_SENTINEL_NAME
+ * (master name, default "mymaster"); the URL then only supplies the password and db.
+ */
+function sentinelsFromEnv(): RedisOptions {
+  const list = process.env.TROUPE_REDIS_SENTINELS;
+  if (!list) return {};
+  const sentinels = list.split(",").map((entry) => {
+    const [host, port] = entry.trim().split(":");
+    return { host: host || "127.0.0.1", port: Number(port || 26379) };
+  });
+  return { sentinels, name: process.env.TROUPE_REDIS_SENTINEL_NAME || "mymaster" };
 }
 
 /** Another connection with `client`'s settings (for blocking commands), logged the same way. */

@@ -8,8 +8,9 @@ import type { Redis } from "ioredis";
 const SCRIPT_DIR = new URL("../../../../worker/brokers/redis/", import.meta.url);
 
 const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "requeue", "promote", "purge", "maintenance", "stats"] as const;
-const RATE_LIMIT_SCRIPTS = ["rate-limit-adjust", "rate-limit-incr-and-sum"] as const;
-type ScriptName = (typeof BROKER_SCRIPTS)[number] | (typeof RATE_LIMIT_SCRIPTS)[number];
+/** Rate-limit scripts with their key count (undefined: the caller passes it, for variable key lists). */
+const RATE_LIMIT_SCRIPTS = { "rate-limit-adjust": 1, "rate-limit-incr-and-sum": undefined } as const;
+type ScriptName = (typeof BROKER_SCRIPTS)[number] | keyof typeof RATE_LIMIT_SCRIPTS;
 
 const sources = new Map<ScriptName, string>();
 
@@ -59,7 +60,8 @@ export function withBrokerScripts(client: Redis): Redis & BrokerCommands {
 }
 
 export function withRateLimitScripts(client: Redis): Redis & RateLimitCommands {
-  client.defineCommand(commandName("rate-limit-adjust"), { lua: source("rate-limit-adjust"), numberOfKeys: 1 });
-  client.defineCommand(commandName("rate-limit-incr-and-sum"), { lua: source("rate-limit-incr-and-sum") });
+  for (const [name, numberOfKeys] of Object.entries(RATE_LIMIT_SCRIPTS) as [ScriptName, number | undefined][]) {
+    client.defineCommand(commandName(name), { lua: source(name), numberOfKeys });
+  }
   return client as Redis & RateLimitCommands;
 }
