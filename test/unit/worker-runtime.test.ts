@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { MemoryBroker, Message, TimeLimitExceeded, Worker, setBroker, type Middleware } from "troupe";
 import { EventLog } from "../support/events.js";
 import { fixture } from "../support/env.js";
+import { until } from "../support/wait.js";
 
 const modules = [fixture("basic")];
 
@@ -60,6 +61,9 @@ describe("worker runtime on the memory broker", () => {
     await events.count("crash", 1);
     await record.send("after-crash");
     await events.waitFor((e) => e.some((x) => x.kind === "record" && x.id === "after-crash"), "record after crash");
+    // The crash's outcome is recorded when the pool sees the thread exit; only then is a replacement started.
+    await until(async () => (await broker.deadLetters("default")).some((d) => d.message?.actorName === "crash"), "the crash to be dead-lettered");
+    await until(() => worker.readyThreads === 2, "the crashed thread to be replaced");
   });
 
   test("a CPU-bound actor past its time limit is stopped and its thread replaced", async () => {
@@ -94,4 +98,10 @@ describe("worker runtime on the memory broker", () => {
     await events.waitFor((e) => e.some((x) => x.kind === "record" && x.id === "delayed"), "delayed record");
     assert.ok(Date.now() - sentAt >= 150, "ran no earlier than its delay");
   });
+});
+
+test("a worker whose actor module fails to import in its threads rejects start and leaves no thread running", async () => {
+  const broker = new MemoryBroker();
+  const worker = new Worker(broker, { modules: [fixture("does-not-exist")], threads: 2 });
+  await assert.rejects(worker.start(), /does-not-exist|Cannot find module/);
 });

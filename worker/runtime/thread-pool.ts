@@ -65,9 +65,22 @@ export class ThreadPool extends EventEmitter {
     return this.tasks.size;
   }
 
+  /** Threads that have loaded the actor modules and take work (fewer while a thread is being replaced). */
+  get readyThreads(): number {
+    return this.threads.filter((t) => t?.ready).length;
+  }
+
   /** Start every thread and wait until each has imported the actor modules. Rejects if an import fails. */
   async start(): Promise<void> {
-    await Promise.all(Array.from({ length: this.options.size }, (_, index) => this.spawn(index)));
+    const booting = Array.from({ length: this.options.size }, (_, index) => this.spawn(index));
+    try {
+      await Promise.all(booting);
+    } catch (err) {
+      // One thread could not load the modules: stop the others too, or they keep the process alive.
+      await Promise.allSettled(booting);
+      await this.stop();
+      throw err;
+    }
   }
 
   private spawn(index: number): Promise<void> {

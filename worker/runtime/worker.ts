@@ -82,6 +82,11 @@ export class Worker implements WorkerInfo {
     return this.work.size + this.inFlight.size + this.delayed.size;
   }
 
+  /** Worker threads able to take work now (a crashed or time-limited thread is being replaced otherwise). */
+  get readyThreads(): number {
+    return this.pool.readyThreads;
+  }
+
   /** How many messages are running now, per the operator's pod-deletion-cost. */
   get running(): number {
     return this.inFlight.size;
