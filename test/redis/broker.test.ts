@@ -3,10 +3,9 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { Redis } from "ioredis";
-import { ConnectionFailed, Message, RedisBroker, Worker, setBroker, type MessageProxy } from "troupe";
-import { EventLog } from "../support/events.js";
+import { ConnectionFailed, Message, RedisBroker, type MessageProxy, type Worker } from "troupe";
 import { REDIS_URL, cliPath, fixture, uniqueName } from "../support/env.js";
-import { deleteNamespace, freePort, redisClient } from "../support/redis.js";
+import { RedisWorkerHarness, deleteNamespace, freePort, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
 const run = promisify(execFile);
@@ -14,27 +13,15 @@ const modules = [fixture("redis-golden")];
 
 describe("redis broker with a Troupe worker", () => {
   const namespace = uniqueName("rb");
-  let client: Redis;
-  let broker: RedisBroker;
+  const harness = new RedisWorkerHarness(REDIS_URL, namespace, modules);
+  const { client, broker, events } = harness;
   let worker: Worker;
-  let events: EventLog;
 
   before(async () => {
-    client = redisClient(REDIS_URL);
-    broker = setBroker(new RedisBroker(REDIS_URL, { namespace })) as RedisBroker;
-    await import(modules[0]!);
-    events = new EventLog();
-    worker = new Worker(broker, { modules, threads: 2 });
-    await worker.start();
+    worker = await harness.start();
   });
 
-  after(async () => {
-    events.close();
-    await worker.stop(5000);
-    await broker.close();
-    await deleteNamespace(client, namespace);
-    client.disconnect();
-  });
+  after(() => harness.close());
 
   test("garbage in the message hash is dead-lettered with a reason and the worker keeps running", async () => {
     const key = `${namespace}:golden_q`;

@@ -4,10 +4,9 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
-import { Message, RedisBroker, RedisRateLimiterBackend, RedisResultBackend, ResultFailure, Worker, group, pipeline, setBroker, setRateLimiterBackend, setResultBackend } from "troupe";
-import { EventLog } from "../support/events.js";
+import { Message, RedisBroker, RedisRateLimiterBackend, RedisResultBackend, ResultFailure, group, pipeline, setRateLimiterBackend, setResultBackend } from "troupe";
 import { REDIS_URL, fixture, goldenDir, uniqueName } from "../support/env.js";
-import { deleteNamespace, dumpNamespace, redisClient } from "../support/redis.js";
+import { RedisWorkerHarness, deleteNamespace, dumpNamespace } from "../support/redis.js";
 
 interface GoldenKey {
   type: string;
@@ -45,34 +44,19 @@ const modules = [fixture("redis-golden")];
 
 describe("redis broker interop with Dramatiq's golden data", () => {
   const namespace = uniqueName("golden");
-  let client: Redis;
-  let broker: RedisBroker;
-  let worker: Worker;
-  let events: EventLog;
-  let limiter: RedisRateLimiterBackend;
-  let results: RedisResultBackend;
+  const harness = new RedisWorkerHarness(REDIS_URL, namespace, modules);
+  const { client, broker, events } = harness;
+  const results = setResultBackend(broker.createResultBackend()) as RedisResultBackend;
+  const limiter = setRateLimiterBackend(new RedisRateLimiterBackend({ url: REDIS_URL })) as RedisRateLimiterBackend;
   const rawKeys: string[] = [];
 
-  before(async () => {
-    client = redisClient(REDIS_URL);
-    broker = setBroker(new RedisBroker(REDIS_URL, { namespace })) as RedisBroker;
-    results = setResultBackend(broker.createResultBackend()) as RedisResultBackend;
-    limiter = setRateLimiterBackend(new RedisRateLimiterBackend({ url: REDIS_URL })) as RedisRateLimiterBackend;
-    await import(modules[0]!);
-    events = new EventLog();
-    worker = new Worker(broker, { modules, threads: 2 });
-    await worker.start();
-  });
+  before(() => harness.start());
 
   after(async () => {
-    events.close();
-    await worker.stop(5000);
-    await broker.close();
+    if (rawKeys.length) await client.del(...rawKeys);
+    await harness.close();
     await limiter.close();
     await results.close();
-    await deleteNamespace(client, namespace);
-    if (rawKeys.length) await client.del(...rawKeys);
-    client.disconnect();
   });
 
   test("messages written by Dramatiq are consumed by a Troupe worker, leaving nothing behind", async () => {

@@ -4,6 +4,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { RedisBroker, Worker, setBroker } from "troupe";
+import { EventLog } from "./events.js";
 import { until } from "./wait.js";
 
 /** A plain client for inspecting and seeding Redis in tests. */
@@ -81,5 +83,38 @@ export class OwnRedisServer {
   async stop(): Promise<void> {
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A Troupe worker on a Redis broker in its own namespace, with the events its fixture actors report. */
+export class RedisWorkerHarness {
+  readonly client: Redis;
+  readonly broker: RedisBroker;
+  readonly events = new EventLog();
+  private worker: Worker | undefined;
+
+  constructor(
+    readonly url: string,
+    readonly namespace: string,
+    private readonly modules: string[],
+  ) {
+    this.client = redisClient(url);
+    this.broker = setBroker(new RedisBroker(url, { namespace })) as RedisBroker;
+  }
+
+  async start(threads = 2): Promise<Worker> {
+    for (const module of this.modules) await import(module);
+    this.worker = new Worker(this.broker, { modules: this.modules, threads });
+    await this.worker.start();
+    return this.worker;
+  }
+
+  /** Stop the worker, close the broker and delete every key of the namespace. */
+  async close(): Promise<void> {
+    this.events.close();
+    await this.worker?.stop(5000);
+    await this.broker.close();
+    await deleteNamespace(this.client, this.namespace);
+    this.client.disconnect();
   }
 }

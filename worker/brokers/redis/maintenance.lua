@@ -1,23 +1,23 @@
 -- Dramatiq's maintenance for one queue: give the unacked messages of dead workers (heartbeat older than the
 -- timeout) back to the queue, forget dead workers with no ack set left, and expire old dead letters.
 -- KEYS[1] = namespace. ARGV = now, queue_name, worker_id, heartbeat_timeout, dead_message_ttl, max_unpack.
+-- @include push-ids
+
 local ns = KEYS[1]
 local now = tonumber(ARGV[1])
 local queue_name = ARGV[2]
-local queue = ns .. ":" .. queue_name
-local msgs = queue .. ".msgs"
+local msgs = ns .. ":" .. queue_name .. ".msgs"
 local heartbeats = ns .. ":__heartbeats__"
 local max_unpack = tonumber(ARGV[6])
 redis.call("zadd", heartbeats, ARGV[1], ARGV[3])
 
-local recovered, length = 0, 0
+local recovered = {}
 local dead_workers = redis.call("zrangebyscore", heartbeats, "-inf", now - tonumber(ARGV[4]))
 for _, worker in ipairs(dead_workers) do
   local acks = ns .. ":__acks__." .. worker .. "." .. queue_name
   for _, id in ipairs(redis.call("smembers", acks)) do
     if redis.call("hexists", msgs, id) == 1 then
-      length = redis.call("rpush", queue, id)
-      recovered = recovered + 1
+      recovered[#recovered + 1] = id
     end
   end
   redis.call("del", acks)
@@ -25,9 +25,7 @@ for _, worker in ipairs(dead_workers) do
     redis.call("zrem", heartbeats, worker)
   end
 end
-if recovered > 0 and length == recovered then
-  redis.call("publish", ns .. ":__wake__." .. queue_name, "")
-end
+push_ids(ns, queue_name, recovered)
 
 local xq = ns .. ":" .. string.gsub(queue_name, "%.DQ$", "") .. ".XQ"
 local cutoff = now - tonumber(ARGV[5])
@@ -40,4 +38,4 @@ while true do
   redis.call("hdel", xq .. ".msgs", unpack(expired))
   redis.call("hdel", xq .. ".reasons", unpack(expired))
 end
-return recovered
+return #recovered

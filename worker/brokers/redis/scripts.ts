@@ -14,11 +14,13 @@ type ScriptName = (typeof BROKER_SCRIPTS)[number] | keyof typeof RATE_LIMIT_SCRI
 
 const sources = new Map<ScriptName, string>();
 
-/** Read a script once per process. */
+/** Read a script once per process, with `-- @include <name>` lines replaced by `includes/<name>.lua`. */
 function source(name: ScriptName): string {
   let lua = sources.get(name);
   if (lua === undefined) {
-    lua = readFileSync(new URL(`${name}.lua`, SCRIPT_DIR), "utf8");
+    lua = readFileSync(new URL(`${name}.lua`, SCRIPT_DIR), "utf8").replace(/^-- @include ([\w-]+)$/gm, (_line, include: string) =>
+      readFileSync(new URL(`includes/${include}.lua`, SCRIPT_DIR), "utf8"),
+    );
     sources.set(name, lua);
   }
   return lua;
