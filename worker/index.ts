@@ -4,6 +4,9 @@ export { Message, type MessageData, type MessageOptions, type GetResultOptions }
 export type { ActorOptions, SendOptions, WireOptions, ErrorMatcher, ActorRef } from "./options.js";
 export { Broker, type Consumer, type ConsumeOptions, type QueueStats, type DeadLetter, type EnqueueOptions, type BrokerOptions } from "./broker.js";
 export { MemoryBroker } from "./brokers/memory.js";
+export { RedisBroker, type RedisBrokerOptions } from "./brokers/redis.js";
+export { RedisResultBackend, type RedisResultBackendOptions } from "./results/redis.js";
+export { RedisRateLimiterBackend, type RedisRateLimiterBackendOptions } from "./rate-limits/redis.js";
 export { RabbitmqBroker, type RabbitmqBrokerOptions } from "./brokers/rabbitmq.js";
 export { createBroker, DEFAULT_BROKER_URL } from "./brokers/factory.js";
 export { getBroker, setBroker } from "./global.js";
