@@ -1,9 +1,9 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { awaitAll, onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.js";
+import { onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.js";
 import { OwnRabbitServer } from "../support/own-rabbitmq.js";
 import { freePort, OwnRedisServer } from "../support/redis.js";
-import { until } from "../support/wait.js";
+import { awaitAll } from "../support/tally.js";
 
 const RESTARTS = 2;
 const OUTAGE_MS = 1000;
@@ -47,10 +47,7 @@ async function restartUnderLoad(t: TestContext, name: string, server: Server, { 
     }
   })();
   const progress = async (what: string) => {
-    const before = cluster.tally().runs;
-    await until(() => cluster.tally().runs >= before + 500, what, { timeout: 60_000, interval: 20 }).catch((err: Error) => {
-      throw new Error(`${err.message}; producer: ${sent.length} sent, ${rejected.length} rejected [${[...errors].join("; ")}]; workers:\n${cluster.output.slice(-2000)}`);
-    });
+    await cluster.waitForRuns(cluster.tally().runs + 500, `${what}; producer: ${sent.length} sent, ${rejected.length} rejected [${[...errors].join("; ")}]`);
   };
   try {
     for (let round = 1; round <= RESTARTS; round++) {

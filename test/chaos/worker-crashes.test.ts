@@ -1,8 +1,9 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { account, awaitAll, killWhileBusy, onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.js";
+import { killWhileBusy, onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.js";
 import { isRunning } from "../support/cli-process.js";
 import { AMQP_URL, REDIS_URL } from "../support/env.js";
+import { account, awaitAll } from "../support/tally.js";
 import { until } from "../support/wait.js";
 
 const MESSAGES = 20_000;
@@ -57,7 +58,7 @@ async function groupKillRun(t: TestContext, name: string, { broker, cluster, que
   const children = await cluster.waitForProcesses(2);
   const messages = records(queue, "g", 5000);
   await broker.enqueueMany(messages);
-  await until(() => cluster.tally().runs >= 1000, "1000 messages to run before the kill", { timeout: 60_000 });
+  await cluster.waitForRuns(1000, "1000 messages to run before the kill");
   process.kill(cluster.pid, "SIGKILL");
   await until(() => !children.some(isRunning), "the worker processes to exit with their supervisor", { timeout: 10_000 });
   const ranBefore = cluster.tally().runs;

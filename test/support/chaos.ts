@@ -6,6 +6,7 @@ import { childrenOf, CliProcess } from "./cli-process.js";
 import { fixture, uniqueName } from "./env.js";
 import { RawAmqp } from "./rabbitmq.js";
 import { deleteNamespace, redisClient } from "./redis.js";
+import { readTally, type Tally } from "./tally.js";
 import { until } from "./wait.js";
 
 export const chaosActors = fixture("chaos-actors");
@@ -62,6 +63,13 @@ export class WorkerCluster extends CliProcess {
     return readTally(this.tallyFile);
   }
 
+  /** Wait until the tally holds `runs` runs; a timeout reports how far it got and what the workers printed. */
+  async waitForRuns(runs: number, what: string, timeout = 60_000): Promise<void> {
+    await until(() => this.tally().runs >= runs, what, { timeout, interval: 20 }).catch((err: Error) => {
+      throw new Error(`${err.message} (${this.tally().runs} runs so far; supervisor ${this.alive ? "running" : `exited ${this.child.exitCode}`}, processes ${this.processes().join(", ") || "none"})\n${this.output.slice(-3000)}`);
+    });
+  }
+
   /** Another `troupe worker` with the same settings, adding to this one's tally (a restarted pod). */
   sibling(): WorkerCluster {
     return new WorkerCluster({ ...this.options, tallyFile: this.tallyFile });
@@ -85,58 +93,6 @@ export class WorkerCluster extends CliProcess {
     await super.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-export interface Tally {
-  /** Runs per id. */
-  counts: Map<string, number>;
-  /** Worker processes that ran something. */
-  pids: Set<number>;
-  runs: number;
-}
-
-export function readTally(file: string): Tally {
-  const counts = new Map<string, number>();
-  const pids = new Set<number>();
-  let runs = 0;
-  let text = "";
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  for (const line of text.split("\n")) {
-    const [id, pid] = line.split(" ");
-    if (!id || !pid) continue;
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-    pids.add(Number(pid));
-    runs++;
-  }
-  return { counts, pids, runs };
-}
-
-export interface Accounting {
-  /** Ids that should have run and never did. */
-  lost: string[];
-  /** Extra runs of ids that ran more than once (at-least-once redeliveries). */
-  duplicates: number;
-  /** Ids that ran but were never sent (must be empty). */
-  unexpected: string[];
-}
-
-export function account(expected: Iterable<string>, tally: Tally): Accounting {
-  const wanted = new Set(expected);
-  const lost = [...wanted].filter((id) => !tally.counts.has(id));
-  const unexpected = [...tally.counts.keys()].filter((id) => !wanted.has(id));
-  let duplicates = 0;
-  for (const count of tally.counts.values()) duplicates += count - 1;
-  return { lost, duplicates, unexpected };
-}
-
-/** Wait until every expected id has run at least once (or the deadline passes), then account. */
-export async function awaitAll(cluster: WorkerCluster, expected: string[], timeout: number): Promise<Accounting> {
-  await until(() => account(expected, cluster.tally()).lost.length === 0, `all ${expected.length} ids to run`, { timeout, interval: 100 }).catch(() => undefined);
-  return account(expected, cluster.tally());
 }
 
 /** `count` chaos_record messages for `queue`, ids `<prefix>0` … */
