@@ -15,7 +15,7 @@ async function stopMidRun({ broker, cluster, queue }: BrokerRun): Promise<void> 
   await cluster.waitForProcesses(2);
   const messages = Array.from({ length: MESSAGES }, (_, i) => new Message({ queueName: queue, actorName: "chaos_slow", args: [`s${i}`, 20] }));
   await broker.enqueueMany(messages);
-  await until(() => cluster.tally().runs >= 20, "20 messages to run before the SIGTERM", { timeout: 30_000 });
+  await cluster.waitForRuns(20, "20 messages to run before the SIGTERM");
   const code = await cluster.terminate(10_000);
   const left = await until(async () => {
     const stats = await broker.queueStats(queue);

@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { Message } from "troupe";
 import { onRabbitmq, onRedis, rssKib, type BrokerRun } from "../support/chaos.js";
 import { AMQP_URL, REDIS_URL } from "../support/env.js";
-import { until } from "../support/wait.js";
 
 const MESSAGES = 20_000;
 const PAYLOAD = 4096;
@@ -19,7 +18,7 @@ async function flood(t: TestContext, name: string, { broker, cluster, queue }: B
   const [pid] = await cluster.waitForProcesses(1);
   const slow = (i: number) => new Message({ queueName: queue, actorName: "chaos_slow", args: [`o${i}`, 100, "x".repeat(PAYLOAD)] });
   await broker.enqueueMany(Array.from({ length: 10 }, (_, i) => slow(i)));
-  await until(() => cluster.tally().runs >= 5, "the worker to warm up on the first messages", { timeout: 30_000 });
+  await cluster.waitForRuns(5, "the worker to warm up on the first messages");
   const baseline = rssKib(pid!);
   let peak = baseline;
   const sampler = setInterval(() => (peak = Math.max(peak, rssKib(pid!))), 50);
@@ -29,7 +28,7 @@ async function flood(t: TestContext, name: string, { broker, cluster, queue }: B
     const produced = Date.now() - started;
     // Let the worker run against the full backlog for a while before the last sample.
     const ranBefore = cluster.tally().runs;
-    await until(() => cluster.tally().runs >= ranBefore + 40, "the worker to keep running under the backlog", { timeout: 30_000 });
+    await cluster.waitForRuns(ranBefore + 40, "the worker to keep running under the backlog");
     const stats = await broker.queueStats(queue);
     const ran = cluster.tally().runs;
     assert.ok(stats.ready >= MESSAGES - ran - PREFETCH - 1, `the backlog is in the broker: ${stats.ready} ready, ${ran} ran`);
