@@ -13,7 +13,8 @@ const modules = [fixture("redis-golden")];
 
 describe("redis broker with a Troupe worker", () => {
   const namespace = uniqueName("rb");
-  const harness = new RedisWorkerHarness(REDIS_URL, namespace, modules);
+  // A short heartbeat timeout makes maintenance run every second, so dead-worker recovery is quick to see.
+  const harness = new RedisWorkerHarness(REDIS_URL, namespace, modules, { heartbeatTimeout: 2000 });
   const { client, broker, events } = harness;
   let worker: Worker;
 
@@ -81,6 +82,18 @@ describe("redis broker with a Troupe worker", () => {
     assert.equal((await broker.queueStats("golden_q")).dead, 0);
   });
 
+  test("a dead worker's unacked messages (a Python peer's ack set) are recovered by maintenance", async () => {
+    const deadWorker = "0d1e5a7b-0000-4000-8000-00000000dead";
+    const message = new Message({ queueName: "golden_q", actorName: "record", args: ["from-dead-worker"], options: { redis_message_id: "r-dead-1" } });
+    await client.hset(`${namespace}:golden_q.msgs`, "r-dead-1", message.encode());
+    await client.sadd(`${namespace}:__acks__.${deadWorker}.golden_q`, "r-dead-1");
+    await client.zadd(`${namespace}:__heartbeats__`, Date.now() - 120_000, deadWorker);
+    await events.waitFor((e) => e.some((x) => x.kind === "record" && x.id === "from-dead-worker"), "the recovered message");
+    await broker.join("golden_q");
+    assert.equal(await client.exists(`${namespace}:__acks__.${deadWorker}.golden_q`), 0);
+    assert.equal(await client.zscore(`${namespace}:__heartbeats__`, deadWorker), null, "a dead worker with no ack set left is forgotten");
+  });
+
   test("enqueueMany publishes a batch with a fresh redis id per message", async () => {
     const { record } = await import(modules[0]!);
     const ids = Array.from({ length: 300 }, (_, i) => `batch-${i}`);
@@ -88,6 +101,48 @@ describe("redis broker with a Troupe worker", () => {
     assert.equal(new Set(sent.map((m) => m.options.redis_message_id)).size, ids.length, "a fresh redis id per message");
     await events.waitFor((e) => e.filter((x) => x.kind === "record" && String(x.id).startsWith("batch-")).length >= ids.length, "the batch");
     await broker.join("golden_q");
+  });
+});
+
+describe("redis broker across a dropped connection", () => {
+  const namespace = uniqueName("rc");
+  let client: Redis;
+  let broker: RedisBroker;
+
+  before(() => {
+    client = redisClient(REDIS_URL);
+    broker = new RedisBroker(REDIS_URL, { namespace, redis: { connectionName: `troupe-test-${namespace}` } });
+  });
+
+  after(async () => {
+    await broker.close();
+    await deleteNamespace(client, namespace);
+    client.disconnect();
+  });
+
+  test("deliveries survive a reconnect and ids stranded in our ack set by a lost fetch reply are requeued", async () => {
+    const make = (id: string) => new Message({ queueName: "conn_q", actorName: "record", args: [id] });
+    await broker.enqueueMany(["a", "b"].map(make));
+    const held: MessageProxy[] = [];
+    const consumer = broker.consume("conn_q", { prefetch: 10, onMessage: (m) => held.push(m) });
+    await consumer.start();
+    await until(() => held.length === 2, "two deliveries");
+    // What a fetch whose reply was lost leaves behind: an id in our ack set that nobody here holds.
+    const lost = make("lost").copy({ options: { redis_message_id: "r-lost" } });
+    await client.hset(`${namespace}:conn_q.msgs`, "r-lost", lost.encode());
+    await client.sadd(`${namespace}:__acks__.${broker.workerId}.conn_q`, "r-lost");
+
+    const list = String(await client.call("CLIENT", "LIST"));
+    const ids = list.split("\n").filter((line) => line.includes(`name=troupe-test-${namespace}`)).map((line) => /id=(\d+)/.exec(line)![1]!);
+    assert.ok(ids.length > 0, "found the broker's connections");
+    for (const id of ids) await client.call("CLIENT", "KILL", "ID", id);
+
+    await until(() => held.some((m) => m.message.args[0] === "lost"), "the stranded delivery handed out again");
+    for (const message of held) await consumer.ack(message);
+    await consumer.close();
+    assert.deepEqual(held.map((m) => m.message.args[0]).sort(), ["a", "b", "lost"]);
+    assert.deepEqual(await broker.queueStats("conn_q"), { queue: "conn_q", ready: 0, delayed: 0, inFlight: 0, dead: 0 });
+    assert.equal(await client.exists(`${namespace}:conn_q.msgs`), 0, "every body acked away");
   });
 });
 

@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { RedisBroker, Worker, setBroker } from "troupe";
+import { RedisBroker, Worker, setBroker, type RedisBrokerOptions } from "troupe";
 import { EventLog } from "./events.js";
 import { until } from "./wait.js";
 
@@ -97,9 +97,10 @@ export class RedisWorkerHarness {
     readonly url: string,
     readonly namespace: string,
     private readonly modules: string[],
+    options: RedisBrokerOptions = {},
   ) {
     this.client = redisClient(url);
-    this.broker = setBroker(new RedisBroker(url, { namespace })) as RedisBroker;
+    this.broker = setBroker(new RedisBroker(url, { ...options, namespace })) as RedisBroker;
   }
 
   async start(threads = 2): Promise<Worker> {
