@@ -10,6 +10,9 @@ import { OwnRabbitServer } from "../support/own-rabbitmq.js";
 import { freePort, OwnRedisServer, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
+/** How long `troupe worker` may take to give up on a broker it cannot use (a boot failure stops the group). */
+const BOOT_DEADLINE = 15_000;
+
 const secret = (label: string) => `${label}-${randomBytes(6).toString("hex")}`;
 
 /** Everything a run printed must be free of every secret, and must have mentioned the broker (redacted). */
@@ -46,9 +49,6 @@ async function passwordScenario({ cluster, queue }: BrokerRun, url: string, pass
   assertNoSecrets([cluster.output, sent.output, queues.output, denied.output, down.output, after.output].join("\n"), [password, wrong]);
   assertBootFailure(denied, [3]);
 }
-
-/** How long `troupe worker` may take to give up on a broker it cannot use (a boot failure stops the group). */
-const BOOT_DEADLINE = 15_000;
 
 function assertBootFailure(run: CliRun, codes: number[]): void {
   const got = run.code === undefined ? `still running ${BOOT_DEADLINE / 1000} s later` : `exit code ${run.code}`;
