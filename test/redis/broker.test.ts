@@ -2,10 +2,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import type { Redis } from "ioredis";
 import { ConnectionFailed, Message, RedisBroker, type MessageProxy, type Worker } from "troupe";
 import { REDIS_URL, cliPath, fixture, uniqueName } from "../support/env.js";
-import { RedisWorkerHarness, deleteNamespace, freePort, redisClient } from "../support/redis.js";
+import { RedisWorkerHarness, freePort, redisSuite } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
 const run = promisify(execFile);
@@ -106,31 +105,20 @@ describe("redis broker with a Troupe worker", () => {
 
 describe("redis broker across a dropped connection", () => {
   const namespace = uniqueName("rc");
-  let client: Redis;
-  let broker: RedisBroker;
-
-  before(() => {
-    client = redisClient(REDIS_URL);
-    broker = new RedisBroker(REDIS_URL, { namespace, redis: { connectionName: `troupe-test-${namespace}` } });
-  });
-
-  after(async () => {
-    await broker.close();
-    await deleteNamespace(client, namespace);
-    client.disconnect();
-  });
+  const suite = redisSuite(REDIS_URL, namespace, () => new RedisBroker(REDIS_URL, { namespace, redis: { connectionName: `troupe-test-${namespace}` } }));
+  const { client } = suite;
 
   test("deliveries survive a reconnect and ids stranded in our ack set by a lost fetch reply are requeued", async () => {
     const make = (id: string) => new Message({ queueName: "conn_q", actorName: "record", args: [id] });
-    await broker.enqueueMany(["a", "b"].map(make));
+    await suite.value.enqueueMany(["a", "b"].map(make));
     const held: MessageProxy[] = [];
-    const consumer = broker.consume("conn_q", { prefetch: 10, onMessage: (m) => held.push(m) });
+    const consumer = suite.value.consume("conn_q", { prefetch: 10, onMessage: (m) => held.push(m) });
     await consumer.start();
     await until(() => held.length === 2, "two deliveries");
     // What a fetch whose reply was lost leaves behind: an id in our ack set that nobody here holds.
     const lost = make("lost").copy({ options: { redis_message_id: "r-lost" } });
     await client.hset(`${namespace}:conn_q.msgs`, "r-lost", lost.encode());
-    await client.sadd(`${namespace}:__acks__.${broker.workerId}.conn_q`, "r-lost");
+    await client.sadd(`${namespace}:__acks__.${suite.value.workerId}.conn_q`, "r-lost");
 
     const list = String(await client.call("CLIENT", "LIST"));
     const ids = list.split("\n").filter((line) => line.includes(`name=troupe-test-${namespace}`)).map((line) => /id=(\d+)/.exec(line)![1]!);
@@ -141,41 +129,29 @@ describe("redis broker across a dropped connection", () => {
     for (const message of held) await consumer.ack(message);
     await consumer.close();
     assert.deepEqual(held.map((m) => m.message.args[0]).sort(), ["a", "b", "lost"]);
-    assert.deepEqual(await broker.queueStats("conn_q"), { queue: "conn_q", ready: 0, delayed: 0, inFlight: 0, dead: 0 });
+    assert.deepEqual(await suite.value.queueStats("conn_q"), { queue: "conn_q", ready: 0, delayed: 0, inFlight: 0, dead: 0 });
     assert.equal(await client.exists(`${namespace}:conn_q.msgs`), 0, "every body acked away");
   });
 });
 
 describe("redis broker queue statistics and the queues command", () => {
   const namespace = uniqueName("rq");
-  let client: Redis;
-  let broker: RedisBroker;
-
-  before(() => {
-    client = redisClient(REDIS_URL);
-    broker = new RedisBroker(REDIS_URL, { namespace });
-  });
-
-  after(async () => {
-    await broker.close();
-    await deleteNamespace(client, namespace);
-    client.disconnect();
-  });
+  const suite = redisSuite(REDIS_URL, namespace, () => new RedisBroker(REDIS_URL, { namespace }));
 
   test("ready, delayed, in-flight and dead counts come from the broker's keys", async () => {
     const make = (id: string) => new Message({ queueName: "stats_q", actorName: "record", args: [id] });
-    await broker.enqueueMany(["a", "b", "c", "d", "e"].map(make));
-    await broker.enqueueMany(["x", "y"].map(make), { delay: 60_000 });
-    await broker.enqueue(new Message({ queueName: "other_q", actorName: "record", args: ["o"] }));
+    await suite.value.enqueueMany(["a", "b", "c", "d", "e"].map(make));
+    await suite.value.enqueueMany(["x", "y"].map(make), { delay: 60_000 });
+    await suite.value.enqueue(new Message({ queueName: "other_q", actorName: "record", args: ["o"] }));
     const held: MessageProxy[] = [];
-    const consumer = broker.consume("stats_q", { prefetch: 2, onMessage: (m) => held.push(m) });
+    const consumer = suite.value.consume("stats_q", { prefetch: 2, onMessage: (m) => held.push(m) });
     await consumer.start();
     await until(() => held.length === 2, "two deliveries");
     await consumer.stop();
     await consumer.nack(held[0]!);
 
-    assert.deepEqual(await broker.queueStats("stats_q"), { queue: "stats_q", ready: 3, delayed: 2, inFlight: 1, dead: 1 });
-    assert.deepEqual(await broker.listQueues(), ["other_q", "stats_q"]);
+    assert.deepEqual(await suite.value.queueStats("stats_q"), { queue: "stats_q", ready: 3, delayed: 2, inFlight: 1, dead: 1 });
+    assert.deepEqual(await suite.value.listQueues(), ["other_q", "stats_q"]);
 
     const env = { ...process.env, TROUPE_REDIS_NAMESPACE: namespace };
     const { stdout } = await run(process.execPath, [cliPath, "queues", "--broker", REDIS_URL, "--json"], { env });
@@ -188,7 +164,7 @@ describe("redis broker queue statistics and the queues command", () => {
     assert.match(table.stdout, /^QUEUE\s+READY\s+DELAYED\s+IN-FLIGHT\s+DEAD\nstats_q\s+3\s+2\s+1\s+1$/m);
 
     await consumer.close();
-    assert.equal((await broker.queueStats("stats_q")).ready, 4, "close gave the held delivery back");
+    assert.equal((await suite.value.queueStats("stats_q")).ready, 4, "close gave the held delivery back");
   });
 
   test("an unreachable Redis fails fast with the URL named and the password redacted", async () => {

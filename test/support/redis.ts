@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { after, before } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -118,4 +119,28 @@ export class RedisWorkerHarness {
     await deleteNamespace(this.client, this.namespace);
     this.client.disconnect();
   }
+}
+
+/**
+ * For a describe block: open `create()` before its tests and, after them, close it and delete every key under
+ * `namespace` (the suite's own). `client` is a plain client for seeding and inspecting.
+ */
+export function redisSuite<T extends { close(): Promise<void> }>(url: string, namespace: string, create: () => T | Promise<T>): { readonly client: Redis; readonly value: T } {
+  const client = redisClient(url);
+  let value: T | undefined;
+  before(async () => {
+    value = await create();
+  });
+  after(async () => {
+    await value?.close();
+    await deleteNamespace(client, namespace);
+    client.disconnect();
+  });
+  return {
+    client,
+    get value(): T {
+      if (!value) throw new Error("the suite's resource is not open yet");
+      return value;
+    },
+  };
 }
