@@ -42,5 +42,5 @@ export { WindowRateLimiter, type WindowRateLimiterOptions } from "./rate-limits/
 export { Barrier, type BarrierOptions } from "./rate-limits/barrier.js";
 export { MemoryRateLimiterBackend } from "./rate-limits/memory.js";
 export { getRateLimiterBackend, setRateLimiterBackend, createRateLimiterBackend } from "./rate-limits/global.js";
-export { metricsRegistry } from "./metrics/metrics.js";
+export { getMetricsRegistry } from "./metrics/metrics.js";
 export { startMetricsServer, metricsPortFromEnv, DEFAULT_METRICS_PORT, type MetricsServerOptions } from "./metrics/server.js";

@@ -2,13 +2,13 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer } from "node:net";
-import { metricsPortFromEnv, metricsRegistry } from "troupe";
+import { getMetricsRegistry, metricsPortFromEnv } from "troupe";
 import { middlewareFixture, workerForSuite } from "../support/middleware.js";
 import { CliProcess } from "../support/process.js";
 import { until } from "../support/wait.js";
 
 async function sample(name: string, labels: Record<string, string>): Promise<number> {
-  const metric = (await metricsRegistry.getMetricsAsJSON()).find((m) => m.name === name);
+  const metric = (await getMetricsRegistry().getMetricsAsJSON()).find((m) => m.name === name);
   const values = (metric?.values ?? []) as { value: number; labels: Record<string, unknown> }[];
   const found = values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
   return found?.value ?? 0;

@@ -1,7 +1,6 @@
-import { Gauge } from "prom-client";
+import type { Gauge, Registry } from "prom-client";
 import type { Broker, QueueStats } from "../broker.js";
 import { getLogger } from "../logging.js";
-import { metricsRegistry } from "./metrics.js";
 
 /** How long a queue depth reading is reused, so that frequent scrapes do not hammer the broker. */
 export const QUEUE_STATS_CACHE_MS = 2000;
@@ -36,17 +35,19 @@ async function readStats(): Promise<QueueStats[]> {
  * Troupe's queue depth, read from the broker on scrape: `state` is ready | delayed | in_flight | dead. Every process
  * of a pod reports the same broker-wide numbers, so the cluster aggregate takes the maximum, not the sum.
  */
-export const queueMessages = new Gauge({
-  name: "troupe_queue_messages",
-  help: "Messages in a queue by state, as the broker reports them.",
-  labelNames: ["queue_name", "state"] as const,
-  registers: [metricsRegistry],
-  aggregator: "max",
-  async collect() {
-    this.reset();
-    for (const stats of await readStats()) {
-      const values: Record<(typeof STATES)[number], number> = { ready: stats.ready, delayed: stats.delayed, in_flight: stats.inFlight, dead: stats.dead };
-      for (const state of STATES) this.set({ queue_name: stats.queue, state }, values[state]);
-    }
-  },
-});
+export function createQueueGauge(GaugeClass: typeof Gauge, registry: Registry): Gauge<"queue_name" | "state"> {
+  return new GaugeClass({
+    name: "troupe_queue_messages",
+    help: "Messages in a queue by state, as the broker reports them.",
+    labelNames: ["queue_name", "state"] as const,
+    registers: [registry],
+    aggregator: "max",
+    async collect() {
+      this.reset();
+      for (const stats of await readStats()) {
+        const values: Record<(typeof STATES)[number], number> = { ready: stats.ready, delayed: stats.delayed, in_flight: stats.inFlight, dead: stats.dead };
+        for (const state of STATES) this.set({ queue_name: stats.queue, state }, values[state]);
+      }
+    },
+  });
+}

@@ -1,10 +1,9 @@
 import cluster from "node:cluster";
 import { createServer, type Server } from "node:http";
 import { isMainThread } from "node:worker_threads";
-import { AggregatorRegistry } from "prom-client";
 import { TroupeError } from "../errors.js";
 import { getLogger } from "../logging.js";
-import { metricsRegistry } from "./metrics.js";
+import { getMetricsRegistry, promClient } from "./metrics.js";
 
 export const DEFAULT_METRICS_PORT = 9191;
 const log = getLogger("metrics");
@@ -31,9 +30,10 @@ export interface MetricsServerOptions {
  * liveness. Resolves once listening.
  */
 export async function startMetricsServer({ port, host = process.env.TROUPE_METRICS_HOST || "0.0.0.0", cluster: aggregate = false }: MetricsServerOptions): Promise<Server> {
-  const aggregator = aggregate ? new AggregatorRegistry() : undefined;
-  const render = aggregator ? () => aggregator.clusterMetrics() : () => metricsRegistry.metrics();
-  const contentType = metricsRegistry.contentType;
+  const registry = getMetricsRegistry();
+  const aggregator = aggregate ? new (promClient().AggregatorRegistry)() : undefined;
+  const render = aggregator ? () => aggregator.clusterMetrics() : () => registry.metrics();
+  const contentType = registry.contentType;
   const server = createServer((req, res) => {
     if (req.url === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
@@ -61,7 +61,8 @@ export async function startMetricsServer({ port, host = process.env.TROUPE_METRI
 /** In a cluster child, answer the primary's metric requests with this process's registry. */
 export function reportToClusterPrimary(): void {
   if (!cluster.isWorker || !isMainThread) return;
-  AggregatorRegistry.setRegistries([metricsRegistry]);
+  const { AggregatorRegistry } = promClient();
+  AggregatorRegistry.setRegistries([getMetricsRegistry()]);
   // Constructing one installs prom-client's listener for the primary's requests.
   new AggregatorRegistry();
 }

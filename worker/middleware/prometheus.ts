@@ -1,6 +1,6 @@
 import type { Broker } from "../broker.js";
 import type { Message } from "../message.js";
-import { delayedMessagesInProgress, messageDuration, messageErrors, messageRejects, messageRetries, messagesInProgress, messagesTotal } from "../metrics/metrics.js";
+import { workerMetrics } from "../metrics/metrics.js";
 import { unwatchQueues, watchQueues } from "../metrics/queue-gauge.js";
 import type { MessageProxy } from "../proxy.js";
 import { isDelayQueue } from "../queues.js";
@@ -29,24 +29,24 @@ export class Prometheus implements Middleware {
 
   afterWorkerShutdown(broker: Broker): void {
     unwatchQueues(broker);
-    for (const labels of this.delayed.values()) delayedMessagesInProgress.dec(labels);
+    for (const labels of this.delayed.values()) workerMetrics().delayedMessagesInProgress.dec(labels);
     this.delayed.clear();
   }
 
   afterEnqueue(_broker: Broker, message: Message): void {
     if (!isDelayQueue(message.queueName)) this.forgetDelayed(message.messageId); // a promotion to `q`
-    else if (message.options.retries !== undefined) messageRetries.inc(labelsOf(message));
+    else if (message.options.retries !== undefined) workerMetrics().messageRetries.inc(labelsOf(message));
   }
 
   beforeDelayMessage(_broker: Broker, message: MessageProxy): void {
     const labels = labelsOf(message);
     this.delayed.set(message.messageId, labels);
-    delayedMessagesInProgress.inc(labels);
+    workerMetrics().delayedMessagesInProgress.inc(labels);
   }
 
   beforeProcessMessage(_broker: Broker, message: MessageProxy): void {
     this.forgetDelayed(message.messageId);
-    messagesInProgress.inc(labelsOf(message));
+    workerMetrics().messagesInProgress.inc(labelsOf(message));
     this.started.set(message, performance.now());
   }
 
@@ -55,10 +55,10 @@ export class Prometheus implements Middleware {
     if (started === undefined) return;
     this.started.delete(message);
     const labels = labelsOf(message);
-    messagesInProgress.dec(labels);
-    messageDuration.observe(labels, performance.now() - started);
-    messagesTotal.inc(labels);
-    if (exception !== undefined) messageErrors.inc(labels);
+    workerMetrics().messagesInProgress.dec(labels);
+    workerMetrics().messageDuration.observe(labels, performance.now() - started);
+    workerMetrics().messagesTotal.inc(labels);
+    if (exception !== undefined) workerMetrics().messageErrors.inc(labels);
   }
 
   afterSkipMessage(broker: Broker, message: MessageProxy): void {
@@ -66,13 +66,13 @@ export class Prometheus implements Middleware {
   }
 
   afterNack(_broker: Broker, message: MessageProxy): void {
-    messageRejects.inc(labelsOf(message));
+    workerMetrics().messageRejects.inc(labelsOf(message));
   }
 
   private forgetDelayed(messageId: string): void {
     const labels = this.delayed.get(messageId);
     if (!labels) return;
     this.delayed.delete(messageId);
-    delayedMessagesInProgress.dec(labels);
+    workerMetrics().delayedMessagesInProgress.dec(labels);
   }
 }

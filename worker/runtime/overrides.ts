@@ -1,8 +1,9 @@
 import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { parse as parseYaml } from "yaml";
+import type * as Yaml from "yaml";
 import { getLogger } from "../logging.js";
+import { lazyRequire } from "../lazy.js";
 import type { ActorOptions } from "../options.js";
 
 export type ActorOverrides = Record<string, ActorOptions>;
@@ -25,6 +26,7 @@ const FIELD_TYPES: Record<string, "number" | "boolean" | "string" | "number|null
 };
 
 const log = getLogger("overrides");
+const yaml = lazyRequire<typeof Yaml>("yaml");
 
 /**
  * Parse an overrides document (JSON or YAML): `{ actorName: { option: value } }`. Throws on a document that is not
@@ -32,7 +34,7 @@ const log = getLogger("overrides");
  * operator newer than the worker does not stop it from applying the options it knows.
  */
 export function parseActorOverrides(text: string): ActorOverrides {
-  const doc: unknown = text.trim() === "" ? {} : parseYaml(text);
+  const doc: unknown = text.trim() === "" ? {} : yaml().parse(text);
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error("the overrides file must map actor names to options");
   const out: ActorOverrides = {};
   for (const [actorName, options] of Object.entries(doc as Record<string, unknown>)) {

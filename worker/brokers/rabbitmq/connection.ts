@@ -1,6 +1,10 @@
-import { connect, type Channel, type RecoveringChannelModel, type SocketOptions } from "amqplib";
+import type * as Amqplib from "amqplib";
+import type { Channel, RecoveringChannelModel, SocketOptions } from "amqplib";
+import { lazyRequire } from "../../lazy.js";
 import { ConnectionFailed } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logging.js";
+
+const amqplib = lazyRequire<typeof Amqplib>("amqplib");
 
 const log = getLogger("broker.rabbitmq");
 
@@ -48,7 +52,7 @@ export async function openConnection(settings: ConnectionSettings, role: string)
   const where = redactUrl(settings.url);
   let connection: RecoveringChannelModel;
   try {
-    connection = await connect(withDefaultHeartbeat(settings.url), {
+    connection = await amqplib().connect(withDefaultHeartbeat(settings.url), {
       timeout: 10_000,
       ...settings.socketOptions,
       clientProperties: { connection_name: `troupe ${role} pid ${process.pid}` },

@@ -1,6 +1,10 @@
-import { Redis, type RedisOptions } from "ioredis";
+import type * as IORedis from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
+import { lazyRequire } from "../../lazy.js";
 import { BrokerError, ConnectionClosed, ConnectionFailed } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logging.js";
+
+const ioredis = lazyRequire<typeof IORedis>("ioredis");
 
 const log = getLogger("redis");
 
@@ -23,7 +27,7 @@ export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
  */
 export function createRedisClient(options: RedisConnectionOptions, purpose: string, overrides: RedisOptions = {}): Redis {
   const url = options.url ?? DEFAULT_REDIS_URL;
-  const client = new Redis(url, {
+  const client = new (ioredis().Redis)(url, {
     lazyConnect: true,
     connectTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 100, 2000),
