@@ -58,6 +58,12 @@ export class Worker implements WorkerInfo {
   private delayTimer: NodeJS.Timeout | undefined;
   private delayTimerAt = Infinity;
   private readonly inFlight = new Map<MessageProxy, number>();
+  /**
+   * Messages holding a thread slot: from leaving the local queue until their actor returns. A message keeps
+   * being processed after that (after-hooks, ack) without its slot, so a thread never idles while the main
+   * thread waits for the broker to confirm an ack.
+   */
+  private slotsInUse = 0;
   private readonly settling = new Set<Promise<void>>();
   private seq = 0;
   private stopping = false;
@@ -203,9 +209,10 @@ export class Worker implements WorkerInfo {
   }
 
   private pump(): void {
-    while (this.work.size > 0 && !this.stopping && this.inFlight.size < this.pool.capacity) {
+    while (this.work.size > 0 && !this.stopping && this.slotsInUse < this.pool.capacity) {
       const { proxy } = this.work.pop()!;
       this.inFlight.set(proxy, 0);
+      this.slotsInUse++;
       this.track(this.process(proxy));
     }
   }
@@ -222,6 +229,13 @@ export class Worker implements WorkerInfo {
     let skipped = false;
     let result: unknown;
     let exception: unknown;
+    let holdsSlot = true;
+    const releaseSlot = () => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      this.slotsInUse--;
+      this.pump();
+    };
     try {
       try {
         await this.broker.emitBefore("beforeProcessMessage", proxy);
@@ -233,6 +247,7 @@ export class Worker implements WorkerInfo {
       }
       if (!skipped && !proxy.failed) {
         const outcome = await this.runInThread(proxy);
+        releaseSlot();
         if (this.abandoning) return this.requeueUnfinished(proxy);
         if (outcome.ok) result = outcome.result;
         else exception = outcome.error;
@@ -249,7 +264,7 @@ export class Worker implements WorkerInfo {
       await this.settle(proxy);
     } finally {
       this.inFlight.delete(proxy);
-      this.pump();
+      releaseSlot();
     }
   }
 
