@@ -148,7 +148,13 @@ describe("redis broker queue statistics and the queues command", () => {
     await consumer.start();
     await until(() => held.length === 2, "two deliveries");
     await consumer.stop();
+    // Dramatiq's fetch: ids leave the list for this worker's ack set; bodies stay in the hash until acked.
+    const ackSet = `${namespace}:__acks__.${suite.value.workerId}.stats_q`;
+    const heldIds = held.map((m) => m.options.redis_message_id as string).sort();
+    assert.deepEqual((await suite.client.smembers(ackSet)).sort(), heldIds);
+    assert.deepEqual(await suite.client.hmget(`${namespace}:stats_q.msgs`, ...heldIds).then((bodies) => bodies.every(Boolean)), true);
     await consumer.nack(held[0]!);
+    assert.deepEqual(await suite.client.smembers(ackSet), [heldIds.find((id) => id !== held[0]!.options.redis_message_id)]);
 
     assert.deepEqual(await suite.value.queueStats("stats_q"), { queue: "stats_q", ready: 3, delayed: 2, inFlight: 1, dead: 1 });
     assert.deepEqual(await suite.value.listQueues(), ["other_q", "stats_q"]);

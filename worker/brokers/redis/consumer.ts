@@ -164,8 +164,8 @@ export class RedisConsumer implements Consumer {
 
   private async giveBack(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    await Promise.all(ids.map((id) => this.settle(id, () => Promise.resolve())));
-    await this.dispatch.requeue(this.queue, ids);
+    const sent = this.dispatch.requeue(this.queue, ids);
+    await Promise.all(ids.map((id) => this.settle(id, () => sent)));
   }
 
   /** Replace the delay-queue delivery by `promoted` on the canonical queue in one step; false if not ours. */
