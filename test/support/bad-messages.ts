@@ -104,7 +104,8 @@ export function render(spec: BadInputSpec, queue: string, id: string): Rendered 
       delete envelope[spec.field];
       return done(false);
     case "extra key":
-      envelope[spec.key] = spec.value;
+      // defineProperty, so that a key such as "__proto__" becomes an own key of the JSON object, not a prototype.
+      Object.defineProperty(envelope, spec.key, { value: spec.value, enumerable: true, configurable: true, writable: true });
       return done(false);
     case "unknown actor":
       envelope.actor_name = spec.name;
