@@ -95,11 +95,12 @@ function brokerRows(result: BrokerResult, bullmq: BenchResult["bullmq"]): Row[] 
     const workers = shape(run.processes, run.threads);
     const label = WORKLOADS[run.workload].label;
     if (run.ideal === undefined) {
-      const share = run.processing / raw.processing;
+      const ceiling = run.ceiling ?? raw.processing;
+      const share = run.processing / ceiling;
       const target = run.processes === 1 ? PROCESSING_TARGET[broker] : undefined;
       rows.push(row({
         broker, workers, figure: `processing, ${label}`, troupe: rate(run.processing),
-        reference: `${RAW[broker].process} ${rate(raw.processing)} (prefetch ${raw.prefetch})${measuredOver(run)}`, ratio: percent(share),
+        reference: `${RAW[broker].process} ${rate(ceiling)} (prefetch ${raw.prefetch})${measuredOver(run)}`, ratio: percent(share),
         target: target ? `≥ ${percent(target)} of raw` : "", met: target ? share >= target : undefined,
       }));
       if (broker === "redis" && best && run.processes === 1) {

@@ -28,25 +28,37 @@ async function deleteRabbitQueues(url: string, queue: string): Promise<void> {
   }
 }
 
-async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: string, tally: Tally, workerEnv: Record<string, string>): Promise<BrokerResult> {
+/** BullMQ's figures at concurrency 8 and 50, on the same Redis. */
+async function measureBullmq(settings: BenchSettings, prefix: string): Promise<BenchResult["bullmq"]> {
+  const out: BenchResult["bullmq"] = [];
+  for (const concurrency of settings.bullmqConcurrency) {
+    progress(`BullMQ no-op, concurrency ${concurrency}`);
+    out.push({ concurrency, processing: await bullmqNoop(settings.redisUrl, prefix, settings.messages, settings.batchSize, concurrency) });
+  }
+  return out;
+}
+
+interface BrokerRun {
+  result: BrokerResult;
+  bullmq: BenchResult["bullmq"];
+}
+
+async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: string, tally: Tally, workerEnv: Record<string, string>): Promise<BrokerRun> {
   const url = kind === "redis" ? settings.redisUrl : settings.amqpUrl;
   const { prefetch } = settings;
   const body = new Message({ queueName: "bench", actorName: "bench_noop", args: ["raw"] }).encode();
+  const rawLoop = (sendBudget: number) => {
+    const loop = { messages: settings.messages, batchSize: settings.batchSize, prefetch, sendBudget };
+    return kind === "redis" ? rawRedis(url, `troupe-bench:${runId}:raw`, body, loop) : rawAmqp(url, `troupe-bench-${runId}-raw`, Buffer.from(body), loop);
+  };
   progress(`${kind}: raw client loop (${settings.messages} messages, prefetch ${prefetch})`);
-  const loop = { messages: settings.messages, batchSize: settings.batchSize, prefetch, sendBudget: settings.sendBudget };
-  const raw =
-    kind === "redis"
-      ? await rawRedis(url, `troupe-bench:${runId}:raw`, body, loop)
-      : await rawAmqp(url, `troupe-bench-${runId}-raw`, Buffer.from(body), loop);
+  const raw = await rawLoop(settings.sendBudget);
   progress(`${kind}: raw processing ${Math.round(raw.processing)} msg/s`);
 
   const queue = `bench_${runId}_${kind}`;
   const broker = createBroker(url);
-  const target: TroupeTarget = {
-    settings, broker, brokerUrl: url, label: kind, queue, tally,
-    env: workerEnv,
-    lingering: { count: 0 },
-  };
+  const target: TroupeTarget = { settings, broker, brokerUrl: url, label: kind, queue, tally, env: workerEnv, lingering: { count: 0 } };
+  let bullmq: BenchResult["bullmq"] = [];
   try {
     progress(`${kind}: Troupe enqueue`);
     const enqueue = await measureEnqueue(target);
@@ -55,10 +67,19 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
     for (const processes of settings.processes) {
       progress(`${kind} ${processes}×${settings.threads}: idle worker memory`);
       idle.push({ processes, threads: settings.threads, rss: await measureIdle(target, processes) });
-      for (const workload of settings.workloads) workloads.push(await measureWorkload(target, workload, processes));
+      for (const workload of settings.workloads) {
+        // The machine's load drifts during a run: references for the no-op figure are taken just before it.
+        let ceiling: number | undefined;
+        if (workload.name === "noop") {
+          if (kind === "redis" && processes === settings.processes[0]) bullmq = await measureBullmq(settings, `troupe-bench-${runId}-bull`);
+          progress(`${kind}: raw processing loop again, as the ceiling for the next figure`);
+          ceiling = (await rawLoop(0)).processing;
+        }
+        workloads.push({ ...(await measureWorkload(target, workload, processes)), ceiling });
+      }
     }
     if (target.lingering.count) progress(`${kind}: ${target.lingering.count} worker process trees stayed up after their graceful stop and were killed`);
-    return { broker: kind, raw: { ...raw, prefetch }, enqueue, idle, workloads, lingeringWorkers: target.lingering.count };
+    return { result: { broker: kind, raw: { ...raw, prefetch }, enqueue, idle, workloads, lingeringWorkers: target.lingering.count }, bullmq };
   } finally {
     await broker.purge(queue).catch(() => undefined);
     await broker.close();
@@ -80,17 +101,15 @@ async function main(): Promise<void> {
   try {
     const machine = await describeMachine(settings.redisUrl, settings.brokers.includes("rabbitmq") ? settings.amqpUrl : undefined);
     progress(`${machine.cpu}, ${machine.cores} cores; Node ${machine.node}; Redis ${machine.redis}; RabbitMQ ${machine.rabbitmq}`);
-    const bullmq: BenchResult["bullmq"] = [];
-    if (settings.brokers.includes("redis")) {
-      for (const concurrency of settings.bullmqConcurrency) {
-        progress(`BullMQ no-op, concurrency ${concurrency}`);
-        bullmq.push({ concurrency, processing: await bullmqNoop(settings.redisUrl, bullPrefix, settings.messages, settings.batchSize, concurrency) });
-      }
-    }
     const cpuIterations = calibrate(5);
     const workerEnv = { BENCH_TALLY_URL: settings.redisUrl, BENCH_TALLY_KEY: tally.key, TROUPE_REDIS_NAMESPACE: namespace, BENCH_CPU_ITERATIONS: String(cpuIterations) };
     const brokers: BrokerResult[] = [];
-    for (const kind of settings.brokers) brokers.push(await measureBroker(kind, settings, runId, tally, workerEnv));
+    let bullmq: BenchResult["bullmq"] = [];
+    for (const kind of settings.brokers) {
+      const run = await measureBroker(kind, settings, runId, tally, workerEnv);
+      brokers.push(run.result);
+      if (run.bullmq.length) bullmq = run.bullmq;
+    }
 
     const result: BenchResult = {
       date: new Date(started).toISOString(),

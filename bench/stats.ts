@@ -38,7 +38,7 @@ export function percentile(values: readonly number[], p: number): number {
 
 /**
  * msg/s of `step` run up to `count` times, each awaited before the next, stopping early once `budget` ms have
- * passed (sends that wait for a disk sync each can take minutes for 20,000).
+ * passed (sends that wait for a disk sync each can take minutes for 20,000). A zero budget skips the loop.
  */
 export async function sequentialRate(count: number, budget: number, step: () => Promise<unknown>): Promise<number> {
   const start = performance.now();

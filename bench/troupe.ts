@@ -45,6 +45,8 @@ export interface WorkloadResult {
   processing: number;
   /** Best possible msg/s for this workload and worker shape, when the raw loop is not the bound. */
   ideal?: number;
+  /** The raw loop's processing rate measured just before this figure (no-op workload). */
+  ceiling?: number;
   latency: LatencyResult;
   /** Peak RSS per worker process while draining the queue. */
   rssLoad: RssReading;
