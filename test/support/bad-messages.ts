@@ -64,7 +64,11 @@ export function badInputSpec({ utf8 = true, maxBallast = 2_000_000 } = {}): fc.A
     }),
     fc.constantFrom(...FIELDS).chain((field) => wrongTypeFor[field].map((value) => ({ kind: "wrong type" as const, field, value }))),
     fc.record({ kind: fc.constant("missing field" as const), field: fc.constantFrom<Required>("queue_name", "actor_name", "args", "kwargs", "options") }),
-    fc.record({ kind: fc.constant("extra key" as const), key: fc.string({ minLength: 1 }).filter((k) => !FIELDS.includes(k as Field)), value: json(1) }),
+    fc.record({
+      kind: fc.constant("extra key" as const),
+      key: fc.oneof(fc.constantFrom("__proto__", "constructor", "eta", "redis_message_id"), fc.string({ minLength: 1 })).filter((k) => !FIELDS.includes(k as Field)),
+      value: json(1),
+    }),
     fc.record({ kind: fc.constant("unknown actor" as const), name: fc.oneof(fc.constantFrom(...HOSTILE_ACTOR_NAMES), fc.string({ minLength: 1, unit: "binary" })).filter((n) => !KNOWN_ACTORS.has(n)) }),
     fc.record({ kind: fc.constant("bad arguments" as const), args: fc.array(json(2), { maxLength: 3 }).filter((a) => !isId(a[0])) }),
     fc.record({ kind: fc.constant("non-finite token" as const), where: fc.constantFrom("id" as const, "timestamp" as const, "kwargs" as const) }),
