@@ -70,13 +70,17 @@ export function messageFields(message: { messageId: string; actorName: string; q
   return { messageId: message.messageId, actor: message.actorName, queue: message.queueName };
 }
 
-/** A URL with its password replaced by `***`, safe to log or put in an error. */
+/**
+ * A URL with its password replaced by `***`, safe to log or put in an error. Done on the text, not with a URL
+ * parser: a password with an unencoded '/' or '@' makes the URL parse wrongly (or not at all) and must still be
+ * hidden. The password runs from the first ':' after '//' to the last '@'.
+ */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
-  }
+  const start = url.indexOf("//");
+  const at = url.lastIndexOf("@");
+  if (start < 0 || at < start) return url;
+  const userinfo = url.slice(start + 2, at);
+  const colon = userinfo.indexOf(":");
+  if (colon < 0) return url;
+  return `${url.slice(0, start + 2)}${userinfo.slice(0, colon)}:***${url.slice(at)}`;
 }

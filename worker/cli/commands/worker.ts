@@ -1,5 +1,6 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
+import type { Broker } from "../../broker.js";
 import { createBroker } from "../../brokers/factory.js";
 import { setBroker } from "../../global.js";
 import { getLogger, redactUrl } from "../../logging.js";
@@ -75,7 +76,14 @@ function settingsFrom(argv: string[]): WorkerSettings {
 export async function runWorkerProcess(settings: WorkerSettings): Promise<number> {
   // First, so that a cluster child answers the primary's metric requests while it boots.
   const stopMetrics = await startWorkerMetrics();
-  const broker = setBroker(createBroker(settings.brokerUrl));
+  let broker: Broker;
+  try {
+    broker = setBroker(createBroker(settings.brokerUrl));
+  } catch (err) {
+    log.critical("invalid broker URL", { broker: redactUrl(settings.brokerUrl), err });
+    console.error(`troupe worker: invalid broker URL ${redactUrl(settings.brokerUrl)}: ${(err as Error).message}`);
+    return EXIT_BOOT_FAILURE;
+  }
   try {
     await broker.connect();
   } catch (err) {
