@@ -18,7 +18,7 @@ export class RedisRateLimiterBackend implements RateLimiterBackend {
 
   constructor(options: RedisRateLimiterBackendOptions = {}) {
     this.url = options.url ?? DEFAULT_REDIS_URL;
-    this.client = withRateLimitScripts(createRedisClient(options, "rate-limits", { enableAutoPipelining: true }));
+    this.client = withRateLimitScripts(createRedisClient(options, "rate-limits"));
     const base = this.client;
     this.blocking = new BlockingConnections(() => duplicateRedisClient(base, "rate-limits-wait", this.url));
   }

@@ -21,7 +21,7 @@ export class RedisResultBackend extends ResultBackend {
   constructor(options: RedisResultBackendOptions = {}) {
     super(options);
     this.url = options.url ?? DEFAULT_REDIS_URL;
-    this.client = options.client ?? createRedisClient(options, "results", { enableAutoPipelining: true });
+    this.client = options.client ?? createRedisClient(options, "results");
     this.ownsClient = options.client === undefined;
     const base = this.client;
     this.blocking = new BlockingConnections(() => duplicateRedisClient(base, "results-wait", this.url));

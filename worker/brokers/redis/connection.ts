@@ -55,7 +55,7 @@ function sentinelsFromEnv(): RedisOptions {
 
 /** Another connection with `client`'s settings (for blocking commands), logged the same way. */
 export function duplicateRedisClient(client: Redis, purpose: string, url: string | undefined): Redis {
-  return watchRedisClient(client.duplicate({ connectionName: `troupe-${purpose}`, enableAutoPipelining: false }), purpose, url ?? DEFAULT_REDIS_URL);
+  return watchRedisClient(client.duplicate({ connectionName: `troupe-${purpose}` }), purpose, url ?? DEFAULT_REDIS_URL);
 }
 
 const lastError = new WeakMap<Redis, Error>();
