@@ -75,7 +75,8 @@ export class OwnRedisServer {
   /** SIGKILL: no chance to flush anything beyond what appendfsync already wrote. */
   async kill(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    // A process killed by a signal keeps exitCode null and sets signalCode instead.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL");
     await exited;
