@@ -204,31 +204,32 @@ export abstract class Broker {
   /** Run a `before*` hook in list order; a MiddlewareError (SkipMessage) propagates, other errors are logged. */
   async emitBefore<K extends HookName>(hook: K, ...args: HookArgs<K>): Promise<void> {
     for (const m of this.middleware) {
-      const fn = m[hook] as ((broker: Broker, ...rest: HookArgs<K>) => void | Promise<void>) | undefined;
-      if (!fn) continue;
-      try {
-        // Most hooks are synchronous: awaiting only real promises saves a microtask hop per hook per message.
-        const pending = fn.call(m, this, ...args);
-        if (pending) await pending;
-      } catch (err) {
-        if (err instanceof MiddlewareError) throw err;
-        log.critical(`middleware hook ${hook} failed`, { middleware: m.constructor.name, err, ...hookMessageFields(args) });
-      }
+      const pending = this.runHook(m, hook, args, true);
+      if (pending) await pending;
     }
   }
 
   /** Run an `after*` hook in reverse list order; every error is logged, none is raised. */
   async emitAfter<K extends HookName>(hook: K, ...args: HookArgs<K>): Promise<void> {
     for (let i = this.middleware.length - 1; i >= 0; i--) {
-      const m = this.middleware[i]!;
-      const fn = m[hook] as ((broker: Broker, ...rest: HookArgs<K>) => void | Promise<void>) | undefined;
-      if (!fn) continue;
-      try {
-        const pending = fn.call(m, this, ...args);
-        if (pending) await pending;
-      } catch (err) {
-        log.critical(`middleware hook ${hook} failed`, { middleware: m.constructor.name, err, ...hookMessageFields(args) });
-      }
+      const pending = this.runHook(this.middleware[i]!, hook, args, false);
+      if (pending) await pending;
+    }
+  }
+
+  /** Most hooks are synchronous: a promise comes back only from those that are not, saving a microtask hop each. */
+  private runHook<K extends HookName>(m: Middleware, hook: K, args: HookArgs<K>, raiseMiddlewareErrors: boolean): void | Promise<void> {
+    const fn = m[hook] as ((broker: Broker, ...rest: HookArgs<K>) => void | Promise<void>) | undefined;
+    if (!fn) return;
+    const onError = (err: unknown) => {
+      if (raiseMiddlewareErrors && err instanceof MiddlewareError) throw err;
+      log.critical(`middleware hook ${hook} failed`, { middleware: m.constructor.name, err, ...hookMessageFields(args) });
+    };
+    try {
+      const pending = fn.call(m, this, ...args);
+      if (pending) return pending.then(undefined, onError);
+    } catch (err) {
+      onError(err);
     }
   }
 }
