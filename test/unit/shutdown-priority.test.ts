@@ -24,7 +24,8 @@ describe("graceful shutdown", () => {
       await events.count("nap-start", 2);
       for (let i = 0; i < 5; i++) await actors.record.send(`r${i}`);
       await worker.stop(10_000);
-      assert.equal(events.of("nap-end").length, 2, "both running messages finished");
+      // Actor reports travel on a BroadcastChannel and may land just after stop() returns.
+      await events.count("nap-end", 2);
       assert.equal(events.of("record").length, 0, "nothing new started after stop");
       assert.deepEqual(await broker.queueStats("default"), { queue: "default", ready: 5, delayed: 0, inFlight: 0, dead: 0 });
     } finally {
