@@ -33,12 +33,14 @@ test("actor overrides from a watched file change a running worker's retry policy
     await worker.start();
     await actors.boom.send("first");
     await broker.join("default");
+    await events.count("boom", 3);
     assert.equal(events.of("boom").length, 3, "declared maxRetries 0, overridden to 2: three attempts");
 
     publish("boom:\n  maxRetries: 0\n");
     await until(() => applied.length >= 2, "the changed overrides to be applied");
     await actors.boom.send("second");
     await broker.join("default");
+    await events.count("boom", 4);
     assert.equal(events.of("boom").filter((e) => e.id === "second").length, 1, "one attempt after the change");
     assert.equal((await broker.deadLetters("default")).length, 2);
   } finally {
