@@ -1,4 +1,4 @@
-import { availableParallelism } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -41,7 +41,7 @@ export interface BenchSettings {
   bullmqConcurrency: number[];
   /** Messages per enqueueMany call. */
   batchSize: number;
-  /** Where results are written (--out, default bench/results). */
+  /** Where results are written (--out; default bench/results, or a temporary directory with --quick). */
   outDir: string;
   /** Fail a phase that makes no progress for this long (ms). */
   stallTimeout: number;
@@ -91,7 +91,8 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
     workloads: list(env.BENCH_WORKLOADS, ["noop", "io", "cpu"] as const, ["noop", "io", "cpu"], "BENCH_WORKLOADS").map((w) => WORKLOADS[w]),
     bullmqConcurrency: [8, 50],
     batchSize: 1000,
-    outDir: values.out ? resolve(values.out) : join(repoRoot, "bench", "results"),
+    // A quick run is no measurement: by default it must not replace the committed results.
+    outDir: values.out ? resolve(values.out) : quick ? join(tmpdir(), "troupe-bench-quick") : join(repoRoot, "bench", "results"),
     stallTimeout: positive(env.BENCH_STALL_TIMEOUT, 30, "BENCH_STALL_TIMEOUT") * 1000,
     phaseBudget,
     sendBudget: phaseBudget / 4,
