@@ -63,7 +63,7 @@ describe("priorities", () => {
   // As in Dramatiq, actor priority orders only what the worker has prefetched, hence the larger prefetch.
   test("lower actor priority runs first among messages waiting in the worker", async () => {
     const events = new EventLog();
-    const { broker, worker } = await startWorker({ concurrency: 1, prefetch: 20 });
+    const { broker, worker } = await startWorker({ concurrency: 1, prefetch: 20, lookahead: 0 });
     try {
       await actors.nap.send("blocker", 200);
       await events.count("nap-start", 1);
@@ -89,5 +89,23 @@ describe("priorities", () => {
     await new Promise((resolve) => queueMicrotask(() => resolve(undefined)));
     assert.deepEqual(seen, ["b", "d", "c", "a"]);
     await consumer.close();
+  });
+});
+
+describe("messages sent ahead to a busy thread", () => {
+  test("a message's time limit starts when it does, not while it waits behind another", async () => {
+    const events = new EventLog();
+    const { broker, worker } = await startWorker({ concurrency: 1, lookahead: 1 });
+    try {
+      await actors.nap.send("first", 400);
+      await actors.nap.sendWithOptions({ args: ["second", 50], timeLimit: 250 });
+      await broker.join("default");
+      await events.count("nap-end", 2);
+      assert.deepEqual(events.of("nap-end").map((e) => e.id), ["first", "second"]);
+      assert.equal((await broker.deadLetters("default")).length, 0);
+    } finally {
+      events.close();
+      await worker.stop(1000);
+    }
   });
 });

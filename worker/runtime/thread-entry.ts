@@ -8,7 +8,7 @@ import { lockBroker } from "../global.js";
 import { Message, setResultLookup, type MessageData } from "../message.js";
 import { defaultRegistry } from "../registry.js";
 import { actorContext, markShuttingDown } from "./context.js";
-import type { FromThread, ThreadData, ToThread } from "./protocol.js";
+import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { callMain, markWorkerThread, settleRpc } from "./rpc.js";
 import { ThreadBroker } from "./thread-broker.js";
 import { importModules } from "./load-modules.js";
@@ -18,8 +18,54 @@ const port = parentPort!;
 const data = workerData as ThreadData;
 const running = new Map<number, AbortController>();
 
+/**
+ * Results leave in batches: a `done` waits for the end of the current macrotask (setImmediate), or goes out with
+ * the `started` of the queued task that follows it, so a thread running queued sync actors back to back wakes the
+ * main thread once per pair instead of once per message.
+ */
+let outbox: FromThread[] = [];
+let flushScheduled = false;
+
+function flush(): void {
+  flushScheduled = false;
+  if (outbox.length === 0) return;
+  const items = outbox;
+  outbox = [];
+  port.postMessage(items.length === 1 ? items[0] : { t: "batch", items });
+}
+
 function post(message: FromThread): void {
-  port.postMessage(message);
+  outbox.push(message);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+}
+
+interface Pending {
+  id: number;
+  data: MessageData;
+  queued: boolean;
+}
+
+/** Tasks the main thread sent ahead of time, started as running ones finish (at most `concurrency` at once). */
+const queue: Pending[] = [];
+let active = 0;
+
+function pump(): void {
+  while (active < data.concurrency && queue.length > 0) {
+    const task = queue.shift()!;
+    active++;
+    if (task.queued) {
+      // The main thread arms the time limit when it hears this, so it must leave before a sync actor blocks us.
+      post({ t: "started", id: task.id });
+      flush();
+    }
+    void run(task.id, task.data).finally(() => {
+      active--;
+      pump();
+    });
+  }
 }
 
 function rebuildAbortReason(reason: SerializedError): Error {
@@ -49,14 +95,31 @@ async function run(id: number, messageData: MessageData): Promise<void> {
   }
 }
 
-port.on("message", (msg: ToThread) => {
+function handle(msg: ToThread): void {
   switch (msg.t) {
+    case "batch":
+      for (const item of msg.items) handle(item);
+      break;
     case "run":
-      void run(msg.id, msg.data);
+      queue.push({ id: msg.id, data: msg.data, queued: msg.queued });
+      pump();
       break;
-    case "abort":
-      running.get(msg.id)?.abort(rebuildAbortReason(msg.reason));
+    case "recall": {
+      const waiting = queue.findIndex((task) => task.id === msg.id);
+      if (waiting >= 0) {
+        queue.splice(waiting, 1);
+        post({ t: "done", id: msg.id, ok: false, error: { name: RECALLED, message: "given back before it began", chain: [RECALLED] } });
+      }
       break;
+    }
+    case "abort": {
+      const waiting = queue.findIndex((task) => task.id === msg.id);
+      if (waiting >= 0) {
+        queue.splice(waiting, 1);
+        post({ t: "done", id: msg.id, ok: false, error: msg.reason });
+      } else running.get(msg.id)?.abort(rebuildAbortReason(msg.reason));
+      break;
+    }
     case "shutdown":
       markShuttingDown();
       break;
@@ -68,7 +131,9 @@ port.on("message", (msg: ToThread) => {
       else settleRpc(msg.callId, false, undefined, msg.error);
       break;
   }
-});
+}
+
+port.on("message", handle);
 
 async function boot(): Promise<void> {
   markWorkerThread();

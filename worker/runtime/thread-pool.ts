@@ -3,7 +3,7 @@ import { Worker as NodeWorker } from "node:worker_threads";
 import { RemoteError, TroupeError, WorkerThreadDied, serializeError, type SerializedError } from "../errors.js";
 import { getLogger } from "../logging.js";
 import type { MessageData } from "../message.js";
-import type { FromThread, ThreadData, ToThread } from "./protocol.js";
+import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { handleRpc } from "./rpc.js";
 
 export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: Error };
@@ -14,6 +14,11 @@ interface Task {
   /** Unset while the task waits for a thread with room (one is being replaced). */
   thread?: PoolThread;
   resolve: (outcome: RunOutcome) => void;
+  /** Called once the actor begins (the worker arms the time limit then). */
+  onStart?: () => void;
+  /** Sent ahead to a thread that was busy: it has not begun until the thread reports `started`. */
+  queued: boolean;
+  started: boolean;
   /** Set when the task was aborted: the error it ends with if it does not finish cleanly. */
   abortedWith?: Error;
 }
@@ -23,6 +28,8 @@ interface PoolThread {
   worker: NodeWorker;
   tasks: Set<Task>;
   ready: boolean;
+  /** Messages for the thread, posted together at the end of the current tick. */
+  outbox: ToThread[];
   /** Set when the pool decided to kill this thread, so its exit is not reported as a crash. */
   retiring?: Error;
 }
@@ -31,6 +38,11 @@ export interface ThreadPoolOptions {
   size: number;
   /** Messages one thread may run at once (async actors overlap; a sync actor holds its thread). */
   concurrency: number;
+  /**
+   * Messages sent to a thread ahead of time, beyond those it runs, so that it goes from one message to the next
+   * without waiting for the main thread (default 1). Their time limit starts when they do.
+   */
+  lookahead?: number;
   modules: string[];
   /** How long to wait for a thread to import the actor modules. */
   bootTimeout?: number;
@@ -58,7 +70,11 @@ export class ThreadPool extends EventEmitter {
   }
 
   get capacity(): number {
-    return this.options.size * this.options.concurrency;
+    return this.options.size * this.slotsPerThread;
+  }
+
+  private get slotsPerThread(): number {
+    return this.options.concurrency + (this.options.lookahead ?? 1);
   }
 
   get running(): number {
@@ -84,17 +100,23 @@ export class ThreadPool extends EventEmitter {
   }
 
   private spawn(index: number): Promise<void> {
-    const data: ThreadData = { modules: this.options.modules, threadIndex: index };
+    const data: ThreadData = { modules: this.options.modules, threadIndex: index, concurrency: this.options.concurrency };
     const worker = new NodeWorker(ENTRY, { workerData: data, execArgv: this.options.execArgv, stdout: false, stderr: false });
-    const thread: PoolThread = { index, worker, tasks: new Set(), ready: false };
+    const thread: PoolThread = { index, worker, tasks: new Set(), ready: false, outbox: [] };
     this.threads[index] = thread;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new TroupeError(`worker thread ${index} did not load the actor modules within ${this.options.bootTimeout ?? 60_000} ms`));
         void worker.terminate();
       }, this.options.bootTimeout ?? 60_000);
-      worker.on("message", (msg: FromThread) => {
+      const handle = (msg: FromThread): void => {
         switch (msg.t) {
+          case "batch":
+            for (const item of msg.items) handle(item);
+            break;
+          case "started":
+            this.markStarted(this.tasks.get(msg.id));
+            break;
           case "ready":
             clearTimeout(timer);
             thread.ready = true;
@@ -114,7 +136,8 @@ export class ThreadPool extends EventEmitter {
             this.answerRpc(thread, msg.callId, msg.method, msg.args);
             break;
         }
-      });
+      };
+      worker.on("message", handle);
       worker.on("error", (err) => {
         clearTimeout(timer);
         log.error("worker thread crashed", { thread: index, err });
@@ -148,7 +171,17 @@ export class ThreadPool extends EventEmitter {
     thread.ready = false;
     this.emit("threadExit", thread.index);
     const reason = thread.retiring ?? new WorkerThreadDied(`worker thread ${thread.index} exited with code ${code}`);
-    for (const task of [...thread.tasks]) this.finish(task.id, { ok: false, error: task.abortedWith ?? reason });
+    for (const task of [...thread.tasks]) {
+      if (task.started || task.abortedWith || this.stopping) this.finish(task.id, { ok: false, error: task.abortedWith ?? reason });
+      else {
+        // Sent ahead and never begun: another thread runs it.
+        thread.tasks.delete(task);
+        task.thread = undefined;
+        this.waiting.unshift(task);
+      }
+    }
+    thread.outbox = [];
+    this.dispatchWaiting();
     if (this.stopping || !wasReady) return;
     if (!thread.retiring) log.warn("replacing worker thread", { thread: thread.index, code });
     this.spawn(thread.index).catch((err) => log.critical("could not replace worker thread", { thread: thread.index, err }));
@@ -175,14 +208,32 @@ export class ThreadPool extends EventEmitter {
 
   private assign(task: Task, thread: PoolThread): void {
     task.thread = thread;
+    // The thread has fewer unfinished tasks than main counts (results may be on their way), so a task sent while
+    // main counts fewer than `concurrency` begins on arrival.
+    task.queued = thread.tasks.size >= this.options.concurrency;
     thread.tasks.add(task);
-    this.send(thread, { t: "run", id: task.id, data: task.data });
+    if (thread.outbox.length === 0) queueMicrotask(() => this.flush(thread));
+    thread.outbox.push({ t: "run", id: task.id, data: task.data, queued: task.queued });
+    if (!task.queued) this.markStarted(task);
+  }
+
+  private flush(thread: PoolThread): void {
+    const items = thread.outbox;
+    if (items.length === 0 || !thread.ready) return;
+    thread.outbox = [];
+    this.send(thread, items.length === 1 ? items[0]! : { t: "batch", items });
+  }
+
+  private markStarted(task: Task | undefined): void {
+    if (!task || task.started) return;
+    task.started = true;
+    task.onStart?.();
   }
 
   private pick(): PoolThread | undefined {
     let best: PoolThread | undefined;
     for (const thread of this.threads) {
-      if (!thread?.ready || thread.tasks.size >= this.options.concurrency) continue;
+      if (!thread?.ready || thread.tasks.size >= this.slotsPerThread) continue;
       if (!best || thread.tasks.size < best.tasks.size) best = thread;
     }
     return best;
@@ -190,13 +241,14 @@ export class ThreadPool extends EventEmitter {
 
   /**
    * Run a message on the least busy thread, or as soon as one has room (the caller bounds how many it submits by
-   * `capacity`; room is short only while a thread is being replaced). Returns the task id and its outcome.
+   * `capacity`; room is short only while a thread is being replaced). `onStart` is called when the actor begins,
+   * which for a message sent ahead is when the thread reports it. Returns the task id and its outcome.
    */
-  run(data: MessageData): { id: number; outcome: Promise<RunOutcome> } {
+  run(data: MessageData, onStart?: () => void): { id: number; outcome: Promise<RunOutcome> } {
     const id = this.nextTaskId++;
     let resolve!: (outcome: RunOutcome) => void;
     const outcome = new Promise<RunOutcome>((r) => (resolve = r));
-    const task: Task = { id, data, resolve };
+    const task: Task = { id, data, resolve, onStart, queued: false, started: false };
     this.tasks.set(id, task);
     const thread = this.pick();
     if (thread) this.assign(task, thread);
@@ -209,8 +261,26 @@ export class ThreadPool extends EventEmitter {
     const task = this.tasks.get(id);
     if (!task) return;
     task.abortedWith = reason;
-    if (task.thread) this.send(task.thread, { t: "abort", id, reason: serializeError(reason) as SerializedError });
-    else this.finish(id, { ok: false, error: reason });
+    if (task.thread) {
+      this.flush(task.thread);
+      this.send(task.thread, { t: "abort", id, reason: serializeError(reason) as SerializedError });
+    } else this.finish(id, { ok: false, error: reason });
+  }
+
+  /**
+   * Ask for a message sent ahead to come back unstarted; true when it may (its outcome is then an error named
+   * `Recalled`, or its normal outcome if the thread began it meanwhile).
+   */
+  recall(id: number): boolean {
+    const task = this.tasks.get(id);
+    if (!task || task.started) return false;
+    if (!task.thread) {
+      this.finish(id, { ok: false, error: new RemoteError({ name: RECALLED, message: "given back before it began", chain: [RECALLED] }) });
+      return true;
+    }
+    this.flush(task.thread);
+    this.send(task.thread, { t: "recall", id });
+    return true;
   }
 
   /** Stop the thread running this task at once (it is replaced); its tasks end with their abort reason or `reason`. */

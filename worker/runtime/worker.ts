@@ -11,6 +11,7 @@ import { getResultBackend } from "../results/global.js";
 import { Heap } from "./heap.js";
 import { registerMainHandler } from "./rpc.js";
 import { ThreadPool } from "./thread-pool.js";
+import { RECALLED } from "./protocol.js";
 
 export interface WorkerOptions {
   /** Actor modules every thread imports (absolute paths). */
@@ -20,7 +21,12 @@ export interface WorkerOptions {
   threads?: number;
   /** Messages one thread runs at once (default 1). */
   concurrency?: number;
-  /** Per-queue prefetch (default 2 × threads × concurrency, as Dramatiq's 2 × threads). */
+  /**
+   * Messages sent to each thread ahead of those it runs (default 1), so a thread goes straight to its next message.
+   * Actor priority orders only what is not yet sent to a thread: 0 gives Dramatiq's strict ordering.
+   */
+  lookahead?: number;
+  /** Per-queue prefetch (default threads × (2 × concurrency + lookahead); Dramatiq's is 2 × threads). */
   prefetch?: number;
   /** Per-delay-queue prefetch (default 1000 × threads, at most 65 535). */
   delayPrefetch?: number;
@@ -50,6 +56,7 @@ const log = getLogger("worker");
 export class Worker implements WorkerInfo {
   readonly threads: number;
   readonly concurrency: number;
+  readonly lookahead: number;
   queues: string[] = [];
   private readonly pool: ThreadPool;
   private readonly consumers = new Map<string, Consumer>();
@@ -78,7 +85,8 @@ export class Worker implements WorkerInfo {
   ) {
     this.threads = options.threads ?? 8;
     this.concurrency = options.concurrency ?? 1;
-    this.pool = new ThreadPool({ size: this.threads, concurrency: this.concurrency, modules: options.modules });
+    this.lookahead = options.lookahead ?? 1;
+    this.pool = new ThreadPool({ size: this.threads, concurrency: this.concurrency, lookahead: this.lookahead, modules: options.modules });
     this.pool.on("threadBoot", (index: number) => void broker.emitAfter("afterWorkerThreadBoot", index));
     this.pool.on("threadExit", (index: number) => void broker.emitBefore("beforeWorkerThreadShutdown", index).catch(() => undefined));
   }
@@ -105,7 +113,7 @@ export class Worker implements WorkerInfo {
     const declared = this.broker.registry.queues();
     this.queues = (this.options.queues?.length ? this.options.queues : declared).map(qName);
     await this.broker.emitBefore("beforeWorkerBoot", this);
-    const prefetch = this.options.prefetch ?? Math.min(2 * this.threads * this.concurrency, 65_535);
+    const prefetch = this.options.prefetch ?? Math.min(this.threads * (2 * this.concurrency + this.lookahead), 65_535);
     const delayPrefetch = this.options.delayPrefetch ?? Math.min(1000 * this.threads, 65_535);
     for (const queue of this.queues) {
       await this.broker.declareQueue(queue);
@@ -248,7 +256,7 @@ export class Worker implements WorkerInfo {
       if (!skipped && !proxy.failed) {
         const outcome = await this.runInThread(proxy);
         releaseSlot();
-        if (this.abandoning) return this.requeueUnfinished(proxy);
+        if (this.abandoning || (!outcome.ok && outcome.error.name === RECALLED)) return this.requeueUnfinished(proxy);
         if (outcome.ok) result = outcome.result;
         else exception = outcome.error;
       }
@@ -269,22 +277,26 @@ export class Worker implements WorkerInfo {
   }
 
   private async runInThread(proxy: MessageProxy) {
-    const { id, outcome } = this.pool.run(proxy.message.toData());
-    this.inFlight.set(proxy, id);
-    if (this.stopping && proxy.notifyShutdown) this.pool.abort(id, new Shutdown("worker is shutting down"));
     let timer: NodeJS.Timeout | undefined;
     let killTimer: NodeJS.Timeout | undefined;
+    let finished = false;
     const limit = proxy.timeLimit;
-    if (limit !== undefined && Number.isFinite(limit) && limit > 0) {
+    // The clock starts when the actor does: a message sent ahead to a busy thread is not charged for the wait.
+    const armTimeLimit = () => {
+      if (finished || limit === undefined || !Number.isFinite(limit) || limit <= 0) return;
       timer = setTimeout(() => {
         const reason = new TimeLimitExceeded(`actor ${proxy.actorName} ran past its time limit of ${limit} ms`);
         this.pool.abort(id, reason);
         killTimer = setTimeout(() => void this.pool.kill(id, reason), this.options.abortGrace ?? 1000);
       }, limit);
-    }
+    };
+    const { id, outcome } = this.pool.run(proxy.message.toData(), armTimeLimit);
+    this.inFlight.set(proxy, id);
+    if (this.stopping && proxy.notifyShutdown) this.pool.abort(id, new Shutdown("worker is shutting down"));
     try {
       return await outcome;
     } finally {
+      finished = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
     }
@@ -337,7 +349,11 @@ export class Worker implements WorkerInfo {
     log.info("worker stopping", { running: this.inFlight.size, queued: this.work.size, delayed: this.delayed.size, timeoutMs: timeout });
     await this.broker.emitBefore("beforeWorkerShutdown", this).catch(() => undefined);
     this.pool.broadcast({ t: "shutdown" });
-    for (const [proxy, id] of this.inFlight) if (proxy.notifyShutdown && id) this.pool.abort(id, new Shutdown("worker is shutting down"));
+    for (const [proxy, id] of this.inFlight) {
+      if (!id) continue;
+      // Messages sent ahead to a thread and not begun go back to the broker with the rest of the unstarted ones.
+      if (!this.pool.recall(id) && proxy.notifyShutdown) this.pool.abort(id, new Shutdown("worker is shutting down"));
+    }
     await Promise.all([...this.consumers.values()].map((c) => c.stop()));
     clearTimeout(this.delayTimer);
     const unstarted = [...this.work.drain(), ...this.delayed.drain()].map((item) => item.proxy);

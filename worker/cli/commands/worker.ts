@@ -24,7 +24,9 @@ Options:
   -c, --concurrency N       messages one thread runs at once, for async actors (default 1)
   -Q, --queues Q[,Q...]     queues to consume (repeatable; default: every queue of the declared actors)
   -b, --broker URL          broker URL (default: $TROUPE_BROKER_URL, else memory://)
-      --prefetch N          messages fetched ahead per queue (default 2 x threads x concurrency)
+      --lookahead N         messages sent to each thread ahead of those it runs (default 1; 0 = strict
+                            actor-priority ordering, as Dramatiq)
+      --prefetch N          messages fetched ahead per queue (default threads x (2 x concurrency + lookahead))
       --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
 
 Environment: TROUPE_BROKER_URL, TROUPE_RESULTS_URL, TROUPE_RATE_LIMITER_URL, TROUPE_METRICS_PORT (9191; 0 = off),
@@ -42,6 +44,7 @@ interface WorkerSettings {
   concurrency: number;
   queues: string[];
   prefetch?: number;
+  lookahead: number;
   shutdownTimeout: number;
 }
 
@@ -53,6 +56,7 @@ function settingsFrom(argv: string[]): WorkerSettings {
     queues: { type: "string", short: "Q", multiple: true },
     broker: { type: "string", short: "b" },
     prefetch: { type: "string" },
+    lookahead: { type: "string" },
     "shutdown-timeout": { type: "string" },
   });
   if (positionals.length === 0) throw new UsageError("name at least one actor module");
@@ -68,6 +72,7 @@ function settingsFrom(argv: string[]): WorkerSettings {
     concurrency: intOption(values.concurrency, "concurrency", 1),
     queues: listOption(values.queues),
     prefetch: values.prefetch === undefined ? undefined : intOption(values.prefetch, "prefetch", 1),
+    lookahead: intOption(values.lookahead, "lookahead", 1, 0),
     shutdownTimeout: numberOption(values["shutdown-timeout"], "shutdown-timeout", 600) * 1000,
   };
 }
@@ -105,6 +110,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     threads: settings.threads,
     concurrency: settings.concurrency,
     prefetch: settings.prefetch,
+    lookahead: settings.lookahead,
     shutdownTimeout: settings.shutdownTimeout,
   });
   // Middleware reads actor options in this thread, so overrides loaded before start apply to the first message.
