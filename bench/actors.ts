@@ -7,7 +7,6 @@ import { isMainThread } from "node:worker_threads";
 import { actor, getBroker, onShutdown } from "troupe";
 import { wallNow } from "./clock.js";
 import { calibrate, spin } from "./cpu-work.js";
-import { installProbe } from "./probe.js";
 import { CpuProfile } from "./profiler.js";
 
 const queue = process.env.BENCH_QUEUE ?? "bench";
@@ -39,7 +38,8 @@ export const cpu = actor(
   options,
 );
 
-if (isMainThread) installProbe(getBroker());
+// The probe holds a Redis client: loaded only in the main thread, so worker threads' memory is what a user's would be.
+if (isMainThread) (await import("./probe.js")).installProbe(getBroker());
 else if (process.env.BENCH_CPU_PROF) {
   const profile = new CpuProfile();
   onShutdown(() => profile.save(process.env.BENCH_CPU_PROF!));
