@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
@@ -62,6 +63,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // A supervised worker process stays connected to its primary over IPC; it is done, so it leaves now (pipes to
+    // the primary are written synchronously on Linux, so no log line is lost).
+    if (cluster.isWorker) process.exit(code);
     // Everything was closed; a library handle that still holds the loop open must not keep the process alive.
     setTimeout(() => process.exit(code), 2000).unref();
   },
