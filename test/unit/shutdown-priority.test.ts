@@ -109,3 +109,22 @@ describe("messages sent ahead to a busy thread", () => {
     }
   });
 });
+
+describe("work stealing", () => {
+  test("a message sent ahead to a thread busy with a slow actor is taken back by a thread that ran out of work", async () => {
+    const events = new EventLog();
+    const { broker, worker } = await startWorker({ threads: 2, concurrency: 1, lookahead: 3 });
+    try {
+      await actors.nap.send("slow", 1500);
+      await events.count("nap-start", 1);
+      // Both threads have room for three more: some of these land behind the slow one.
+      for (let i = 0; i < 6; i++) await actors.record.send(`quick-${i}`);
+      await events.count("record", 6);
+      assert.equal(events.of("nap-end").length, 0, "every quick message ran while the slow one was still running");
+      await broker.join("default");
+    } finally {
+      events.close();
+      await worker.stop(3000);
+    }
+  });
+});

@@ -19,6 +19,8 @@ interface Task {
   /** Sent ahead to a thread that was busy: it has not begun until the thread reports `started`. */
   queued: boolean;
   started: boolean;
+  /** Recalled from a busy thread to run on an idle one: a `Recalled` outcome means "dispatch again". */
+  stealing?: boolean;
   /** Set when the task was aborted: the error it ends with if it does not finish cleanly. */
   abortedWith?: Error;
 }
@@ -40,7 +42,7 @@ export interface ThreadPoolOptions {
   concurrency: number;
   /**
    * Messages sent to a thread ahead of time, beyond those it runs, so that it goes from one message to the next
-   * without waiting for the main thread (default 1). Their time limit starts when they do.
+   * without waiting for the main thread (default 3). Their time limit starts when they do.
    */
   lookahead?: number;
   modules: string[];
@@ -74,7 +76,7 @@ export class ThreadPool extends EventEmitter {
   }
 
   private get slotsPerThread(): number {
-    return this.options.concurrency + (this.options.lookahead ?? 1);
+    return this.options.concurrency + (this.options.lookahead ?? 3);
   }
 
   get running(): number {
@@ -177,6 +179,7 @@ export class ThreadPool extends EventEmitter {
         // Sent ahead and never begun: another thread runs it.
         thread.tasks.delete(task);
         task.thread = undefined;
+        task.stealing = false;
         this.waiting.unshift(task);
       }
     }
@@ -190,12 +193,38 @@ export class ThreadPool extends EventEmitter {
   private finish(id: number, outcome: RunOutcome): void {
     const task = this.tasks.get(id);
     if (!task) return;
-    this.tasks.delete(id);
-    if (task.thread) task.thread.tasks.delete(task);
+    const thread = task.thread;
+    if (thread) thread.tasks.delete(task);
     else this.waiting.splice(this.waiting.indexOf(task), 1);
-    if (!outcome.ok && task.abortedWith) outcome = { ok: false, error: task.abortedWith };
-    task.resolve(outcome);
+    if (task.stealing && !task.abortedWith && !outcome.ok && outcome.error.name === RECALLED) {
+      // Given back unstarted by a busy thread: it runs next on whichever thread has room.
+      task.stealing = false;
+      task.thread = undefined;
+      this.waiting.unshift(task);
+    } else {
+      this.tasks.delete(id);
+      if (!outcome.ok && task.abortedWith) outcome = { ok: false, error: task.abortedWith };
+      task.resolve(outcome);
+    }
     this.dispatchWaiting();
+    if (thread && thread.tasks.size === 0) setImmediate(() => this.stealFor(thread));
+  }
+
+  /**
+   * A thread that ran out of work takes back a message sent ahead to a thread that is still busy, so a message
+   * never waits behind a slow actor while a thread idles. Runs after the worker had its chance to send new work.
+   */
+  private stealFor(idle: PoolThread): void {
+    if (!idle.ready || idle.tasks.size > 0 || this.waiting.length > 0) return;
+    for (const thread of this.threads) {
+      if (!thread?.ready || thread === idle) continue;
+      const queued = [...thread.tasks].reverse().find((task) => task.queued && !task.started && !task.stealing && !task.abortedWith);
+      if (!queued) continue;
+      queued.stealing = true;
+      this.flush(thread);
+      this.send(thread, { t: "recall", id: queued.id });
+      return;
+    }
   }
 
   private dispatchWaiting(): void {
@@ -274,6 +303,8 @@ export class ThreadPool extends EventEmitter {
   recall(id: number): boolean {
     const task = this.tasks.get(id);
     if (!task || task.started) return false;
+    // The worker wants it back (it is stopping): a theft in progress must not keep it in the pool.
+    task.stealing = false;
     if (!task.thread) {
       this.finish(id, { ok: false, error: new RemoteError({ name: RECALLED, message: "given back before it began", chain: [RECALLED] }) });
       return true;

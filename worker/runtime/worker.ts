@@ -22,8 +22,9 @@ export interface WorkerOptions {
   /** Messages one thread runs at once (default 1). */
   concurrency?: number;
   /**
-   * Messages sent to each thread ahead of those it runs (default 1), so a thread goes straight to its next message.
-   * Actor priority orders only what is not yet sent to a thread: 0 gives Dramatiq's strict ordering.
+   * Messages sent to each thread ahead of those it runs (default 3), so a thread goes straight to its next message;
+   * a thread that runs out of work takes back those waiting behind a slow actor elsewhere. Actor priority orders
+   * only what is not yet sent to a thread: 0 gives Dramatiq's strict ordering.
    */
   lookahead?: number;
   /** Per-queue prefetch (default threads × (2 × concurrency + lookahead); Dramatiq's is 2 × threads). */
@@ -85,7 +86,7 @@ export class Worker implements WorkerInfo {
   ) {
     this.threads = options.threads ?? 8;
     this.concurrency = options.concurrency ?? 1;
-    this.lookahead = options.lookahead ?? 1;
+    this.lookahead = options.lookahead ?? 3;
     this.pool = new ThreadPool({ size: this.threads, concurrency: this.concurrency, lookahead: this.lookahead, modules: options.modules });
     this.pool.on("threadBoot", (index: number) => void broker.emitAfter("afterWorkerThreadBoot", index));
     this.pool.on("threadExit", (index: number) => void broker.emitBefore("beforeWorkerThreadShutdown", index).catch(() => undefined));

@@ -24,7 +24,7 @@ Options:
   -c, --concurrency N       messages one thread runs at once, for async actors (default 1)
   -Q, --queues Q[,Q...]     queues to consume (repeatable; default: every queue of the declared actors)
   -b, --broker URL          broker URL (default: $TROUPE_BROKER_URL, else memory://)
-      --lookahead N         messages sent to each thread ahead of those it runs (default 1; 0 = strict
+      --lookahead N         messages sent to each thread ahead of those it runs (default 3; 0 = strict
                             actor-priority ordering, as Dramatiq)
       --prefetch N          messages fetched ahead per queue (default threads x (2 x concurrency + lookahead))
       --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
@@ -72,7 +72,7 @@ function settingsFrom(argv: string[]): WorkerSettings {
     concurrency: intOption(values.concurrency, "concurrency", 1),
     queues: listOption(values.queues),
     prefetch: values.prefetch === undefined ? undefined : intOption(values.prefetch, "prefetch", 1),
-    lookahead: intOption(values.lookahead, "lookahead", 1, 0),
+    lookahead: intOption(values.lookahead, "lookahead", 3, 0),
     shutdownTimeout: numberOption(values["shutdown-timeout"], "shutdown-timeout", 600) * 1000,
   };
 }
