@@ -37,7 +37,3 @@ export function getBroker(): Broker {
 export function hasBroker(): boolean {
   return current !== undefined;
 }
-
-export function resetBroker(): void {
-  if (!locked) current = undefined;
-}

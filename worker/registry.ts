@@ -9,27 +9,16 @@ export interface RegisteredActor {
   readonly fn: (...args: never[]) => unknown;
 }
 
-type Listener = (actor: RegisteredActor) => void;
-
 /** Actors by name, plus option overrides published at run time (the operator's Actor resources). */
 export class ActorRegistry {
   private readonly actors = new Map<string, RegisteredActor>();
   private overrides = new Map<string, ActorOptions>();
-  private readonly listeners = new Set<Listener>();
 
   register(actor: RegisteredActor): void {
     if (this.actors.has(actor.actorName)) {
       throw new TroupeError(`an actor named "${actor.actorName}" is already declared`);
     }
     this.actors.set(actor.actorName, actor);
-    for (const listener of this.listeners) listener(actor);
-  }
-
-  /** Called for every actor declared from now on (and, once, for those already declared). */
-  onDeclare(listener: Listener): () => void {
-    for (const actor of this.actors.values()) listener(actor);
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   get(name: string): RegisteredActor | undefined {
@@ -44,10 +33,6 @@ export class ActorRegistry {
 
   has(name: string): boolean {
     return this.actors.has(name);
-  }
-
-  names(): string[] {
-    return [...this.actors.keys()];
   }
 
   queues(): string[] {
@@ -65,11 +50,6 @@ export class ActorRegistry {
     if (!actor) return undefined;
     const override = this.overrides.get(name);
     return override ? { ...actor.declaredOptions, ...override } : actor.declaredOptions;
-  }
-
-  clear(): void {
-    this.actors.clear();
-    this.overrides.clear();
   }
 }
 

@@ -46,6 +46,11 @@ export class Heap<T> {
     return top;
   }
 
+  /** Keep only the items `keep` accepts. */
+  retain(keep: (item: T) => boolean): void {
+    for (const item of this.items.splice(0, this.items.length)) if (keep(item)) this.push(item);
+  }
+
   /** Remove and return every item (in no particular order). */
   drain(): T[] {
     return this.items.splice(0, this.items.length);

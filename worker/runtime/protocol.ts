@@ -19,7 +19,7 @@ export type ToThread =
 
 /** Messages from a worker thread to the main thread. */
 export type FromThread =
-  | { t: "ready"; actors: string[] }
+  | { t: "ready" }
   | { t: "bootError"; error: SerializedError }
   | { t: "done"; id: number; ok: true; result: unknown }
   | { t: "done"; id: number; ok: false; error: SerializedError }

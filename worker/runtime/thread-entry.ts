@@ -141,7 +141,7 @@ async function boot(): Promise<void> {
   setResultLookup((message, options) => callMain("getResult", message.toData(), options));
   try {
     await importModules(data.modules);
-    post({ t: "ready", actors: defaultRegistry.names() });
+    post({ t: "ready" });
   } catch (err) {
     post({ t: "bootError", error: serializeError(err) });
   }

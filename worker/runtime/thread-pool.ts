@@ -53,6 +53,7 @@ export interface ThreadPoolOptions {
 }
 
 const ENTRY = new URL("./thread-entry.js", import.meta.url);
+export const DEFAULT_LOOKAHEAD = 3;
 const log = getLogger("threads");
 
 /**
@@ -76,11 +77,7 @@ export class ThreadPool extends EventEmitter {
   }
 
   private get slotsPerThread(): number {
-    return this.options.concurrency + (this.options.lookahead ?? 3);
-  }
-
-  get running(): number {
-    return this.tasks.size;
+    return this.options.concurrency + (this.options.lookahead ?? DEFAULT_LOOKAHEAD);
   }
 
   /** Threads that have loaded the actor modules and take work (fewer while a thread is being replaced). */

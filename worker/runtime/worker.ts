@@ -1,7 +1,7 @@
 import type { Broker, Consumer, UndecodableDelivery } from "../broker.js";
 import { ActorNotFound, BrokerConnectionError, Shutdown, SkipMessage, TimeLimitExceeded, errorIsA } from "../errors.js";
 import { getLogger, messageFields } from "../logging.js";
-import { Message, setResultLookup, type MessageData } from "../message.js";
+import { Message, type MessageData } from "../message.js";
 import type { WorkerInfo } from "../middleware/middleware.js";
 import type { EnqueueOptions } from "../broker.js";
 import type { ActorOptions } from "../options.js";
@@ -10,7 +10,7 @@ import { dqName, qName } from "../queues.js";
 import { getResultBackend } from "../results/global.js";
 import { Heap } from "./heap.js";
 import { registerMainHandler } from "./rpc.js";
-import { ThreadPool } from "./thread-pool.js";
+import { DEFAULT_LOOKAHEAD, ThreadPool } from "./thread-pool.js";
 import { RECALLED } from "./protocol.js";
 
 export interface WorkerOptions {
@@ -86,25 +86,15 @@ export class Worker implements WorkerInfo {
   ) {
     this.threads = options.threads ?? 8;
     this.concurrency = options.concurrency ?? 1;
-    this.lookahead = options.lookahead ?? 3;
+    this.lookahead = options.lookahead ?? DEFAULT_LOOKAHEAD;
     this.pool = new ThreadPool({ size: this.threads, concurrency: this.concurrency, lookahead: this.lookahead, modules: options.modules });
     this.pool.on("threadBoot", (index: number) => void broker.emitAfter("afterWorkerThreadBoot", index));
     this.pool.on("threadExit", (index: number) => void broker.emitBefore("beforeWorkerThreadShutdown", index).catch(() => undefined));
   }
 
-  /** Messages held (queued locally, running, or waiting for their eta). */
-  get outstanding(): number {
-    return this.work.size + this.inFlight.size + this.delayed.size;
-  }
-
   /** Worker threads able to take work now (a crashed or time-limited thread is being replaced otherwise). */
   get readyThreads(): number {
     return this.pool.readyThreads;
-  }
-
-  /** How many messages are running now, per the operator's pod-deletion-cost. */
-  get running(): number {
-    return this.inFlight.size;
   }
 
   async start(): Promise<void> {
@@ -140,12 +130,8 @@ export class Worker implements WorkerInfo {
 
   private onConnectionLost(queue: string, err: unknown): void {
     // Deliveries not yet acked come back from the broker; drop local copies of the ones not started yet.
-    const keep: WorkItem[] = [];
-    for (const item of this.work.drain()) if (item.proxy.queue !== queue) keep.push(item);
-    for (const item of keep) this.work.push(item);
-    const keepDelayed: DelayedItem[] = [];
-    for (const item of this.delayed.drain()) if (item.proxy.queue !== queue) keepDelayed.push(item);
-    for (const item of keepDelayed) this.delayed.push(item);
+    this.work.retain((item) => item.proxy.queue !== queue);
+    this.delayed.retain((item) => item.proxy.queue !== queue);
     log.warn("consumer lost its connection; unacked messages will be redelivered", { queue, err });
   }
 
@@ -334,12 +320,6 @@ export class Worker implements WorkerInfo {
     await this.broker.emitAfter(failed ? "afterNack" : "afterAck", proxy);
   }
 
-  /** Resolve when nothing is running (tests and the demo use it with the broker's join). */
-  async idle(): Promise<void> {
-    if (this.inFlight.size === 0 && this.settling.size === 0) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
-
   /**
    * Graceful stop: fetch nothing more, give back what has not started, let running messages finish within
    * the shutdown timeout, then requeue what is still running. Nothing unfinished is acked.
@@ -373,7 +353,11 @@ export class Worker implements WorkerInfo {
 
   private async requeueByConsumer(proxies: MessageProxy[]): Promise<void> {
     const byQueue = new Map<string, MessageProxy[]>();
-    for (const proxy of proxies) byQueue.set(proxy.queue, [...(byQueue.get(proxy.queue) ?? []), proxy]);
+    for (const proxy of proxies) {
+      const list = byQueue.get(proxy.queue);
+      if (list) list.push(proxy);
+      else byQueue.set(proxy.queue, [proxy]);
+    }
     for (const [queue, list] of byQueue) {
       await this.consumers.get(queue)?.requeue(list).catch((err) => log.warn("requeue failed; the broker will redeliver", { queue, err }));
     }
@@ -415,5 +399,4 @@ function installMainHandlers(broker: Broker): void {
   });
   registerMainHandler("queueStats", (queue: string) => broker.queueStats(queue));
   registerMainHandler("getResult", (data: MessageData, options: { block?: boolean; timeout?: number }) => getResultBackend().getResult(Message.fromData(data), options));
-  setResultLookup((message, options) => getResultBackend().getResult(message, options));
 }

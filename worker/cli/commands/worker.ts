@@ -6,6 +6,7 @@ import { setBroker } from "../../global.js";
 import { getLogger, redactUrl } from "../../logging.js";
 import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
+import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
 import { watchActorOverrides } from "../../runtime/overrides.js";
 import { closeResultBackend } from "../../results/global.js";
@@ -24,7 +25,7 @@ Options:
   -c, --concurrency N       messages one thread runs at once, for async actors (default 1)
   -Q, --queues Q[,Q...]     queues to consume (repeatable; default: every queue of the declared actors)
   -b, --broker URL          broker URL (default: $TROUPE_BROKER_URL, else memory://)
-      --lookahead N         messages sent to each thread ahead of those it runs (default 3; 0 = strict
+      --lookahead N         messages sent to each thread ahead of those it runs (default ${DEFAULT_LOOKAHEAD}; 0 = strict
                             actor-priority ordering, as Dramatiq)
       --prefetch N          messages fetched ahead per queue (default threads x (2 x concurrency + lookahead))
       --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
@@ -44,7 +45,7 @@ interface WorkerSettings {
   concurrency: number;
   queues: string[];
   prefetch?: number;
-  lookahead: number;
+  lookahead?: number;
   shutdownTimeout: number;
 }
 
@@ -72,7 +73,7 @@ function settingsFrom(argv: string[]): WorkerSettings {
     concurrency: intOption(values.concurrency, "concurrency", 1),
     queues: listOption(values.queues),
     prefetch: values.prefetch === undefined ? undefined : intOption(values.prefetch, "prefetch", 1),
-    lookahead: intOption(values.lookahead, "lookahead", 3, 0),
+    lookahead: values.lookahead === undefined ? undefined : intOption(values.lookahead, "lookahead", 0, 0),
     shutdownTimeout: numberOption(values["shutdown-timeout"], "shutdown-timeout", 600) * 1000,
   };
 }
