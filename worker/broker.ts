@@ -5,7 +5,7 @@ import { defaultMiddleware } from "./middleware/defaults.js";
 import type { HookArgs, HookName, Middleware } from "./middleware/middleware.js";
 import type { MessageProxy } from "./proxy.js";
 import { dqName, qName } from "./queues.js";
-import { defaultRegistry, type ActorRegistry, type RegisteredActor } from "./registry.js";
+import { defaultRegistry, type ActorRegistry } from "./registry.js";
 
 /** Depth of one canonical queue, as `troupe queues` and the operator see it. */
 export interface QueueStats {
@@ -137,10 +137,6 @@ export abstract class Broker {
 
   declaredQueues(): string[] {
     return [...this.queues];
-  }
-
-  getActor(name: string): RegisteredActor {
-    return this.registry.require(name);
   }
 
   /** Dramatiq's `enqueue`: a delay routes the message to `q.DQ` with `eta = now + delay`. */

@@ -45,7 +45,4 @@ export class MessageProxy<R = unknown> {
     this.exception = err;
   }
 
-  clearException(): void {
-    this.exception = undefined;
-  }
 }
