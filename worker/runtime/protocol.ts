@@ -6,12 +6,12 @@ export const RECALLED = "Recalled";
 
 /** Messages from the main thread to a worker thread. */
 export type ToThread =
-  /** `queued`: the thread is already running `concurrency` tasks; it reports `started` when this one begins. */
-  | { t: "run"; id: number; data: MessageData; queued: boolean }
+  /** Runs when the thread has room; the thread records the start in its RunningSlots instead of posting it. */
+  | { t: "run"; id: number; data: MessageData }
   | { t: "batch"; items: ToThread[] }
   | { t: "abort"; id: number; reason: SerializedError }
-  /** Give back a message sent ahead if it has not begun (the worker is stopping); a running one is left alone. */
-  | { t: "recall"; id: number }
+  /** Give back a message sent ahead if it has not begun; a running one is left alone, or aborted with `abort`. */
+  | { t: "recall"; id: number; abort?: SerializedError }
   | { t: "shutdown" }
   | { t: "overrides"; overrides: Record<string, Record<string, unknown>> }
   | { t: "rpcResult"; callId: number; ok: true; value: unknown }
@@ -23,7 +23,6 @@ export type FromThread =
   | { t: "bootError"; error: SerializedError }
   | { t: "done"; id: number; ok: true; result: unknown }
   | { t: "done"; id: number; ok: false; error: SerializedError }
-  | { t: "started"; id: number }
   | { t: "batch"; items: FromThread[] }
   | { t: "rpc"; callId: number; method: string; args: unknown[] };
 
@@ -31,4 +30,6 @@ export interface ThreadData {
   modules: string[];
   threadIndex: number;
   concurrency: number;
+  /** The thread's RunningSlots (one slot per concurrent message). */
+  running: SharedArrayBuffer;
 }

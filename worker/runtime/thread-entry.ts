@@ -7,21 +7,23 @@ import { TimeLimitExceeded, serializeError, type SerializedError } from "../erro
 import { lockBroker } from "../global.js";
 import { Message, setResultLookup, type MessageData } from "../message.js";
 import { defaultRegistry } from "../registry.js";
-import { actorContext, markShuttingDown } from "./context.js";
+import { actorContext, markShuttingDown, type ActorContext } from "./context.js";
 import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { callMain, markWorkerThread, settleRpc } from "./rpc.js";
 import { ThreadBroker } from "./thread-broker.js";
 import { importModules } from "./load-modules.js";
+import { RunningSlots } from "./running-slots.js";
 import type { ActorOptions } from "../options.js";
 
 const port = parentPort!;
 const data = workerData as ThreadData;
-const running = new Map<number, AbortController>();
+const slots = new RunningSlots(data.running);
+const running = new Map<number, RunningMessage>();
 
 /**
- * Results leave in batches: a `done` waits for the end of the current macrotask (setImmediate), or goes out with
- * the `started` of the queued task that follows it, so a thread running queued sync actors back to back wakes the
- * main thread once per pair instead of once per message.
+ * Results leave together at the end of the current macrotask (setImmediate), so a thread running a batch of
+ * quick messages wakes the main thread once for all of them. They leave earlier when the next actor may block
+ * this thread (see `pump`).
  */
 let outbox: FromThread[] = [];
 let flushScheduled = false;
@@ -31,7 +33,22 @@ function flush(): void {
   if (outbox.length === 0) return;
   const items = outbox;
   outbox = [];
-  port.postMessage(items.length === 1 ? items[0] : { t: "batch", items });
+  try {
+    port.postMessage(items.length === 1 ? items[0] : { t: "batch", items });
+  } catch {
+    // One result could not be cloned: post them one by one so only that message fails.
+    for (const item of items) postAlone(item);
+  }
+}
+
+function postAlone(item: FromThread): void {
+  try {
+    port.postMessage(item);
+  } catch (err) {
+    if (item.t !== "done") throw err;
+    const error = new TypeError(`the actor's return value cannot be sent between threads: ${(err as Error).message}`);
+    port.postMessage({ t: "done", id: item.id, ok: false, error: serializeError(error) });
+  }
 }
 
 function post(message: FromThread): void {
@@ -42,26 +59,56 @@ function post(message: FromThread): void {
   }
 }
 
-interface Pending {
-  id: number;
-  data: MessageData;
-  queued: boolean;
+/** What `getCurrentMessage`/`getAbortSignal` see; the AbortController is made only if the actor asks for it. */
+class RunningMessage implements ActorContext {
+  private controller: AbortController | undefined;
+  abortReason: Error | undefined;
+
+  constructor(readonly message: Message) {}
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.abortReason && !this.controller.signal.aborted) this.controller.abort(this.abortReason);
+    return this.controller.signal;
+  }
+
+  abort(reason: Error): void {
+    this.abortReason ??= reason;
+    this.controller?.abort(reason);
+  }
 }
 
+/**
+ * How long each actor's synchronous part takes (ms, moving average): the thread cannot post while a sync actor
+ * holds it, so results waiting to go out are posted before an actor that is not known to return at once.
+ */
+const syncTimes = new Map<string, number>();
+const QUICK_MS = 1;
+
+function returnsQuickly(actorName: string): boolean {
+  const time = syncTimes.get(actorName);
+  return time !== undefined && time < QUICK_MS;
+}
+
+function noteSyncTime(actorName: string, ms: number): void {
+  const previous = syncTimes.get(actorName);
+  syncTimes.set(actorName, previous === undefined ? ms : previous + (ms - previous) / 4);
+}
+
+type RunTask = Extract<ToThread, { t: "run" }>;
+
 /** Tasks the main thread sent ahead of time, started as running ones finish (at most `concurrency` at once). */
-const queue: Pending[] = [];
+const queue: RunTask[] = [];
 let active = 0;
 
 function pump(): void {
   while (active < data.concurrency && queue.length > 0) {
     const task = queue.shift()!;
     active++;
-    if (task.queued) {
-      // The main thread arms the time limit when it hears this, so it must leave before a sync actor blocks us.
-      post({ t: "started", id: task.id });
-      flush();
-    }
-    void run(task.id, task.data).finally(() => {
+    if (outbox.length > 0 && !returnsQuickly(task.data.actor_name)) flush();
+    const slot = slots.claim(task.id);
+    void run(task).finally(() => {
+      slots.release(slot);
       active--;
       pump();
     });
@@ -74,25 +121,34 @@ function rebuildAbortReason(reason: SerializedError): Error {
   return err;
 }
 
-async function run(id: number, messageData: MessageData): Promise<void> {
-  const controller = new AbortController();
-  running.set(id, controller);
+async function run({ id, data: messageData }: RunTask): Promise<void> {
+  let context: RunningMessage | undefined;
   try {
     const message = Message.fromData(messageData);
     const actor = defaultRegistry.require(message.actorName);
     const args: unknown[] = [...message.args];
     if (Object.keys(message.kwargs).length > 0) args.push(message.kwargs);
-    const result = await actorContext.run({ message, signal: controller.signal }, () => (actor.fn as (...a: unknown[]) => unknown)(...args));
-    try {
-      post({ t: "done", id, ok: true, result });
-    } catch (err) {
-      post({ t: "done", id, ok: false, error: serializeError(new TypeError(`the actor's return value cannot be sent between threads: ${(err as Error).message}`)) });
-    }
+    context = new RunningMessage(message);
+    running.set(id, context);
+    const fn = actor.fn as (...a: unknown[]) => unknown;
+    const begun = performance.now();
+    const returned = actorContext.run(context, () => fn(...args));
+    noteSyncTime(message.actorName, performance.now() - begun);
+    post({ t: "done", id, ok: true, result: await returned });
   } catch (err) {
-    post({ t: "done", id, ok: false, error: serializeError(err) });
+    // An aborted actor fails with the reason it was aborted for, whatever it threw on the way out.
+    post({ t: "done", id, ok: false, error: serializeError(context?.abortReason ?? err) });
   } finally {
     running.delete(id);
   }
+}
+
+function giveBack(id: number, error: SerializedError): boolean {
+  const waiting = queue.findIndex((task) => task.id === id);
+  if (waiting < 0) return false;
+  queue.splice(waiting, 1);
+  post({ t: "done", id, ok: false, error });
+  return true;
 }
 
 function handle(msg: ToThread): void {
@@ -101,25 +157,17 @@ function handle(msg: ToThread): void {
       for (const item of msg.items) handle(item);
       break;
     case "run":
-      queue.push({ id: msg.id, data: msg.data, queued: msg.queued });
+      queue.push(msg);
       pump();
       break;
-    case "recall": {
-      const waiting = queue.findIndex((task) => task.id === msg.id);
-      if (waiting >= 0) {
-        queue.splice(waiting, 1);
-        post({ t: "done", id: msg.id, ok: false, error: { name: RECALLED, message: "given back before it began", chain: [RECALLED] } });
+    case "recall":
+      if (!giveBack(msg.id, { name: RECALLED, message: "given back before it began", chain: [RECALLED] }) && msg.abort) {
+        running.get(msg.id)?.abort(rebuildAbortReason(msg.abort));
       }
       break;
-    }
-    case "abort": {
-      const waiting = queue.findIndex((task) => task.id === msg.id);
-      if (waiting >= 0) {
-        queue.splice(waiting, 1);
-        post({ t: "done", id: msg.id, ok: false, error: msg.reason });
-      } else running.get(msg.id)?.abort(rebuildAbortReason(msg.reason));
+    case "abort":
+      if (!giveBack(msg.id, msg.reason)) running.get(msg.id)?.abort(rebuildAbortReason(msg.reason));
       break;
-    }
     case "shutdown":
       markShuttingDown();
       break;

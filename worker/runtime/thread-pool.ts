@@ -5,6 +5,7 @@ import { getLogger } from "../logging.js";
 import type { MessageData } from "../message.js";
 import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { handleRpc } from "./rpc.js";
+import { RunningSlots, nextTaskId } from "./running-slots.js";
 
 export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: Error };
 
@@ -14,11 +15,6 @@ interface Task {
   /** Unset while the task waits for a thread with room (one is being replaced). */
   thread?: PoolThread;
   resolve: (outcome: RunOutcome) => void;
-  /** Called once the actor begins (the worker arms the time limit then). */
-  onStart?: () => void;
-  /** Sent ahead to a thread that was busy: it has not begun until the thread reports `started`. */
-  queued: boolean;
-  started: boolean;
   /** Recalled from a busy thread to run on an idle one: a `Recalled` outcome means "dispatch again". */
   stealing?: boolean;
   /** Set when the task was aborted: the error it ends with if it does not finish cleanly. */
@@ -29,9 +25,13 @@ interface PoolThread {
   index: number;
   worker: NodeWorker;
   tasks: Set<Task>;
+  /** What the thread is running now, written by the thread. */
+  running: RunningSlots;
   ready: boolean;
   /** Messages for the thread, posted together at the end of the current tick. */
   outbox: ToThread[];
+  /** Set while the thread, idle, waits to look for a message to take back (see stealFor). */
+  stealTimer?: NodeJS.Timeout;
   /** Set when the pool decided to kill this thread, so its exit is not reported as a crash. */
   retiring?: Error;
 }
@@ -54,6 +54,8 @@ export interface ThreadPoolOptions {
 
 const ENTRY = new URL("./thread-entry.js", import.meta.url);
 export const DEFAULT_LOOKAHEAD = 3;
+/** How long an actor runs before messages waiting behind it may be taken back by an idle thread. */
+const STEAL_AFTER_MS = 2;
 const log = getLogger("threads");
 
 /**
@@ -65,7 +67,7 @@ export class ThreadPool extends EventEmitter {
   private readonly threads: PoolThread[] = [];
   private readonly tasks = new Map<number, Task>();
   private readonly waiting: Task[] = [];
-  private nextTaskId = 1;
+  private lastTaskId = 0;
   private stopping = false;
 
   constructor(private readonly options: ThreadPoolOptions) {
@@ -99,9 +101,10 @@ export class ThreadPool extends EventEmitter {
   }
 
   private spawn(index: number): Promise<void> {
-    const data: ThreadData = { modules: this.options.modules, threadIndex: index, concurrency: this.options.concurrency };
+    const running = RunningSlots.create(this.options.concurrency);
+    const data: ThreadData = { modules: this.options.modules, threadIndex: index, concurrency: this.options.concurrency, running: running.buffer };
     const worker = new NodeWorker(ENTRY, { workerData: data, execArgv: this.options.execArgv, stdout: false, stderr: false });
-    const thread: PoolThread = { index, worker, tasks: new Set(), ready: false, outbox: [] };
+    const thread: PoolThread = { index, worker, tasks: new Set(), running, ready: false, outbox: [] };
     this.threads[index] = thread;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -112,9 +115,6 @@ export class ThreadPool extends EventEmitter {
         switch (msg.t) {
           case "batch":
             for (const item of msg.items) handle(item);
-            break;
-          case "started":
-            this.markStarted(this.tasks.get(msg.id));
             break;
           case "ready":
             clearTimeout(timer);
@@ -171,7 +171,8 @@ export class ThreadPool extends EventEmitter {
     this.emit("threadExit", thread.index);
     const reason = thread.retiring ?? new WorkerThreadDied(`worker thread ${thread.index} exited with code ${code}`);
     for (const task of [...thread.tasks]) {
-      if (task.started || task.abortedWith || this.stopping) this.finish(task.id, { ok: false, error: task.abortedWith ?? reason });
+      // A task the thread finished but whose result died with it runs again: delivery is at least once.
+      if (this.isRunning(task) || task.abortedWith || this.stopping) this.finish(task.id, { ok: false, error: task.abortedWith ?? reason });
       else {
         // Sent ahead and never begun: another thread runs it.
         thread.tasks.delete(task);
@@ -204,24 +205,36 @@ export class ThreadPool extends EventEmitter {
       task.resolve(outcome);
     }
     this.dispatchWaiting();
-    if (thread && thread.tasks.size === 0) setImmediate(() => this.stealFor(thread));
+    if (thread && thread.tasks.size === 0 && !thread.stealTimer) setImmediate(() => this.stealFor(thread));
   }
 
   /**
-   * A thread that ran out of work takes back a message sent ahead to a thread that is still busy, so a message
-   * never waits behind a slow actor while a thread idles. Runs after the worker had its chance to send new work.
+   * A thread that ran out of work takes back a message sent ahead to a thread whose actor has been running for
+   * STEAL_AFTER_MS, so a message never waits long behind a slow actor while a thread idles. Messages behind quick
+   * actors are left where they are (taking one back costs two posts); when the busy thread's actor is young, the
+   * idle thread looks again once it is not. Runs after the worker had its chance to send new work.
    */
   private stealFor(idle: PoolThread): void {
-    if (!idle.ready || idle.tasks.size > 0 || this.waiting.length > 0) return;
+    idle.stealTimer = undefined;
+    if (!idle.ready || idle.tasks.size > 0 || this.waiting.length > 0 || this.stopping) return;
+    const now = Date.now();
+    let lookAgainAt = Infinity;
     for (const thread of this.threads) {
-      if (!thread?.ready || thread === idle) continue;
-      const queued = [...thread.tasks].reverse().find((task) => task.queued && !task.started && !task.stealing && !task.abortedWith);
+      if (!thread?.ready || thread === idle || thread.tasks.size <= this.options.concurrency) continue;
+      const busySince = thread.running.earliestStart();
+      if (busySince === undefined) continue;
+      if (now - busySince < STEAL_AFTER_MS) {
+        lookAgainAt = Math.min(lookAgainAt, busySince + STEAL_AFTER_MS);
+        continue;
+      }
+      const queued = [...thread.tasks].reverse().find((task) => !task.stealing && !task.abortedWith && !this.isRunning(task));
       if (!queued) continue;
       queued.stealing = true;
       this.flush(thread);
       this.send(thread, { t: "recall", id: queued.id });
       return;
     }
+    if (lookAgainAt < Infinity) idle.stealTimer = setTimeout(() => this.stealFor(idle), lookAgainAt - now);
   }
 
   private dispatchWaiting(): void {
@@ -234,13 +247,9 @@ export class ThreadPool extends EventEmitter {
 
   private assign(task: Task, thread: PoolThread): void {
     task.thread = thread;
-    // The thread has fewer unfinished tasks than main counts (results may be on their way), so a task sent while
-    // main counts fewer than `concurrency` begins on arrival.
-    task.queued = thread.tasks.size >= this.options.concurrency;
     thread.tasks.add(task);
     if (thread.outbox.length === 0) queueMicrotask(() => this.flush(thread));
-    thread.outbox.push({ t: "run", id: task.id, data: task.data, queued: task.queued });
-    if (!task.queued) this.markStarted(task);
+    thread.outbox.push({ t: "run", id: task.id, data: task.data });
   }
 
   private flush(thread: PoolThread): void {
@@ -250,10 +259,13 @@ export class ThreadPool extends EventEmitter {
     this.send(thread, items.length === 1 ? items[0]! : { t: "batch", items });
   }
 
-  private markStarted(task: Task | undefined): void {
-    if (!task || task.started) return;
-    task.started = true;
-    task.onStart?.();
+  private isRunning(task: Task): boolean {
+    return task.thread?.running.startTimeOf(task.id) !== undefined;
+  }
+
+  /** When the actor of task `id` began (Date.now() ms), or undefined while it waits in its thread's queue. */
+  startTimeOf(id: number): number | undefined {
+    return this.tasks.get(id)?.thread?.running.startTimeOf(id);
   }
 
   private pick(): PoolThread | undefined {
@@ -267,14 +279,13 @@ export class ThreadPool extends EventEmitter {
 
   /**
    * Run a message on the least busy thread, or as soon as one has room (the caller bounds how many it submits by
-   * `capacity`; room is short only while a thread is being replaced). `onStart` is called when the actor begins,
-   * which for a message sent ahead is when the thread reports it. Returns the task id and its outcome.
+   * `capacity`; room is short only while a thread is being replaced). Returns the task id and its outcome.
    */
-  run(data: MessageData, onStart?: () => void): { id: number; outcome: Promise<RunOutcome> } {
-    const id = this.nextTaskId++;
+  run(data: MessageData): { id: number; outcome: Promise<RunOutcome> } {
+    const id = (this.lastTaskId = nextTaskId(this.lastTaskId));
     let resolve!: (outcome: RunOutcome) => void;
     const outcome = new Promise<RunOutcome>((r) => (resolve = r));
-    const task: Task = { id, data, resolve, onStart, queued: false, started: false };
+    const task: Task = { id, data, resolve };
     this.tasks.set(id, task);
     const thread = this.pick();
     if (thread) this.assign(task, thread);
@@ -294,21 +305,20 @@ export class ThreadPool extends EventEmitter {
   }
 
   /**
-   * Ask for a message sent ahead to come back unstarted; true when it may (its outcome is then an error named
-   * `Recalled`, or its normal outcome if the thread began it meanwhile).
+   * Ask for a message to come back unstarted (its outcome is then an error named `Recalled`); one its thread has
+   * begun runs on, aborted with `abortIfRunning` when given.
    */
-  recall(id: number): boolean {
+  recall(id: number, abortIfRunning?: Error): void {
     const task = this.tasks.get(id);
-    if (!task || task.started) return false;
+    if (!task) return;
     // The worker wants it back (it is stopping): a theft in progress must not keep it in the pool.
     task.stealing = false;
     if (!task.thread) {
       this.finish(id, { ok: false, error: new RemoteError({ name: RECALLED, message: "given back before it began", chain: [RECALLED] }) });
-      return true;
+      return;
     }
     this.flush(task.thread);
-    this.send(task.thread, { t: "recall", id });
-    return true;
+    this.send(task.thread, { t: "recall", id, abort: abortIfRunning && serializeError(abortIfRunning) });
   }
 
   /** Stop the thread running this task at once (it is replaced); its tasks end with their abort reason or `reason`. */
@@ -328,6 +338,7 @@ export class ThreadPool extends EventEmitter {
   /** Terminate every thread; unfinished tasks end with `reason`. */
   async stop(reason: Error = new WorkerThreadDied("worker stopped")): Promise<void> {
     this.stopping = true;
+    for (const thread of this.threads) clearTimeout(thread?.stealTimer);
     for (const task of [...this.waiting]) this.finish(task.id, { ok: false, error: reason });
     await Promise.all(
       this.threads.map(async (thread) => {

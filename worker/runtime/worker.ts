@@ -265,27 +265,29 @@ export class Worker implements WorkerInfo {
 
   private async runInThread(proxy: MessageProxy) {
     let timer: NodeJS.Timeout | undefined;
-    let killTimer: NodeJS.Timeout | undefined;
-    let finished = false;
-    const limit = proxy.timeLimit;
-    // The clock starts when the actor does: a message sent ahead to a busy thread is not charged for the wait.
-    const armTimeLimit = () => {
-      if (finished || limit === undefined || !Number.isFinite(limit) || limit <= 0) return;
-      timer = setTimeout(() => {
-        const reason = new TimeLimitExceeded(`actor ${proxy.actorName} ran past its time limit of ${limit} ms`);
-        this.pool.abort(id, reason);
-        killTimer = setTimeout(() => void this.pool.kill(id, reason), this.options.abortGrace ?? 1000);
-      }, limit);
-    };
-    const { id, outcome } = this.pool.run(proxy.message.toData(), armTimeLimit);
+    const { id, outcome } = this.pool.run(proxy.message.toData());
     this.inFlight.set(proxy, id);
+    const limit = proxy.timeLimit;
+    if (limit !== undefined && Number.isFinite(limit) && limit > 0) {
+      // The clock starts when the actor does (the thread records it in shared memory): a message sent ahead to a
+      // busy thread is not charged for its wait. Until it begins, look again every `limit` ms, at most every second.
+      const check = () => {
+        const startedAt = this.pool.startTimeOf(id);
+        const left = startedAt === undefined ? Math.min(limit, 1000) : startedAt + limit - Date.now();
+        if (left > 0) timer = setTimeout(check, left);
+        else {
+          const reason = new TimeLimitExceeded(`actor ${proxy.actorName} ran past its time limit of ${limit} ms`);
+          this.pool.abort(id, reason);
+          timer = setTimeout(() => void this.pool.kill(id, reason), this.options.abortGrace ?? 1000);
+        }
+      };
+      timer = setTimeout(check, limit);
+    }
     if (this.stopping && proxy.notifyShutdown) this.pool.abort(id, new Shutdown("worker is shutting down"));
     try {
       return await outcome;
     } finally {
-      finished = true;
       clearTimeout(timer);
-      clearTimeout(killTimer);
     }
   }
 
@@ -333,7 +335,7 @@ export class Worker implements WorkerInfo {
     for (const [proxy, id] of this.inFlight) {
       if (!id) continue;
       // Messages sent ahead to a thread and not begun go back to the broker with the rest of the unstarted ones.
-      if (!this.pool.recall(id) && proxy.notifyShutdown) this.pool.abort(id, new Shutdown("worker is shutting down"));
+      this.pool.recall(id, proxy.notifyShutdown ? new Shutdown("worker is shutting down") : undefined);
     }
     await Promise.all([...this.consumers.values()].map((c) => c.stop()));
     clearTimeout(this.delayTimer);
