@@ -16,22 +16,26 @@ function connectionFor(url: string): ConnectionOptions {
 
 /**
  * The peer figure: BullMQ on the same Redis running a no-op job processor with `concurrency`, jobs removed on
- * completion as Troupe removes acked messages. Processing msg/s from the first completion to the last.
+ * completion as Troupe removes acked messages. Processing msg/s from the first completion to the last, after
+ * `warmup` jobs processed first and not counted (as Troupe's workers get).
  */
-export async function bullmqNoop(url: string, prefix: string, messages: number, batchSize: number, concurrency: number): Promise<number> {
+export async function bullmqNoop(url: string, prefix: string, messages: number, warmup: number, batchSize: number, concurrency: number): Promise<number> {
   const connection = connectionFor(url);
   const name = `noop-c${concurrency}`;
   const queue = new Queue(name, { connection, prefix });
   let worker: Worker | undefined;
   try {
-    for (let added = 0; added < messages; added += batchSize) {
-      const count = Math.min(batchSize, messages - added);
+    const total = warmup + messages;
+    for (let added = 0; added < total; added += batchSize) {
+      const count = Math.min(batchSize, total - added);
       await queue.addBulk(Array.from({ length: count }, () => ({ name: "noop", data: {}, opts: { removeOnComplete: true, removeOnFail: true } })));
     }
     const meter = new RateMeter();
+    let warmed = 0;
     await new Promise<void>((resolve, reject) => {
       worker = new Worker(name, async () => undefined, { connection, prefix, concurrency });
       worker.on("completed", () => {
+        if (warmed < warmup) return void warmed++;
         meter.tick(wallNow());
         if (meter.count === messages) resolve();
       });

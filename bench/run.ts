@@ -33,7 +33,7 @@ async function measureBullmq(settings: BenchSettings, prefix: string): Promise<B
   const out: BenchResult["bullmq"] = [];
   for (const concurrency of settings.bullmqConcurrency) {
     progress(`BullMQ no-op, concurrency ${concurrency}`);
-    out.push({ concurrency, processing: await bullmqNoop(settings.redisUrl, prefix, settings.messages, settings.batchSize, concurrency) });
+    out.push({ concurrency, processing: await bullmqNoop(settings.redisUrl, prefix, settings.messages, settings.warmup, settings.batchSize, concurrency) });
   }
   return out;
 }

@@ -2,6 +2,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { defaultPrefetch } from "troupe";
 
 export type BrokerKind = "redis" | "rabbitmq";
 export type WorkloadName = "noop" | "io" | "cpu";
@@ -25,6 +26,8 @@ export interface BenchSettings {
   quick: boolean;
   /** Messages per throughput measurement (BENCH_MESSAGES). */
   messages: number;
+  /** Messages each worker (and BullMQ) processes before a throughput measurement, not counted (BENCH_WARMUP, default 10%). */
+  warmup: number;
   /** Seconds of offered load for each latency measurement (BENCH_LATENCY_SECONDS). */
   latencySeconds: number;
   /** Share of the measured capacity offered during latency measurements (BENCH_LATENCY_LOAD, default 0.5). */
@@ -35,7 +38,7 @@ export interface BenchSettings {
   /** Worker process counts to measure, each with `threads` threads (BENCH_PROCESSES, default "1,<CPU count>"). */
   processes: number[];
   threads: number;
-  /** Per-queue prefetch of each worker process and of the raw consume loops (BENCH_PREFETCH, default the worker's: 2 × threads). */
+  /** Per-queue prefetch of each worker process and of the raw consume loops (BENCH_PREFETCH, default the worker's own). */
   prefetch: number;
   workloads: Workload[];
   bullmqConcurrency: number[];
@@ -71,6 +74,7 @@ function positive(raw: string | undefined, fallback: number, name: string): numb
 export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const { values } = parseArgs({ args: argv, options: { quick: { type: "boolean" }, out: { type: "string" } }, strict: true });
   const quick = values.quick ?? false;
+  const messages = Math.round(positive(env.BENCH_MESSAGES, quick ? 300 : 20_000, "BENCH_MESSAGES"));
   const cores = availableParallelism();
   const processes = (env.BENCH_PROCESSES ?? (quick ? "1" : `1,${cores}`)).split(",").map((p) => Math.round(positive(p, 1, "BENCH_PROCESSES")));
   const threads = Math.round(positive(env.BENCH_THREADS, 8, "BENCH_THREADS"));
@@ -79,7 +83,8 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
   if (latencyLoad >= 1) throw new Error("BENCH_LATENCY_LOAD must be below 1 (a share of the measured capacity)");
   return {
     quick,
-    messages: Math.round(positive(env.BENCH_MESSAGES, quick ? 300 : 20_000, "BENCH_MESSAGES")),
+    messages,
+    warmup: env.BENCH_WARMUP === "0" ? 0 : Math.round(positive(env.BENCH_WARMUP, Math.ceil(messages / 10), "BENCH_WARMUP")),
     latencySeconds: positive(env.BENCH_LATENCY_SECONDS, quick ? 0.3 : 3, "BENCH_LATENCY_SECONDS"),
     latencyLoad,
     redisUrl: env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
@@ -87,7 +92,7 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
     brokers: list(env.BENCH_BROKERS, ["redis", "rabbitmq"] as const, ["redis", "rabbitmq"], "BENCH_BROKERS"),
     processes: [...new Set(processes)],
     threads,
-    prefetch: Math.round(positive(env.BENCH_PREFETCH, 2 * threads, "BENCH_PREFETCH")),
+    prefetch: Math.round(positive(env.BENCH_PREFETCH, defaultPrefetch(threads), "BENCH_PREFETCH")),
     workloads: list(env.BENCH_WORKLOADS, ["noop", "io", "cpu"] as const, ["noop", "io", "cpu"], "BENCH_WORKLOADS").map((w) => WORKLOADS[w]),
     bullmqConcurrency: [8, 50],
     batchSize: 1000,

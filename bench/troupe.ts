@@ -101,16 +101,19 @@ export async function measureIdle(target: TroupeTarget, processes: number): Prom
 }
 
 /**
- * One workload on one worker shape: fill the queue, start the workers, time the drain from the first ack to the
- * last (so start-up is not counted), then offer half that rate with single sends and record latencies.
+ * One workload on one worker shape: fill the queue (warm-up messages first), start the workers, time the drain of
+ * the measured messages from the first ack to the last (so start-up and warm-up are not counted), then offer half
+ * that rate with single sends and record latencies.
  */
 export async function measureWorkload(target: TroupeTarget, workload: Workload, processes: number): Promise<WorkloadResult> {
   const { settings, tally } = target;
   const name = `${target.label} ${processes}×${settings.threads} ${workload.name}`;
   const phase = `${target.label}-${workload.name}-${processes}`;
   await target.broker.purge(target.queue);
+  // Served first and not counted: a long-running worker has its hot paths compiled, a fresh one has not.
+  await fill(target, workload, `${phase}-warmup`, settings.warmup);
   await fill(target, workload, phase, settings.messages);
-  progress(`${name}: queue filled with ${settings.messages}; starting workers`);
+  progress(`${name}: queue filled with ${settings.warmup} warm-up + ${settings.messages}; starting workers`);
   const worker = await startWorker(target, processes);
   try {
     const sampler = new RssSampler(worker);

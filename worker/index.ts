@@ -19,7 +19,7 @@ export { MemoryResultBackend } from "./results/memory.js";
 export { getResultBackend, setResultBackend, createResultBackend } from "./results/global.js";
 export type { RateLimiterBackend } from "./rate-limits/backend.js";
 export { getCurrentMessage, getAbortSignal, isShuttingDown, onShutdown, type ActorContext } from "./runtime/context.js";
-export { Worker, type WorkerOptions } from "./runtime/worker.js";
+export { Worker, defaultPrefetch, type WorkerOptions } from "./runtime/worker.js";
 export { encodeJson, decodeJson, type JsonValue } from "./encoder.js";
 export { qName, dqName, xqName } from "./queues.js";
 export { redactUrl, getLogger, setLogSink, setLogLevel } from "./logging.js";

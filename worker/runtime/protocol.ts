@@ -21,8 +21,9 @@ export type ToThread =
 export type FromThread =
   | { t: "ready" }
   | { t: "bootError"; error: SerializedError }
-  | { t: "done"; id: number; ok: true; result: unknown }
-  | { t: "done"; id: number; ok: false; error: SerializedError }
+  /** `ms`: how long the actor ran (absent when it never began: recalled, aborted while waiting). */
+  | { t: "done"; id: number; ok: true; result: unknown; ms?: number }
+  | { t: "done"; id: number; ok: false; error: SerializedError; ms?: number }
   | { t: "batch"; items: FromThread[] }
   | { t: "rpc"; callId: number; method: string; args: unknown[] };
 

@@ -123,6 +123,7 @@ function rebuildAbortReason(reason: SerializedError): Error {
 
 async function run({ id, data: messageData }: RunTask): Promise<void> {
   let context: RunningMessage | undefined;
+  let begun = performance.now();
   try {
     const message = Message.fromData(messageData);
     const actor = defaultRegistry.require(message.actorName);
@@ -131,13 +132,14 @@ async function run({ id, data: messageData }: RunTask): Promise<void> {
     context = new RunningMessage(message);
     running.set(id, context);
     const fn = actor.fn as (...a: unknown[]) => unknown;
-    const begun = performance.now();
+    begun = performance.now();
     const returned = actorContext.run(context, () => fn(...args));
     noteSyncTime(message.actorName, performance.now() - begun);
-    post({ t: "done", id, ok: true, result: await returned });
+    const result = await returned;
+    post({ t: "done", id, ok: true, result, ms: performance.now() - begun });
   } catch (err) {
     // An aborted actor fails with the reason it was aborted for, whatever it threw on the way out.
-    post({ t: "done", id, ok: false, error: serializeError(context?.abortReason ?? err) });
+    post({ t: "done", id, ok: false, error: serializeError(context?.abortReason ?? err), ms: performance.now() - begun });
   } finally {
     running.delete(id);
   }

@@ -6,12 +6,15 @@ import type { MessageData } from "../message.js";
 import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { handleRpc } from "./rpc.js";
 import { RunningSlots, nextTaskId } from "./running-slots.js";
+import { capacityFor, expectedMs, pickThread, type DispatchSettings, type ThreadLoad } from "./dispatch-policy.js";
 
 export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: Error };
 
 interface Task {
   id: number;
   data: MessageData;
+  /** Counted in its thread's backlog while it is there (see dispatch-policy.ts). */
+  expectedMs: number;
   /** Unset while the task waits for a thread with room (one is being replaced). */
   thread?: PoolThread;
   resolve: (outcome: RunOutcome) => void;
@@ -25,6 +28,7 @@ interface PoolThread {
   index: number;
   worker: NodeWorker;
   tasks: Set<Task>;
+  load: ThreadLoad;
   /** What the thread is running now, written by the thread. */
   running: RunningSlots;
   ready: boolean;
@@ -69,17 +73,18 @@ export class ThreadPool extends EventEmitter {
   private readonly waiting: Task[] = [];
   private lastTaskId = 0;
   private stopping = false;
+  private readonly settings: DispatchSettings;
+  /** Each actor's average run time in a thread (ms), as the threads report it. */
+  private readonly runTimes = new Map<string, number>();
 
   constructor(private readonly options: ThreadPoolOptions) {
     super();
+    this.settings = { concurrency: options.concurrency, lookahead: options.lookahead ?? DEFAULT_LOOKAHEAD };
   }
 
-  get capacity(): number {
-    return this.options.size * this.slotsPerThread;
-  }
-
-  private get slotsPerThread(): number {
-    return this.options.concurrency + (this.options.lookahead ?? DEFAULT_LOOKAHEAD);
+  /** Most messages of this actor the pool may hold at once (the worker submits no more than that). */
+  capacityFor(actorName: string): number {
+    return capacityFor(expectedMs(this.runTimes.get(actorName)), this.options.size, this.settings);
   }
 
   /** Threads that have loaded the actor modules and take work (fewer while a thread is being replaced). */
@@ -104,7 +109,7 @@ export class ThreadPool extends EventEmitter {
     const running = RunningSlots.create(this.options.concurrency);
     const data: ThreadData = { modules: this.options.modules, threadIndex: index, concurrency: this.options.concurrency, running: running.buffer };
     const worker = new NodeWorker(ENTRY, { workerData: data, execArgv: this.options.execArgv, stdout: false, stderr: false });
-    const thread: PoolThread = { index, worker, tasks: new Set(), running, ready: false, outbox: [] };
+    const thread: PoolThread = { index, worker, tasks: new Set(), load: { tasks: 0, backlogMs: 0 }, running, ready: false, outbox: [] };
     this.threads[index] = thread;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -129,6 +134,7 @@ export class ThreadPool extends EventEmitter {
             void worker.terminate();
             break;
           case "done":
+            this.noteRunTime(msg.id, msg.ms);
             this.finish(msg.id, msg.ok ? { ok: true, result: msg.result } : { ok: false, error: new RemoteError(msg.error) });
             break;
           case "rpc":
@@ -175,7 +181,7 @@ export class ThreadPool extends EventEmitter {
       if (this.isRunning(task) || task.abortedWith || this.stopping) this.finish(task.id, { ok: false, error: task.abortedWith ?? reason });
       else {
         // Sent ahead and never begun: another thread runs it.
-        thread.tasks.delete(task);
+        this.detach(task, thread);
         task.thread = undefined;
         task.stealing = false;
         this.waiting.unshift(task);
@@ -192,7 +198,7 @@ export class ThreadPool extends EventEmitter {
     const task = this.tasks.get(id);
     if (!task) return;
     const thread = task.thread;
-    if (thread) thread.tasks.delete(task);
+    if (thread) this.detach(task, thread);
     else this.waiting.splice(this.waiting.indexOf(task), 1);
     if (task.stealing && !task.abortedWith && !outcome.ok && outcome.error.name === RECALLED) {
       // Given back unstarted by a busy thread: it runs next on whichever thread has room.
@@ -205,7 +211,7 @@ export class ThreadPool extends EventEmitter {
       task.resolve(outcome);
     }
     this.dispatchWaiting();
-    if (thread && thread.tasks.size === 0 && !thread.stealTimer) setImmediate(() => this.stealFor(thread));
+    if (thread && thread.load.tasks === 0 && !thread.stealTimer) setImmediate(() => this.stealFor(thread));
   }
 
   /**
@@ -216,11 +222,11 @@ export class ThreadPool extends EventEmitter {
    */
   private stealFor(idle: PoolThread): void {
     idle.stealTimer = undefined;
-    if (!idle.ready || idle.tasks.size > 0 || this.waiting.length > 0 || this.stopping) return;
+    if (!idle.ready || idle.load.tasks > 0 || this.waiting.length > 0 || this.stopping) return;
     const now = Date.now();
     let lookAgainAt = Infinity;
     for (const thread of this.threads) {
-      if (!thread?.ready || thread === idle || thread.tasks.size <= this.options.concurrency) continue;
+      if (!thread?.ready || thread === idle || thread.load.tasks <= this.options.concurrency) continue;
       const busySince = thread.running.earliestStart();
       if (busySince === undefined) continue;
       if (now - busySince < STEAL_AFTER_MS) {
@@ -239,17 +245,33 @@ export class ThreadPool extends EventEmitter {
 
   private dispatchWaiting(): void {
     while (this.waiting.length > 0) {
-      const thread = this.pick();
+      const thread = this.pick(this.waiting[0]!);
       if (!thread) return;
       this.assign(this.waiting.shift()!, thread);
     }
   }
 
+  private noteRunTime(id: number, ms: number | undefined): void {
+    const actorName = this.tasks.get(id)?.data.actor_name;
+    if (actorName === undefined || ms === undefined) return;
+    const average = this.runTimes.get(actorName);
+    this.runTimes.set(actorName, average === undefined ? ms : average + (ms - average) / 8);
+  }
+
   private assign(task: Task, thread: PoolThread): void {
     task.thread = thread;
     thread.tasks.add(task);
+    thread.load.tasks++;
+    thread.load.backlogMs += task.expectedMs;
     if (thread.outbox.length === 0) queueMicrotask(() => this.flush(thread));
     thread.outbox.push({ t: "run", id: task.id, data: task.data });
+  }
+
+  private detach(task: Task, thread: PoolThread): void {
+    if (!thread.tasks.delete(task)) return;
+    thread.load.tasks--;
+    // Back to exactly 0 when empty, so rounding never leaves a phantom backlog.
+    thread.load.backlogMs = thread.load.tasks === 0 ? 0 : thread.load.backlogMs - task.expectedMs;
   }
 
   private flush(thread: PoolThread): void {
@@ -268,26 +290,26 @@ export class ThreadPool extends EventEmitter {
     return this.tasks.get(id)?.thread?.running.startTimeOf(id);
   }
 
-  private pick(): PoolThread | undefined {
-    let best: PoolThread | undefined;
-    for (const thread of this.threads) {
-      if (!thread?.ready || thread.tasks.size >= this.slotsPerThread) continue;
-      if (!best || thread.tasks.size < best.tasks.size) best = thread;
-    }
-    return best;
+  private pick(task: Task): PoolThread | undefined {
+    const index = pickThread(
+      this.threads.map((thread) => (thread?.ready ? thread.load : undefined)),
+      task.expectedMs,
+      this.settings,
+    );
+    return index < 0 ? undefined : this.threads[index];
   }
 
   /**
-   * Run a message on the least busy thread, or as soon as one has room (the caller bounds how many it submits by
-   * `capacity`; room is short only while a thread is being replaced). Returns the task id and its outcome.
+   * Run a message on the thread the dispatch policy picks, or as soon as one has room (the caller bounds how many
+   * it submits by `capacityFor`). Returns the task id and its outcome.
    */
   run(data: MessageData): { id: number; outcome: Promise<RunOutcome> } {
     const id = (this.lastTaskId = nextTaskId(this.lastTaskId));
     let resolve!: (outcome: RunOutcome) => void;
     const outcome = new Promise<RunOutcome>((r) => (resolve = r));
-    const task: Task = { id, data, resolve };
+    const task: Task = { id, data, expectedMs: expectedMs(this.runTimes.get(data.actor_name)), resolve };
     this.tasks.set(id, task);
-    const thread = this.pick();
+    const thread = this.pick(task);
     if (thread) this.assign(task, thread);
     else this.waiting.push(task);
     return { id, outcome };

@@ -12,6 +12,7 @@ import { Heap } from "./heap.js";
 import { registerMainHandler } from "./rpc.js";
 import { DEFAULT_LOOKAHEAD, ThreadPool } from "./thread-pool.js";
 import { RECALLED } from "./protocol.js";
+import { MAX_PACKED } from "./dispatch-policy.js";
 
 export interface WorkerOptions {
   /** Actor modules every thread imports (absolute paths). */
@@ -23,11 +24,12 @@ export interface WorkerOptions {
   concurrency?: number;
   /**
    * Messages sent to each thread ahead of those it runs (default 3), so a thread goes straight to its next message;
-   * a thread that runs out of work takes back those waiting behind a slow actor elsewhere. Actor priority orders
-   * only what is not yet sent to a thread: 0 gives Dramatiq's strict ordering.
+   * a thread that runs out of work takes back those waiting behind a slow actor elsewhere. Messages of actors
+   * measured to return within a millisecond are packed further ahead (up to 64, see dispatch-policy.ts). Actor
+   * priority orders only what is not yet sent to a thread: 0 gives Dramatiq's strict ordering and packs nothing.
    */
   lookahead?: number;
-  /** Per-queue prefetch (default threads × (2 × concurrency + lookahead); Dramatiq's is 2 × threads). */
+  /** Per-queue prefetch (default threads × (2 × concurrency + lookahead) + 64 when lookahead > 0; Dramatiq's is 2 × threads). */
   prefetch?: number;
   /** Per-delay-queue prefetch (default 1000 × threads, at most 65 535). */
   delayPrefetch?: number;
@@ -104,7 +106,7 @@ export class Worker implements WorkerInfo {
     const declared = this.broker.registry.queues();
     this.queues = (this.options.queues?.length ? this.options.queues : declared).map(qName);
     await this.broker.emitBefore("beforeWorkerBoot", this);
-    const prefetch = this.options.prefetch ?? Math.min(this.threads * (2 * this.concurrency + this.lookahead), 65_535);
+    const prefetch = this.options.prefetch ?? defaultPrefetch(this.threads, this.concurrency, this.lookahead);
     const delayPrefetch = this.options.delayPrefetch ?? Math.min(1000 * this.threads, 65_535);
     for (const queue of this.queues) {
       await this.broker.declareQueue(queue);
@@ -204,7 +206,7 @@ export class Worker implements WorkerInfo {
   }
 
   private pump(): void {
-    while (this.work.size > 0 && !this.stopping && this.slotsInUse < this.pool.capacity) {
+    while (this.work.size > 0 && !this.stopping && this.slotsInUse < this.pool.capacityFor(this.work.peek()!.proxy.actorName)) {
       const { proxy } = this.work.pop()!;
       this.inFlight.set(proxy, 0);
       this.slotsInUse++;
@@ -370,6 +372,15 @@ export class Worker implements WorkerInfo {
     this.broker.registry.setOverrides(overrides);
     this.pool.broadcast({ t: "overrides", overrides: overrides as Record<string, Record<string, unknown>> });
   }
+}
+
+/**
+ * The worker's per-queue prefetch unless given: each thread's running and look-ahead messages twice over, plus
+ * (with lookahead) room for a full packed batch of quick messages in flight while the next one is fetched.
+ */
+export function defaultPrefetch(threads: number, concurrency = 1, lookahead = DEFAULT_LOOKAHEAD): number {
+  const packedBatch = lookahead > 0 ? MAX_PACKED : 0;
+  return Math.min(threads * (2 * concurrency + lookahead) + packedBatch, 65_535);
 }
 
 function waitUntil(done: () => boolean, subscribe: (wake: () => void) => void, timeout: number): Promise<boolean> {

@@ -27,7 +27,8 @@ Options:
   -b, --broker URL          broker URL (default: $TROUPE_BROKER_URL, else memory://)
       --lookahead N         messages sent to each thread ahead of those it runs (default ${DEFAULT_LOOKAHEAD}; 0 = strict
                             actor-priority ordering, as Dramatiq)
-      --prefetch N          messages fetched ahead per queue (default threads x (2 x concurrency + lookahead))
+      --prefetch N          messages fetched ahead per queue (default threads x (2 x concurrency + lookahead), + 64
+                            when lookahead > 0: a packed batch of quick messages)
       --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
 
 Environment: TROUPE_BROKER_URL, TROUPE_RESULTS_URL, TROUPE_RATE_LIMITER_URL, TROUPE_METRICS_PORT (9191; 0 = off),

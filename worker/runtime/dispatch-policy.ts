@@ -1,0 +1,70 @@
+/**
+ * Which worker thread gets the next message. Every post to a thread, and every reply, wakes a sleeping thread;
+ * with quick actors those wake-ups, not the actors, are what a message costs. So messages of actors known to
+ * return quickly are packed onto one thread, as many as fit in a millisecond of its measured work, and travel
+ * in one post; messages of slow or unknown actors are spread over the least busy threads, `lookahead` ahead of
+ * what each runs, so none waits long behind another.
+ */
+
+/** What a thread has on hand, as the main thread counts it. */
+export interface ThreadLoad {
+  /** Messages sent to it and not finished (running or waiting in its queue). */
+  tasks: number;
+  /** Their expected run time, summed (ms). */
+  backlogMs: number;
+}
+
+export interface DispatchSettings {
+  /** Messages a thread runs at once. */
+  concurrency: number;
+  /** Messages any actor's may wait in a thread's queue. */
+  lookahead: number;
+}
+
+/** Most work (ms) packed ahead on one thread. */
+export const PACK_BUDGET_MS = 1;
+/** Most messages waiting in one thread's queue, however quick. */
+export const MAX_PACKED = 64;
+/** The thread's own cost of a message (receive, decode, reply), added to the actor's run time. */
+const PER_MESSAGE_MS = 0.02;
+
+/** The run time (ms) to count for a message of an actor with this measured average (undefined: never seen). */
+export function expectedMs(averageMs: number | undefined): number {
+  // An actor never seen counts as a full budget: nothing is packed behind it until it has been measured.
+  return averageMs === undefined ? PACK_BUDGET_MS : averageMs + PER_MESSAGE_MS;
+}
+
+/** Whether messages of this kind may be packed (never with `lookahead` 0: strict priority order). */
+function packable(expected: number, settings: DispatchSettings): boolean {
+  return settings.lookahead > 0 && expected < PACK_BUDGET_MS;
+}
+
+function fitsPacked(load: ThreadLoad, expected: number, settings: DispatchSettings): boolean {
+  return load.tasks < settings.concurrency + MAX_PACKED && load.backlogMs / settings.concurrency + expected <= PACK_BUDGET_MS;
+}
+
+function hasRoom(load: ThreadLoad, expected: number, settings: DispatchSettings): boolean {
+  return load.tasks < settings.concurrency + settings.lookahead || (packable(expected, settings) && fitsPacked(load, expected, settings));
+}
+
+/** Most messages of this kind the pool may hold (running or queued in threads) with `threads` threads. */
+export function capacityFor(expected: number, threads: number, settings: DispatchSettings): number {
+  return threads * (settings.concurrency + (packable(expected, settings) ? Math.max(settings.lookahead, MAX_PACKED) : settings.lookahead));
+}
+
+/**
+ * The index of the thread for a message expected to take `expected` ms, or -1 when none has room. `loads` has
+ * undefined for threads not taking work (being replaced).
+ */
+export function pickThread(loads: readonly (ThreadLoad | undefined)[], expected: number, settings: DispatchSettings): number {
+  const packing = packable(expected, settings);
+  let packed = -1;
+  let least = -1;
+  for (let i = 0; i < loads.length; i++) {
+    const load = loads[i];
+    if (!load || !hasRoom(load, expected, settings)) continue;
+    if (packing && fitsPacked(load, expected, settings) && (packed < 0 || load.tasks > loads[packed]!.tasks)) packed = i;
+    if (least < 0 || load.tasks < loads[least]!.tasks) least = i;
+  }
+  return packed >= 0 ? packed : least;
+}
