@@ -5,7 +5,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { TimeLimitExceeded, serializeError, type SerializedError } from "../errors.js";
 import { lockBroker } from "../global.js";
-import { Message, setResultLookup, type MessageData } from "../message.js";
+import { Message, setResultLookup } from "../message.js";
 import { defaultRegistry } from "../registry.js";
 import { actorContext, markShuttingDown, type ActorContext } from "./context.js";
 import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
