@@ -1,7 +1,7 @@
-import { randomUUID } from "node:crypto";
 import type { Broker } from "./broker.js";
 import { ResultMissing, TroupeError } from "./errors.js";
 import { getBroker } from "./global.js";
+import { nodeCrypto } from "./lazy.js";
 import type { GetResultOptions, Message, MessageData } from "./message.js";
 import { DEFAULT_BARRIER_TTL, GroupCallbacks } from "./middleware/group-callbacks.js";
 import { Barrier } from "./rate-limits/barrier.js";
@@ -149,7 +149,7 @@ export class Group {
   /** Create the completion barrier and mark each member (a pipeline's last message) with it. */
   private async stampedChildren(): Promise<GroupChild[]> {
     const { backend, ttl } = this.barrierSettings();
-    const uuid = randomUUID();
+    const uuid = nodeCrypto().randomUUID();
     await new Barrier(uuid, { backend, ttl }).create(this.children.length);
     const stamp = { group_completion_uuid: uuid, group_completion_callbacks: this.completionCallbacks as never };
     return this.children.map((child) => {

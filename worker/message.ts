@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { decodeJson, encodeJson, type JsonValue } from "./encoder.js";
 import { DecodeError } from "./errors.js";
+import { nodeCrypto } from "./lazy.js";
 
 /** Message options as they travel on the wire: Dramatiq's snake_case keys, free-form JSON. */
 export type MessageOptions = { [key: string]: JsonValue | undefined };
@@ -57,7 +57,7 @@ export class Message<R = unknown> {
     this.args = fields.args ?? [];
     this.kwargs = fields.kwargs ?? {};
     this.options = fields.options ?? {};
-    this.messageId = fields.messageId ?? randomUUID();
+    this.messageId = fields.messageId ?? nodeCrypto().randomUUID();
     this.messageTimestamp = fields.messageTimestamp ?? Date.now();
   }
 

@@ -1,7 +1,7 @@
-import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { Broker, type BrokerOptions, type ConsumeOptions, type Consumer, type DeadLetter, type QueueStats } from "../broker.js";
 import { TroupeError } from "../errors.js";
+import { nodeCrypto } from "../lazy.js";
 import { getLogger, messageFields, redactUrl } from "../logging.js";
 import { Message } from "../message.js";
 import type { MessageProxy } from "../proxy.js";
@@ -50,7 +50,7 @@ export class RedisBroker extends Broker {
   readonly displayUrl: string;
   readonly namespace: string;
   /** This process's worker id in ack-set names and heartbeats (Dramatiq's broker_id). */
-  readonly workerId = randomUUID();
+  readonly workerId = nodeCrypto().randomUUID();
   readonly heartbeatTimeout: number;
   readonly deadMessageTtl: number;
   readonly maintenanceChance: number;
@@ -156,7 +156,7 @@ export class RedisBroker extends Broker {
 
   /** Dramatiq's redis_message_id: fresh per publication, placed where Dramatiq's encoder puts it. */
   private withRedisId(message: Message): Message {
-    const id = randomUUID();
+    const id = nodeCrypto().randomUUID();
     const options = message.options;
     if ("redis_message_id" in options) return message.copy({ options: { redis_message_id: id } });
     const keys = Object.keys(options);
@@ -215,7 +215,7 @@ export class RedisBroker extends Broker {
   /** Move a due delayed message to its queue and drop the `.DQ` delivery in one atomic script step. */
   override async promote(delivery: MessageProxy, consumer: Consumer): Promise<void> {
     if (!(consumer instanceof RedisConsumer)) return super.promote(delivery, consumer);
-    const id = randomUUID();
+    const id = nodeCrypto().randomUUID();
     const promoted = delivery.message.copy({ queueName: qName(delivery.message.queueName), options: { eta: undefined, redis_message_id: id } });
     await this.emitBefore("beforeEnqueue", promoted, undefined);
     if (await consumer.promote(delivery, promoted, id)) await this.emitAfter("afterEnqueue", promoted, undefined);

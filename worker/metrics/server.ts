@@ -1,7 +1,7 @@
-import cluster from "node:cluster";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { isMainThread } from "node:worker_threads";
 import { TroupeError } from "../errors.js";
+import { nodeCluster, nodeHttp } from "../lazy.js";
 import { getLogger } from "../logging.js";
 import { getMetricsRegistry, promClient } from "./metrics.js";
 
@@ -34,7 +34,7 @@ export async function startMetricsServer({ port, host = process.env.TROUPE_METRI
   const aggregator = aggregate ? new (promClient().AggregatorRegistry)() : undefined;
   const render = aggregator ? () => aggregator.clusterMetrics() : () => registry.metrics();
   const contentType = registry.contentType;
-  const server = createServer((req, res) => {
+  const server = nodeHttp().createServer((req, res) => {
     if (req.url === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       return;
@@ -60,7 +60,7 @@ export async function startMetricsServer({ port, host = process.env.TROUPE_METRI
 
 /** In a cluster child, answer the primary's metric requests with this process's registry. */
 export function reportToClusterPrimary(): void {
-  if (!cluster.isWorker || !isMainThread) return;
+  if (!nodeCluster().isWorker || !isMainThread) return;
   const { AggregatorRegistry } = promClient();
   AggregatorRegistry.setRegistries([getMetricsRegistry()]);
   // Constructing one installs prom-client's listener for the primary's requests.
@@ -73,12 +73,14 @@ export function reportToClusterPrimary(): void {
  * logged, not fatal: processing matters more than metrics. Returns a function that closes what was started.
  */
 export async function startWorkerMetrics({ aggregate = false }: { aggregate?: boolean } = {}): Promise<() => Promise<void>> {
-  if (cluster.isWorker) {
+  // Children inherit the primary's environment: with metrics off nobody will ask a child for its registry, so it
+  // need not load prom-client at boot to answer.
+  const port = metricsPortFromEnv();
+  if (port === undefined) return async () => undefined;
+  if (nodeCluster().isWorker) {
     reportToClusterPrimary();
     return async () => undefined;
   }
-  const port = metricsPortFromEnv();
-  if (port === undefined) return async () => undefined;
   try {
     const server = await startMetricsServer({ port, cluster: aggregate });
     return () => new Promise<void>((resolve) => server.close(() => resolve()));

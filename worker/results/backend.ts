@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { decodeJson, encodeJson } from "../encoder.js";
 import { ResultFailure, ResultMissing, ResultTimeout } from "../errors.js";
+import { nodeCrypto } from "../lazy.js";
 import type { GetResultOptions, Message } from "../message.js";
 import { qName } from "../queues.js";
 
@@ -42,7 +42,7 @@ export abstract class ResultBackend {
 
   buildMessageKey(message: Pick<Message, "queueName" | "actorName" | "messageId">): string {
     const raw = `${this.namespace}:${qName(message.queueName)}:${message.actorName}:${message.messageId}`;
-    return this.useNamespacePrefixKeys ? raw : createHash("md5").update(raw, "utf8").digest("hex");
+    return this.useNamespacePrefixKeys ? raw : nodeCrypto().createHash("md5").update(raw, "utf8").digest("hex");
   }
 
   async storeResult(message: Message, result: unknown, ttl: number = DEFAULT_RESULT_TTL): Promise<void> {

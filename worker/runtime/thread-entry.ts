@@ -12,6 +12,7 @@ import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./pro
 import { callMain, markWorkerThread, settleRpc } from "./rpc.js";
 import { ThreadBroker } from "./thread-broker.js";
 import { importModules } from "./load-modules.js";
+import { releaseMemory } from "./memory.js";
 import { RunningSlots } from "./running-slots.js";
 import type { ActorOptions } from "../options.js";
 
@@ -191,6 +192,7 @@ async function boot(): Promise<void> {
   setResultLookup((message, options) => callMain("getResult", message.toData(), options));
   try {
     await importModules(data.modules);
+    releaseMemory();
     post({ t: "ready" });
   } catch (err) {
     post({ t: "bootError", error: serializeError(err) });

@@ -8,6 +8,7 @@ import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_O
 import { Worker } from "../../runtime/worker.js";
 import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
+import { releaseMemory } from "../../runtime/memory.js";
 import { watchActorOverrides } from "../../runtime/overrides.js";
 import { closeResultBackend } from "../../results/global.js";
 import { closeRateLimiterBackend } from "../../rate-limits/global.js";
@@ -117,6 +118,9 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
   });
   // Middleware reads actor options in this thread, so overrides loaded before start apply to the first message.
   const overrides = await watchActorOverrides((next) => worker.setOverrides(next));
+  // Loading the modules and connecting left garbage behind; collected now, what it held is reused by the threads
+  // that boot next instead of growing the process (see ThreadPool.start).
+  releaseMemory();
   try {
     await worker.start();
   } catch (err) {
