@@ -32,12 +32,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# MALLOC_ARENA_MAX: two glibc malloc arenas per process instead of up to 8 per core; worker threads allocate
+# MALLOC_ARENA_MAX: one glibc malloc arena per process instead of up to 8 per core; worker threads allocate
 # their objects in V8, and the extra arenas only kept ~1 MB per thread that was never given back (see supervisor.ts).
 ENV NODE_ENV=production \
     HOME=/tmp \
     npm_config_cache=/tmp/.npm \
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=1
 COPY package.json package-lock.json .npmrc ./
 # The package depends on itself ("troupe": "file:"), so node_modules/troupe links back to /app and actor modules
 # anywhere under /app (e.g. /app/actors) can `import "troupe"`.

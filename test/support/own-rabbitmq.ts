@@ -54,6 +54,14 @@ export class OwnRabbitServer {
       RABBITMQ_PID_FILE: join(this.dir, "pid"),
     };
     this.child = spawn(SERVER_SCRIPT, [], { env, stdio: "ignore" });
+    // A node that never answered must not outlive the test: its process would keep the test file running.
+    await this.untilAnswering().catch(async (err) => {
+      await this.kill();
+      throw err;
+    });
+  }
+
+  private async untilAnswering(): Promise<void> {
     await until(
       async () => {
         if (this.child?.exitCode !== null) throw new Error(`rabbitmq-server on port ${this.port} exited with code ${this.child?.exitCode}; see ${join(this.dir, "log")}`);

@@ -25,16 +25,16 @@ export const BOOTED = "troupe:booted";
  * The environment a worker process starts with, on top of the primary's. glibc gives threads that allocate at the
  * same time arenas of their own, up to 8 per core, and an arena keeps what its threads freed for itself: a worker
  * process has a dozen threads or more (main, worker threads, V8's and libuv's helpers), all of which allocate
- * while booting, so each arena ends up holding its own share of boot-time garbage. With few arenas what one thread
- * frees, the next one to boot reuses (an idle 8-thread worker: about 143 MB RSS with glibc's default, 118 with 2
- * arenas, 114 with 1). Two rather than one so that V8's compiler threads, which do malloc, do not queue on one
- * lock behind the main thread; worker threads run JavaScript, whose objects V8 allocates outside malloc. Actors
- * that malloc heavily in parallel (native image or compression libraries) may want more: a value already in the
- * environment wins. It has to be set before the process starts (glibc reads it at the first malloc), hence here
- * for the children the supervisor forks; the Docker image sets it for every process.
+ * while booting, so each arena ends up holding its own share of boot-time garbage. With a single arena what one
+ * thread frees, the next one to boot reuses (an idle 8-thread worker: about 143 MB RSS with glibc's default, 118
+ * with 2 arenas, 114 with 1). Throughput does not suffer: worker threads run JavaScript, whose objects V8 allocates
+ * outside malloc, and the small buffers a message needs come from glibc's per-thread cache, which takes no lock.
+ * Actors that malloc heavily in parallel (native image or compression libraries) may want more: a value already
+ * in the environment wins. It has to be set before the process starts (glibc reads it at the first malloc), hence
+ * here for the children the supervisor forks; the Docker image sets it for every process.
  */
 export function workerProcessEnv(slot: number, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return { MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? "2", TROUPE_PROCESS_INDEX: String(slot) };
+  return { MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? "1", TROUPE_PROCESS_INDEX: String(slot) };
 }
 
 /**
