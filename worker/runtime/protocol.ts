@@ -3,6 +3,7 @@ import type { MessageData } from "../message.js";
 
 /** The error name of a message a thread gave back unstarted. */
 export const RECALLED = "Recalled";
+export const RECALLED_ERROR: SerializedError = { name: RECALLED, message: "given back before it began", chain: [RECALLED] };
 
 /** Messages from the main thread to a worker thread. */
 export type ToThread =

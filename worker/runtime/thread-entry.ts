@@ -8,7 +8,8 @@ import { lockBroker } from "../global.js";
 import { Message, setResultLookup } from "../message.js";
 import { defaultRegistry } from "../registry.js";
 import { actorContext, markShuttingDown, type ActorContext } from "./context.js";
-import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
+import { RECALLED_ERROR, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
+import { ActorTimes } from "./actor-times.js";
 import { callMain, markWorkerThread, settleRpc } from "./rpc.js";
 import { ThreadBroker } from "./thread-broker.js";
 import { importModules } from "./load-modules.js";
@@ -83,17 +84,12 @@ class RunningMessage implements ActorContext {
  * How long each actor's synchronous part takes (ms, moving average): the thread cannot post while a sync actor
  * holds it, so results waiting to go out are posted before an actor that is not known to return at once.
  */
-const syncTimes = new Map<string, number>();
+const syncTimes = new ActorTimes(4);
 const QUICK_MS = 1;
 
 function returnsQuickly(actorName: string): boolean {
   const time = syncTimes.get(actorName);
   return time !== undefined && time < QUICK_MS;
-}
-
-function noteSyncTime(actorName: string, ms: number): void {
-  const previous = syncTimes.get(actorName);
-  syncTimes.set(actorName, previous === undefined ? ms : previous + (ms - previous) / 4);
 }
 
 type RunTask = Extract<ToThread, { t: "run" }>;
@@ -135,7 +131,7 @@ async function run({ id, data: messageData }: RunTask): Promise<void> {
     const fn = actor.fn as (...a: unknown[]) => unknown;
     begun = performance.now();
     const returned = actorContext.run(context, () => fn(...args));
-    noteSyncTime(message.actorName, performance.now() - begun);
+    syncTimes.note(message.actorName, performance.now() - begun);
     const result = await returned;
     post({ t: "done", id, ok: true, result, ms: performance.now() - begun });
   } catch (err) {
@@ -164,7 +160,7 @@ function handle(msg: ToThread): void {
       pump();
       break;
     case "recall":
-      if (!giveBack(msg.id, { name: RECALLED, message: "given back before it began", chain: [RECALLED] }) && msg.abort) {
+      if (!giveBack(msg.id, RECALLED_ERROR) && msg.abort) {
         running.get(msg.id)?.abort(rebuildAbortReason(msg.abort));
       }
       break;

@@ -3,7 +3,8 @@ import { Worker as NodeWorker } from "node:worker_threads";
 import { RemoteError, TroupeError, WorkerThreadDied, serializeError, type SerializedError } from "../errors.js";
 import { getLogger } from "../logging.js";
 import type { MessageData } from "../message.js";
-import { RECALLED, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
+import { RECALLED, RECALLED_ERROR, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
+import { ActorTimes } from "./actor-times.js";
 import { handleRpc } from "./rpc.js";
 import { RunningSlots, nextTaskId } from "./running-slots.js";
 import { capacityFor, expectedMs, pickThread, type DispatchSettings, type ThreadLoad } from "./dispatch-policy.js";
@@ -28,6 +29,7 @@ interface PoolThread {
   index: number;
   worker: NodeWorker;
   tasks: Set<Task>;
+  /** What the dispatch policy sees of the thread: its task count (from `tasks`) and their expected run time. */
   load: ThreadLoad;
   /** What the thread is running now, written by the thread. */
   running: RunningSlots;
@@ -75,7 +77,7 @@ export class ThreadPool extends EventEmitter {
   private stopping = false;
   private readonly settings: DispatchSettings;
   /** Each actor's average run time in a thread (ms), as the threads report it. */
-  private readonly runTimes = new Map<string, number>();
+  private readonly runTimes = new ActorTimes(8);
 
   constructor(private readonly options: ThreadPoolOptions) {
     super();
@@ -116,7 +118,14 @@ export class ThreadPool extends EventEmitter {
     const running = RunningSlots.create(this.options.concurrency);
     const data: ThreadData = { modules: this.options.modules, threadIndex: index, concurrency: this.options.concurrency, running: running.buffer };
     const worker = new NodeWorker(ENTRY, { workerData: data, execArgv: this.options.execArgv, stdout: false, stderr: false });
-    const thread: PoolThread = { index, worker, tasks: new Set(), load: { tasks: 0, backlogMs: 0 }, running, ready: false, outbox: [] };
+    const tasks = new Set<Task>();
+    const load = {
+      get tasks() {
+        return tasks.size;
+      },
+      backlogMs: 0,
+    };
+    const thread: PoolThread = { index, worker, tasks, load, running, ready: false, outbox: [] };
     this.threads[index] = thread;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -218,7 +227,7 @@ export class ThreadPool extends EventEmitter {
       task.resolve(outcome);
     }
     this.dispatchWaiting();
-    if (thread && thread.load.tasks === 0 && !thread.stealTimer) setImmediate(() => this.stealFor(thread));
+    if (thread && thread.tasks.size === 0 && !thread.stealTimer) setImmediate(() => this.stealFor(thread));
   }
 
   /**
@@ -229,11 +238,11 @@ export class ThreadPool extends EventEmitter {
    */
   private stealFor(idle: PoolThread): void {
     idle.stealTimer = undefined;
-    if (!idle.ready || idle.load.tasks > 0 || this.waiting.length > 0 || this.stopping) return;
+    if (!idle.ready || idle.tasks.size > 0 || this.waiting.length > 0 || this.stopping) return;
     const now = Date.now();
     let lookAgainAt = Infinity;
     for (const thread of this.threads) {
-      if (!thread?.ready || thread === idle || thread.load.tasks <= this.options.concurrency) continue;
+      if (!thread?.ready || thread === idle || thread.tasks.size <= this.options.concurrency) continue;
       const busySince = thread.running.earliestStart();
       if (busySince === undefined) continue;
       if (now - busySince < STEAL_AFTER_MS) {
@@ -260,15 +269,12 @@ export class ThreadPool extends EventEmitter {
 
   private noteRunTime(id: number, ms: number | undefined): void {
     const actorName = this.tasks.get(id)?.data.actor_name;
-    if (actorName === undefined || ms === undefined) return;
-    const average = this.runTimes.get(actorName);
-    this.runTimes.set(actorName, average === undefined ? ms : average + (ms - average) / 8);
+    if (actorName !== undefined && ms !== undefined) this.runTimes.note(actorName, ms);
   }
 
   private assign(task: Task, thread: PoolThread): void {
     task.thread = thread;
     thread.tasks.add(task);
-    thread.load.tasks++;
     thread.load.backlogMs += task.expectedMs;
     if (thread.outbox.length === 0) queueMicrotask(() => this.flush(thread));
     thread.outbox.push({ t: "run", id: task.id, data: task.data });
@@ -276,9 +282,8 @@ export class ThreadPool extends EventEmitter {
 
   private detach(task: Task, thread: PoolThread): void {
     if (!thread.tasks.delete(task)) return;
-    thread.load.tasks--;
     // Back to exactly 0 when empty, so rounding never leaves a phantom backlog.
-    thread.load.backlogMs = thread.load.tasks === 0 ? 0 : thread.load.backlogMs - task.expectedMs;
+    thread.load.backlogMs = thread.tasks.size === 0 ? 0 : thread.load.backlogMs - task.expectedMs;
   }
 
   private flush(thread: PoolThread): void {
@@ -343,7 +348,7 @@ export class ThreadPool extends EventEmitter {
     // The worker wants it back (it is stopping): a theft in progress must not keep it in the pool.
     task.stealing = false;
     if (!task.thread) {
-      this.finish(id, { ok: false, error: new RemoteError({ name: RECALLED, message: "given back before it began", chain: [RECALLED] }) });
+      this.finish(id, { ok: false, error: new RemoteError(RECALLED_ERROR) });
       return;
     }
     this.flush(task.thread);
