@@ -32,7 +32,8 @@ export const tallyKeys = {
  */
 export class BenchProbe implements Middleware {
   private readonly phases = new Map<string, PhaseTally>();
-  private readonly starts = new WeakMap<MessageProxy, number>();
+  /** Start times reported by the actors, until the message's ack (a Map: a WeakMap's entries cost the GC more). */
+  private readonly starts = new Map<MessageProxy, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -70,6 +71,8 @@ export class BenchProbe implements Middleware {
 
   private record(message: MessageProxy, ok: boolean): void {
     const now = wallNow();
+    const startedAt = this.starts.get(message);
+    this.starts.delete(message);
     const [phase, sentAt] = message.message.args;
     if (typeof phase !== "string") return;
     let tally = this.phases.get(phase);
@@ -83,7 +86,6 @@ export class BenchProbe implements Middleware {
       return;
     }
     tally.meter.tick(now);
-    const startedAt = this.starts.get(message);
     if (typeof sentAt === "number" && startedAt !== undefined) tally.samples.push(sentAt, startedAt, now);
   }
 

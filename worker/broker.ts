@@ -78,12 +78,22 @@ export interface BrokerOptions {
 
 const log = getLogger("broker");
 
+type HookFn = (broker: Broker, first?: unknown, second?: unknown) => void | Promise<void>;
+
+interface Handler {
+  middleware: Middleware;
+  fn: HookFn;
+}
+
 /**
  * The transport-independent half of a broker: middleware dispatch, queue declaration, Dramatiq's delay rules.
  * Subclasses implement the transport (`publish`, `consume`, …).
  */
 export abstract class Broker {
-  readonly middleware: Middleware[];
+  /** The middleware in order; change it with addMiddleware and removeMiddleware. */
+  readonly middleware: readonly Middleware[];
+  /** Per hook, the middleware that implement it with their hook functions (rebuilt when the list changes). */
+  private readonly handlers = new Map<HookName, Handler[]>();
   readonly registry: ActorRegistry;
   /** Canonical queues this broker knows (declared by actors or by use). */
   protected readonly queues = new Set<string>();
@@ -187,46 +197,83 @@ export abstract class Broker {
 
   addMiddleware(middleware: Middleware, where: { before?: abstract new (...args: never[]) => Middleware; after?: abstract new (...args: never[]) => Middleware } = {}): void {
     if (where.before && where.after) throw new TroupeError("addMiddleware takes before or after, not both");
+    const list = this.middleware as Middleware[];
     const ref = where.before ?? where.after;
-    if (!ref) {
-      this.middleware.push(middleware);
-      return;
+    if (!ref) list.push(middleware);
+    else {
+      const index = list.findIndex((m) => m instanceof ref);
+      if (index < 0) throw new TroupeError(`middleware ${ref.name} is not installed`);
+      list.splice(where.before ? index : index + 1, 0, middleware);
     }
-    const index = this.middleware.findIndex((m) => m instanceof ref);
-    if (index < 0) throw new TroupeError(`middleware ${ref.name} is not installed`);
-    this.middleware.splice(where.before ? index : index + 1, 0, middleware);
+    this.handlers.clear();
   }
 
-  /** Run a `before*` hook in list order; a MiddlewareError (SkipMessage) propagates, other errors are logged. */
-  async emitBefore<K extends HookName>(hook: K, ...args: HookArgs<K>): Promise<void> {
-    for (const m of this.middleware) {
-      const pending = this.runHook(m, hook, args, true);
-      if (pending) await pending;
+  /** Take a middleware out; false when it was not installed. */
+  removeMiddleware(middleware: Middleware): boolean {
+    const list = this.middleware as Middleware[];
+    const index = list.indexOf(middleware);
+    if (index < 0) return false;
+    list.splice(index, 1);
+    this.handlers.clear();
+    return true;
+  }
+
+  private handlersOf(hook: HookName): Handler[] {
+    let found = this.handlers.get(hook);
+    if (!found) {
+      found = [];
+      for (const middleware of this.middleware) {
+        const fn = middleware[hook] as HookFn | undefined;
+        if (typeof fn === "function") found.push({ middleware, fn });
+      }
+      this.handlers.set(hook, found);
+    }
+    return found;
+  }
+
+  /**
+   * Run a `before*` hook in list order; a MiddlewareError (SkipMessage) propagates, other errors are logged.
+   * Hooks run synchronously while they return nothing: a promise comes back only once a hook returns one.
+   */
+  emitBefore<K extends HookName>(hook: K, ...args: HookArgs<K>): void | Promise<void> {
+    const list = this.handlersOf(hook);
+    for (let i = 0; i < list.length; i++) {
+      const pending = this.runHook(list[i]!, hook, args, true);
+      if (pending) return this.emitRest(list, pending, hook, args, i + 1, 1);
     }
   }
 
-  /** Run an `after*` hook in reverse list order; every error is logged, none is raised. */
-  async emitAfter<K extends HookName>(hook: K, ...args: HookArgs<K>): Promise<void> {
-    for (let i = this.middleware.length - 1; i >= 0; i--) {
-      const pending = this.runHook(this.middleware[i]!, hook, args, false);
-      if (pending) await pending;
+  /** Run an `after*` hook in reverse list order; every error is logged, none is raised. Synchronous like emitBefore. */
+  emitAfter<K extends HookName>(hook: K, ...args: HookArgs<K>): void | Promise<void> {
+    const list = this.handlersOf(hook);
+    for (let i = list.length - 1; i >= 0; i--) {
+      const pending = this.runHook(list[i]!, hook, args, false);
+      if (pending) return this.emitRest(list, pending, hook, args, i - 1, -1);
     }
   }
 
-  /** Most hooks are synchronous: a promise comes back only from those that are not, saving a microtask hop each. */
-  private runHook<K extends HookName>(m: Middleware, hook: K, args: HookArgs<K>, raiseMiddlewareErrors: boolean): void | Promise<void> {
-    const fn = m[hook] as ((broker: Broker, ...rest: HookArgs<K>) => void | Promise<void>) | undefined;
-    if (!fn) return;
-    const onError = (err: unknown) => {
-      if (raiseMiddlewareErrors && err instanceof MiddlewareError) throw err;
-      log.critical(`middleware hook ${hook} failed`, { middleware: m.constructor.name, err, ...hookMessageFields(args) });
-    };
+  /** The rest of an emit once a hook went async: each later hook waits for the one before. */
+  private async emitRest<K extends HookName>(list: Handler[], pending: Promise<void>, hook: K, args: HookArgs<K>, from: number, step: 1 | -1): Promise<void> {
+    await pending;
+    for (let i = from; i >= 0 && i < list.length; i += step) {
+      const next = this.runHook(list[i]!, hook, args, step === 1);
+      if (next) await next;
+    }
+  }
+
+  private runHook<K extends HookName>({ middleware, fn }: Handler, hook: K, args: HookArgs<K>, raiseMiddlewareErrors: boolean): void | Promise<void> {
     try {
-      const pending = fn.call(m, this, ...args);
-      if (pending) return pending.then(undefined, onError);
+      // No hook takes more than two arguments after the broker: passing them by position spares a spread array.
+      const pending = fn.call(middleware, this, args[0], args[1]);
+      if (pending) return pending.then(undefined, (err: unknown) => this.hookFailed(middleware, hook, args, raiseMiddlewareErrors, err));
     } catch (err) {
-      onError(err);
+      this.hookFailed(middleware, hook, args, raiseMiddlewareErrors, err);
     }
+  }
+
+  private hookFailed<K extends HookName>(m: Middleware, hook: K, args: HookArgs<K>, raiseMiddlewareErrors: boolean, err: unknown): void {
+    if (raiseMiddlewareErrors && err instanceof MiddlewareError) throw err;
+    log.critical(`middleware hook ${hook} failed`, { middleware: m.constructor.name, err, ...hookMessageFields(args) });
   }
 }
 

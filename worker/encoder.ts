@@ -58,14 +58,19 @@ function reviveNonFinite(_key: string, value: unknown): unknown {
   return value;
 }
 
-/** Decode UTF-8 JSON bytes (or a string); raises DecodeError with the reason on bad UTF-8 or bad JSON. */
-export function decodeJson(data: string | Uint8Array): unknown {
-  let text: string;
+/** UTF-8 bytes as text (a string passes through); raises DecodeError on bad UTF-8. */
+export function decodeUtf8(data: string | Uint8Array): string {
+  if (typeof data === "string") return data;
   try {
-    text = typeof data === "string" ? data : utf8.decode(data);
+    return utf8.decode(data);
   } catch (cause) {
     throw new DecodeError("message is not valid UTF-8", data, { cause });
   }
+}
+
+/** Decode UTF-8 JSON bytes (or a string); raises DecodeError with the reason on bad UTF-8 or bad JSON. */
+export function decodeJson(data: string | Uint8Array): unknown {
+  const text = decodeUtf8(data);
   try {
     return JSON.parse(text);
   } catch (cause) {

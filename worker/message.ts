@@ -1,4 +1,4 @@
-import { decodeJson, encodeJson, type JsonValue } from "./encoder.js";
+import { decodeJson, decodeUtf8, encodeJson, type JsonValue } from "./encoder.js";
 import { DecodeError } from "./errors.js";
 import { nodeCrypto } from "./lazy.js";
 
@@ -42,6 +42,8 @@ export class Message<R = unknown> {
   readonly messageTimestamp: number;
   /** Type-only marker for the actor's return type. */
   declare readonly __result?: R;
+  /** The text this message was decoded from, when decoding it again gives back this very message. */
+  #wire: string | undefined;
 
   constructor(fields: {
     queueName: string;
@@ -78,7 +80,8 @@ export class Message<R = unknown> {
    * top-level key is an error, a missing id or timestamp is generated.
    */
   static decode<R = unknown>(data: string | Uint8Array): Message<R> {
-    const value = decodeJson(data);
+    const text = decodeUtf8(data);
+    const value = decodeJson(text);
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       throw new DecodeError("message is not a JSON object", data);
     }
@@ -99,7 +102,13 @@ export class Message<R = unknown> {
     if (obj.message_timestamp !== undefined && (typeof obj.message_timestamp !== "number" || !Number.isFinite(obj.message_timestamp))) {
       throw new DecodeError("message_timestamp must be a number", data);
     }
-    return Message.fromData<R>(obj as unknown as MessageData);
+    const message = Message.fromData<R>(obj as unknown as MessageData);
+    if (obj.message_id !== undefined && obj.message_timestamp !== undefined) {
+      // Its wire text is reused (see `wire`), so in-place changes would go unseen: options are frozen, change a message with `copy`.
+      Object.freeze(message.options);
+      message.#wire = text;
+    }
+    return message;
   }
 
   toData(): MessageData {
@@ -120,6 +129,11 @@ export class Message<R = unknown> {
 
   encode(): string {
     return encodeJson(this.toData());
+  }
+
+  /** The message as JSON text for another thread: the text it was decoded from, else its encoding. */
+  wire(): string {
+    return this.#wire ?? this.encode();
   }
 
   /** A copy with fields replaced; `options` is shallow-merged, and a key set to undefined is removed. */

@@ -47,7 +47,7 @@ describe("TimeLimit, AgeLimit, skip and CurrentMessage on the memory broker", ()
       assert.equal(await ran.getResult({ block: true, timeout: 10_000 }), "ran");
       assert.ok(!(await suite.run.broker.deadLetters("default")).some((d) => d.message?.messageId === skipped.messageId));
     } finally {
-      suite.run.broker.middleware.splice(suite.run.broker.middleware.indexOf(skipper), 1);
+      suite.run.broker.removeMiddleware(skipper);
     }
   });
 

@@ -58,6 +58,22 @@ describe("Dramatiq wire format", () => {
     });
   }
 
+  test("a decoded message crosses to a thread as the text it came in, with its options frozen; a copy is encoded afresh", () => {
+    const sent = ' {"queue_name":"q","actor_name":"a","args":[NaN],"kwargs":{},"options":{"retries":1},"message_id":"m1","message_timestamp":5} ';
+    const m = Message.decode(Buffer.from(sent, "utf8"));
+    assert.equal(m.wire(), sent);
+    assert.ok(Number.isNaN(Message.decode(m.wire()).args[0]));
+    assert.throws(() => {
+      (m.options as Record<string, unknown>).retries = 2;
+    }, TypeError);
+    const changed = m.copy({ options: { retries: 2 } });
+    assert.equal(changed.wire(), changed.encode());
+    assert.equal(Message.decode(changed.wire()).options.retries, 2);
+    // Without an id in the text, decoding again would make another one: such a message is encoded.
+    const anonymous = Message.decode('{"queue_name":"q","actor_name":"a","args":[],"kwargs":{},"options":{}}');
+    assert.equal(Message.decode(anonymous.wire()).messageId, anonymous.messageId);
+  });
+
   test("copy keeps id and timestamp, merges options and removes keys set to undefined", () => {
     const m = new Message({ queueName: "q", actorName: "a", options: { eta: 1, keep: true } });
     const c = m.copy({ queueName: "q.DQ", options: { eta: undefined, retries: 1 } });

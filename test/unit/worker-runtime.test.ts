@@ -78,7 +78,7 @@ describe("worker runtime on the memory broker", () => {
         if (proxy.actorName === "spin") spinOutcome(exception);
       },
     };
-    broker.middleware.push(limit);
+    broker.addMiddleware(limit);
     try {
       await spin.send("s1");
       const err = await outcome;
@@ -87,7 +87,7 @@ describe("worker runtime on the memory broker", () => {
       await events.waitFor((e) => e.filter((x) => x.kind === "record" && String(x.id).startsWith("after-spin")).length === 4, "records after spin");
       await broker.join("default");
     } finally {
-      broker.middleware.splice(broker.middleware.indexOf(limit), 1);
+      broker.removeMiddleware(limit);
     }
   });
 

@@ -13,13 +13,13 @@ import { messageDict, sendToActor } from "./publish.js";
 export class Callbacks implements Middleware {
   readonly actorOptions = ["onSuccess", "onFailure"] as const;
 
-  async afterProcessMessage(broker: Broker, message: MessageProxy, { result, exception }: ProcessOutcome): Promise<void> {
+  afterProcessMessage(broker: Broker, message: MessageProxy, { result, exception }: ProcessOutcome): void | Promise<void> {
     if (exception === undefined) {
       const target = optionOf<string | undefined>(broker, message, "onSuccess", undefined, { truthy: true });
-      if (target) await sendToActor(broker, message, target, [messageDict(message), (result ?? null) as JsonValue], "on_success");
+      if (target) return sendToActor(broker, message, target, [messageDict(message), (result ?? null) as JsonValue], "on_success");
       return;
     }
     const target = optionOf<string | undefined>(broker, message, "onFailure", undefined, { truthy: true });
-    if (target) await sendToActor(broker, message, target, [messageDict(message), exceptionInfo(exception)], "on_failure");
+    if (target) return sendToActor(broker, message, target, [messageDict(message), exceptionInfo(exception)], "on_failure");
   }
 }

@@ -1,4 +1,5 @@
 import type { Broker } from "../broker.js";
+import type { JsonValue } from "../encoder.js";
 import { Message, type MessageData } from "../message.js";
 import type { MessageProxy } from "../proxy.js";
 import type { RateLimiterBackend } from "../rate-limits/backend.js";
@@ -35,10 +36,14 @@ export class GroupCallbacks implements Middleware {
     return this.configured ?? getRateLimiterBackend();
   }
 
-  async afterProcessMessage(broker: Broker, message: MessageProxy, { exception }: ProcessOutcome): Promise<void> {
+  afterProcessMessage(broker: Broker, message: MessageProxy, { exception }: ProcessOutcome): void | Promise<void> {
     if (exception !== undefined || message.failed) return;
     const { group_completion_uuid: uuid, group_completion_callbacks: callbacks } = message.options;
-    if (typeof uuid !== "string" || !Array.isArray(callbacks)) return;
+    if (typeof uuid === "string" && Array.isArray(callbacks)) return this.arrive(broker, message, uuid, callbacks);
+  }
+
+  /** Arrive at the group's barrier; the member that clears it enqueues the callbacks. */
+  private async arrive(broker: Broker, message: MessageProxy, uuid: string, callbacks: JsonValue[]): Promise<void> {
     const barrier = new Barrier(uuid, { backend: this.rateLimiterBackend, ttl: this.barrierTtl });
     if (!(await barrier.wait({ block: false }))) return;
     const messages = callbacks.map((data) => Message.fromData(data as unknown as MessageData));

@@ -15,10 +15,13 @@ import { enqueueOrFail } from "./publish.js";
 export class Pipelines implements Middleware {
   readonly actorOptions = ["pipeIgnore"] as const;
 
-  async afterProcessMessage(broker: Broker, message: MessageProxy, { result, exception }: ProcessOutcome): Promise<void> {
+  afterProcessMessage(broker: Broker, message: MessageProxy, { result, exception }: ProcessOutcome): void | Promise<void> {
     if (exception !== undefined || message.failed) return;
     const target = message.options.pipe_target;
-    if (target === undefined || target === null) return;
+    if (target !== undefined && target !== null) return this.enqueueNext(broker, message, target, result);
+  }
+
+  private async enqueueNext(broker: Broker, message: MessageProxy, target: JsonValue, result: unknown): Promise<void> {
     let next = Message.fromData(target as unknown as MessageData);
     const ignore = Boolean(next.options.pipe_ignore) || Boolean(actorOptionsOf(broker, message)?.pipeIgnore);
     if (!ignore) next = next.copy({ args: [...next.args, (result ?? null) as JsonValue] });

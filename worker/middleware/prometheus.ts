@@ -1,6 +1,6 @@
 import type { Broker } from "../broker.js";
 import type { Message } from "../message.js";
-import { workerMetrics } from "../metrics/metrics.js";
+import { messageTally, workerMetrics } from "../metrics/metrics.js";
 import { unwatchQueues, watchQueues } from "../metrics/queue-gauge.js";
 import type { MessageProxy } from "../proxy.js";
 import { isDelayQueue } from "../queues.js";
@@ -45,8 +45,8 @@ export class Prometheus implements Middleware {
   }
 
   beforeProcessMessage(_broker: Broker, message: MessageProxy): void {
-    this.forgetDelayed(message.messageId);
-    workerMetrics().messagesInProgress.inc(labelsOf(message));
+    if (this.delayed.size) this.forgetDelayed(message.messageId);
+    messageTally(message.queueName, message.actorName).inProgress++;
     this.started.set(message, performance.now());
   }
 
@@ -54,11 +54,11 @@ export class Prometheus implements Middleware {
     const started = this.started.get(message);
     if (started === undefined) return;
     this.started.delete(message);
-    const labels = labelsOf(message);
-    workerMetrics().messagesInProgress.dec(labels);
-    workerMetrics().messageDuration.observe(labels, performance.now() - started);
-    workerMetrics().messagesTotal.inc(labels);
-    if (exception !== undefined) workerMetrics().messageErrors.inc(labels);
+    const tally = messageTally(message.queueName, message.actorName);
+    tally.inProgress--;
+    tally.processed++;
+    if (exception !== undefined) tally.errors++;
+    workerMetrics().messageDuration.observe(tally.labels, performance.now() - started);
   }
 
   afterSkipMessage(broker: Broker, message: MessageProxy): void {

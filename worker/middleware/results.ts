@@ -41,27 +41,27 @@ export class Results implements Middleware {
     return { store: Boolean(optionOf(broker, message, "storeResults", this.storeResults)), ttl: optionOf(broker, message, "resultTtl", this.resultTtl) };
   }
 
-  async afterProcessMessage(broker: Broker, message: MessageProxy, { result, exception }: ProcessOutcome): Promise<void> {
+  afterProcessMessage(broker: Broker, message: MessageProxy, { result, exception }: ProcessOutcome): void | Promise<void> {
     if (exception !== undefined) return;
     const { store, ttl } = this.settings(broker, message);
-    if (store) await this.backend.storeResult(message.message, result ?? null, ttl);
+    if (store) return this.backend.storeResult(message.message, result ?? null, ttl);
     else if (result !== undefined && result !== null && message.options.pipe_target === undefined) {
       log.debug("actor returned a value but results are not stored; set storeResults to keep it", messageFields(message.message));
     }
   }
 
-  async afterSkipMessage(broker: Broker, message: MessageProxy): Promise<void> {
+  afterSkipMessage(broker: Broker, message: MessageProxy): void | Promise<void> {
     const { store, ttl } = this.settings(broker, message);
-    if (store && !message.failed) await this.backend.storeResult(message.message, null, ttl);
+    if (store && !message.failed) return this.backend.storeResult(message.message, null, ttl);
   }
 
-  async afterNack(broker: Broker, message: MessageProxy): Promise<void> {
+  afterNack(broker: Broker, message: MessageProxy): void | Promise<void> {
     if (!message.failed || !broker.registry.has(message.actorName)) return;
     const { store, ttl } = this.settings(broker, message);
     if (!store) return;
     // Dramatiq stores `Exception("unknown")` when no error was stuffed (e.g. a middleware failed the message).
     const exception = message.exception;
     const error = exception instanceof Error ? { name: errorType(exception), message: exception.message } : { name: "Exception", message: message.deadLetterReason ?? "unknown" };
-    await this.backend.storeException(message.message, error, ttl);
+    return this.backend.storeException(message.message, error, ttl);
   }
 }

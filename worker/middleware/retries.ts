@@ -46,8 +46,11 @@ export class Retries implements Middleware {
     this.retryWhen = retryWhen;
   }
 
-  async afterProcessMessage(broker: Broker, message: MessageProxy, { exception }: ProcessOutcome): Promise<void> {
-    if (exception === undefined) return;
+  afterProcessMessage(broker: Broker, message: MessageProxy, { exception }: ProcessOutcome): void | Promise<void> {
+    if (exception !== undefined) return this.afterFailure(broker, message, exception);
+  }
+
+  private async afterFailure(broker: Broker, message: MessageProxy, exception: unknown): Promise<void> {
     const actorOptions = actorOptionsOf(broker, message);
     const fields = messageFields(message.message);
     if (matchesAny(exception, actorOptions?.throws)) {

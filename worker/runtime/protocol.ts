@@ -1,5 +1,4 @@
 import type { SerializedError } from "../errors.js";
-import type { MessageData } from "../message.js";
 
 /** The error name of a message a thread gave back unstarted. */
 export const RECALLED = "Recalled";
@@ -8,7 +7,8 @@ export const RECALLED_ERROR: SerializedError = { name: RECALLED, message: "given
 /** Messages from the main thread to a worker thread. */
 export type ToThread =
   /** Runs when the thread has room; the thread records the start in its RunningSlots instead of posting it. */
-  | { t: "run"; id: number; data: MessageData }
+  /** `body`: the message as JSON text (a string crosses threads far cheaper than an object graph). */
+  | { t: "run"; id: number; actor: string; body: string }
   | { t: "batch"; items: ToThread[] }
   | { t: "abort"; id: number; reason: SerializedError }
   /** Give back a message sent ahead if it has not begun; a running one is left alone, or aborted with `abort`. */

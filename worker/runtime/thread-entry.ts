@@ -102,7 +102,7 @@ function pump(): void {
   while (active < data.concurrency && queue.length > 0) {
     const task = queue.shift()!;
     active++;
-    if (outbox.length > 0 && !returnsQuickly(task.data.actor_name)) flush();
+    if (outbox.length > 0 && !returnsQuickly(task.actor)) flush();
     const slot = slots.claim(task.id);
     void run(task).finally(() => {
       slots.release(slot);
@@ -118,11 +118,11 @@ function rebuildAbortReason(reason: SerializedError): Error {
   return err;
 }
 
-async function run({ id, data: messageData }: RunTask): Promise<void> {
+async function run({ id, body }: RunTask): Promise<void> {
   let context: RunningMessage | undefined;
   let begun = performance.now();
   try {
-    const message = Message.fromData(messageData);
+    const message = Message.decode(body);
     const actor = defaultRegistry.require(message.actorName);
     const args: unknown[] = [...message.args];
     if (Object.keys(message.kwargs).length > 0) args.push(message.kwargs);

@@ -2,7 +2,6 @@ import { EventEmitter } from "node:events";
 import { Worker as NodeWorker } from "node:worker_threads";
 import { RemoteError, TroupeError, WorkerThreadDied, serializeError, type SerializedError } from "../errors.js";
 import { getLogger } from "../logging.js";
-import type { MessageData } from "../message.js";
 import { RECALLED, RECALLED_ERROR, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { ActorTimes } from "./actor-times.js";
 import { handleRpc } from "./rpc.js";
@@ -13,7 +12,9 @@ export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: Err
 
 interface Task {
   id: number;
-  data: MessageData;
+  actorName: string;
+  /** The message as JSON text. */
+  body: string;
   /** Counted in its thread's backlog while it is there (see dispatch-policy.ts). */
   expectedMs: number;
   /** Unset while the task waits for a thread with room (one is being replaced). */
@@ -180,7 +181,8 @@ export class ThreadPool extends EventEmitter {
 
   private send(thread: PoolThread, msg: ToThread): void {
     try {
-      thread.worker.postMessage(msg);
+      (globalThis as any).__posts = ((globalThis as any).__posts ?? 0) + 1; (globalThis as any).__items = ((globalThis as any).__items ?? 0) + (msg.t === "batch" ? msg.items.length : 1);
+      const t0 = performance.now(); thread.worker.postMessage(msg); (globalThis as any).__postMs = ((globalThis as any).__postMs ?? 0) + performance.now() - t0;
     } catch (err) {
       log.warn("could not post to worker thread", { thread: thread.index, err });
     }
@@ -268,7 +270,7 @@ export class ThreadPool extends EventEmitter {
   }
 
   private noteRunTime(id: number, ms: number | undefined): void {
-    const actorName = this.tasks.get(id)?.data.actor_name;
+    const actorName = this.tasks.get(id)?.actorName;
     if (actorName !== undefined && ms !== undefined) this.runTimes.note(actorName, ms);
   }
 
@@ -277,7 +279,7 @@ export class ThreadPool extends EventEmitter {
     thread.tasks.add(task);
     thread.load.backlogMs += task.expectedMs;
     if (thread.outbox.length === 0) queueMicrotask(() => this.flush(thread));
-    thread.outbox.push({ t: "run", id: task.id, data: task.data });
+    thread.outbox.push({ t: "run", id: task.id, actor: task.actorName, body: task.body });
   }
 
   private detach(task: Task, thread: PoolThread): void {
@@ -315,16 +317,21 @@ export class ThreadPool extends EventEmitter {
    * Run a message on the thread the dispatch policy picks, or as soon as one has room (the caller bounds how many
    * it submits by `capacityFor`). Returns the task id and its outcome.
    */
-  run(data: MessageData): { id: number; outcome: Promise<RunOutcome> } {
+  run(actorName: string, body: string): { id: number; outcome: Promise<RunOutcome> } {
     const id = (this.lastTaskId = nextTaskId(this.lastTaskId));
     let resolve!: (outcome: RunOutcome) => void;
     const outcome = new Promise<RunOutcome>((r) => (resolve = r));
-    const task: Task = { id, data, expectedMs: expectedMs(this.runTimes.get(data.actor_name)), resolve };
+    const task: Task = { id, actorName, body, expectedMs: expectedMs(this.runTimes.get(actorName)), resolve };
     this.tasks.set(id, task);
     const thread = this.pick(task);
     if (thread) this.assign(task, thread);
     else this.waiting.push(task);
     return { id, outcome };
+  }
+
+  /** Whether task `id` was aborted (and has not ended yet). */
+  isAborted(id: number): boolean {
+    return this.tasks.get(id)?.abortedWith !== undefined;
   }
 
   /** Ask the actor to stop (its abort signal fires); if it fails now, it fails with `reason`. */

@@ -10,7 +10,7 @@ import { dqName, qName } from "../queues.js";
 import { getResultBackend } from "../results/global.js";
 import { Heap } from "./heap.js";
 import { registerMainHandler } from "./rpc.js";
-import { DEFAULT_LOOKAHEAD, ThreadPool } from "./thread-pool.js";
+import { DEFAULT_LOOKAHEAD, ThreadPool, type RunOutcome } from "./thread-pool.js";
 import { RECALLED } from "./protocol.js";
 import { MAX_PACKED } from "./dispatch-policy.js";
 
@@ -66,6 +66,8 @@ export class Worker implements WorkerInfo {
   private readonly work = new Heap<WorkItem>((a, b) => a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq));
   private readonly delayed = new Heap<DelayedItem>((a, b) => a.eta < b.eta);
   private delayTimer: NodeJS.Timeout | undefined;
+  private limitCheck: NodeJS.Timeout | undefined;
+  private limitCheckEvery = Infinity;
   private delayTimerAt = Infinity;
   private readonly inFlight = new Map<MessageProxy, number>();
   /**
@@ -91,7 +93,7 @@ export class Worker implements WorkerInfo {
     this.lookahead = options.lookahead ?? DEFAULT_LOOKAHEAD;
     this.pool = new ThreadPool({ size: this.threads, concurrency: this.concurrency, lookahead: this.lookahead, modules: options.modules });
     this.pool.on("threadBoot", (index: number) => void broker.emitAfter("afterWorkerThreadBoot", index));
-    this.pool.on("threadExit", (index: number) => void broker.emitBefore("beforeWorkerThreadShutdown", index).catch(() => undefined));
+    this.pool.on("threadExit", (index: number) => void ignoreSkips(() => broker.emitBefore("beforeWorkerThreadShutdown", index)));
   }
 
   /** Worker threads able to take work now (a crashed or time-limited thread is being replaced otherwise). */
@@ -174,7 +176,7 @@ export class Worker implements WorkerInfo {
   }
 
   private async holdDelayed(proxy: MessageProxy, eta: number): Promise<void> {
-    await this.broker.emitBefore("beforeDelayMessage", proxy).catch(() => undefined);
+    await ignoreSkips(() => this.broker.emitBefore("beforeDelayMessage", proxy));
     this.delayed.push({ proxy, eta });
     this.armDelayTimer();
   }
@@ -210,32 +212,33 @@ export class Worker implements WorkerInfo {
       const { proxy } = this.work.pop()!;
       this.inFlight.set(proxy, 0);
       this.slotsInUse++;
-      this.track(this.process(proxy));
+      void this.process(proxy);
     }
+  }
+
+  private releaseSlot(): void {
+    this.slotsInUse--;
+    this.pump();
   }
 
   private track(promise: Promise<void>): void {
     this.settling.add(promise);
-    void promise.finally(() => {
-      this.settling.delete(promise);
-      if (this.inFlight.size === 0 && this.idleWaiters.length) for (const wake of this.idleWaiters.splice(0)) wake();
-    });
+    void promise.finally(() => this.settling.delete(promise));
   }
 
+  /**
+   * One message from its before-hooks to its ack. Never rejects. Hooks that return nothing cost no promise, so
+   * the usual message awaits twice: its outcome from the thread and its ack.
+   */
   private async process(proxy: MessageProxy): Promise<void> {
-    let skipped = false;
-    let result: unknown;
-    let exception: unknown;
     let holdsSlot = true;
-    const releaseSlot = () => {
-      if (!holdsSlot) return;
-      holdsSlot = false;
-      this.slotsInUse--;
-      this.pump();
-    };
     try {
+      let skipped = false;
+      let result: unknown;
+      let exception: unknown;
       try {
-        await this.broker.emitBefore("beforeProcessMessage", proxy);
+        const before = this.broker.emitBefore("beforeProcessMessage", proxy);
+        if (before) await before;
       } catch (err) {
         if (!(err instanceof SkipMessage)) throw err;
         skipped = true;
@@ -244,8 +247,9 @@ export class Worker implements WorkerInfo {
       }
       if (!skipped && !proxy.failed) {
         const outcome = await this.runInThread(proxy);
-        releaseSlot();
-        if (this.abandoning || (!outcome.ok && outcome.error.name === RECALLED)) return this.requeueUnfinished(proxy);
+        holdsSlot = false;
+        this.releaseSlot();
+        if (this.abandoning || (!outcome.ok && outcome.error.name === RECALLED)) return await this.requeueUnfinished(proxy);
         if (outcome.ok) result = outcome.result;
         else exception = outcome.error;
       }
@@ -253,43 +257,61 @@ export class Worker implements WorkerInfo {
         proxy.stuffException(exception);
         logActorError(proxy, exception);
       }
-      if (skipped) await this.broker.emitAfter("afterSkipMessage", proxy);
-      else await this.broker.emitAfter("afterProcessMessage", proxy, { result, exception });
+      const after = skipped ? this.broker.emitAfter("afterSkipMessage", proxy) : this.broker.emitAfter("afterProcessMessage", proxy, { result, exception });
+      if (after) await after;
       if (exception === undefined && !proxy.failed) this.stats.processed++;
       else if (exception !== undefined) this.stats.failed++;
       if (skipped) this.stats.skipped++;
       await this.settle(proxy);
+    } catch (err) {
+      log.critical("processing a message failed; it goes back to its queue", { ...messageFields(proxy.message), err });
+      await this.requeueUnfinished(proxy);
     } finally {
       this.inFlight.delete(proxy);
-      releaseSlot();
+      if (holdsSlot) this.releaseSlot();
+      if (this.inFlight.size === 0 && this.idleWaiters.length) for (const wake of this.idleWaiters.splice(0)) wake();
     }
   }
 
-  private async runInThread(proxy: MessageProxy) {
-    let timer: NodeJS.Timeout | undefined;
-    const { id, outcome } = this.pool.run(proxy.message.toData());
+  private runInThread(proxy: MessageProxy): Promise<RunOutcome> {
+    const { id, outcome } = this.pool.run(proxy.actorName, proxy.message.wire());
     this.inFlight.set(proxy, id);
-    const limit = proxy.timeLimit;
-    if (limit !== undefined && Number.isFinite(limit) && limit > 0) {
-      // The clock starts when the actor does (the thread records it in shared memory): a message sent ahead to a
-      // busy thread is not charged for its wait. Until it begins, look again every `limit` ms, at most every second.
-      const check = () => {
-        const startedAt = this.pool.startTimeOf(id);
-        const left = startedAt === undefined ? Math.min(limit, 1000) : startedAt + limit - Date.now();
-        if (left > 0) timer = setTimeout(check, left);
-        else {
-          const reason = new TimeLimitExceeded(`actor ${proxy.actorName} ran past its time limit of ${limit} ms`);
-          this.pool.abort(id, reason);
-          timer = setTimeout(() => void this.pool.kill(id, reason), this.options.abortGrace ?? 1000);
-        }
-      };
-      timer = setTimeout(check, limit);
-    }
     if (this.stopping && proxy.notifyShutdown) this.pool.abort(id, new Shutdown("worker is shutting down"));
-    try {
-      return await outcome;
-    } finally {
-      clearTimeout(timer);
+    if (hasTimeLimit(proxy.timeLimit)) this.watchTimeLimits(proxy.timeLimit);
+    return outcome;
+  }
+
+  /**
+   * Time limits are checked on one interval timer over the messages in flight, as Dramatiq's TimeLimit checks
+   * every second, instead of a timer per message: every quarter of the shortest limit seen, at most every second.
+   * The clock starts when the actor does (the thread records it in shared memory), so a message sent ahead to a
+   * busy thread is not charged for its wait.
+   */
+  private watchTimeLimits(limit: number): void {
+    const every = Math.max(5, Math.min(1000, Math.floor(limit / 4)));
+    if (every >= this.limitCheckEvery) return;
+    clearInterval(this.limitCheck);
+    this.limitCheckEvery = every;
+    this.limitCheck = setInterval(() => this.enforceTimeLimits(), every);
+  }
+
+  private enforceTimeLimits(): void {
+    const now = Date.now();
+    let watching = false;
+    for (const [proxy, id] of this.inFlight) {
+      const limit = proxy.timeLimit;
+      if (!id || !hasTimeLimit(limit) || this.pool.isAborted(id)) continue;
+      watching = true;
+      const startedAt = this.pool.startTimeOf(id);
+      if (startedAt === undefined || now - startedAt < limit) continue;
+      const reason = new TimeLimitExceeded(`actor ${proxy.actorName} ran past its time limit of ${limit} ms`);
+      this.pool.abort(id, reason);
+      setTimeout(() => void this.pool.kill(id, reason), this.options.abortGrace ?? 1000);
+    }
+    if (!watching) {
+      clearInterval(this.limitCheck);
+      this.limitCheck = undefined;
+      this.limitCheckEvery = Infinity;
     }
   }
 
@@ -301,11 +323,15 @@ export class Worker implements WorkerInfo {
   private async settle(proxy: MessageProxy): Promise<void> {
     const consumer = this.consumerFor(proxy);
     const failed = proxy.failed;
-    await this.broker.emitBefore(failed ? "beforeNack" : "beforeAck", proxy).catch(() => undefined);
+    try {
+      const before = this.broker.emitBefore(failed ? "beforeNack" : "beforeAck", proxy);
+      if (before) await before;
+    } catch {
+      // A SkipMessage means nothing once the outcome is decided: the message is settled all the same.
+    }
     for (let attempt = 0; ; attempt++) {
       try {
-        if (failed) await consumer.nack(proxy);
-        else await consumer.ack(proxy);
+        await (failed ? consumer.nack(proxy) : consumer.ack(proxy));
         break;
       } catch (err) {
         if (!(err instanceof BrokerConnectionError) || this.abandoning) {
@@ -321,7 +347,8 @@ export class Worker implements WorkerInfo {
       this.stats.deadLettered++;
       log.warn("message dead-lettered", { ...messageFields(proxy.message), reason: proxy.deadLetterReason });
     }
-    await this.broker.emitAfter(failed ? "afterNack" : "afterAck", proxy);
+    const after = this.broker.emitAfter(failed ? "afterNack" : "afterAck", proxy);
+    if (after) await after;
   }
 
   /**
@@ -332,7 +359,7 @@ export class Worker implements WorkerInfo {
     if (this.stopping) return;
     this.stopping = true;
     log.info("worker stopping", { running: this.inFlight.size, queued: this.work.size, delayed: this.delayed.size, timeoutMs: timeout });
-    await this.broker.emitBefore("beforeWorkerShutdown", this).catch(() => undefined);
+    await ignoreSkips(() => this.broker.emitBefore("beforeWorkerShutdown", this));
     this.pool.broadcast({ t: "shutdown" });
     for (const [proxy, id] of this.inFlight) {
       if (!id) continue;
@@ -349,6 +376,9 @@ export class Worker implements WorkerInfo {
       this.abandoning = true;
     }
     await this.pool.stop();
+    clearInterval(this.limitCheck);
+    // Messages the stop cut short are being requeued.
+    await waitUntil(() => this.inFlight.size === 0, (wake) => this.idleWaiters.push(wake));
     await Promise.allSettled([...this.settling]);
     await Promise.all([...this.consumers.values()].map((c) => c.close().catch((err) => log.warn("consumer close failed", { queue: c.queue, err }))));
     await this.broker.emitAfter("afterWorkerShutdown", this);
@@ -383,10 +413,20 @@ export function defaultPrefetch(threads: number, concurrency = 1, lookahead = DE
   return Math.min(threads * (2 * concurrency + lookahead) + packedBatch, 65_535);
 }
 
-function waitUntil(done: () => boolean, subscribe: (wake: () => void) => void, timeout: number): Promise<boolean> {
+/** Run before-hooks where a SkipMessage means nothing (the hooks' other errors are logged by the broker). */
+async function ignoreSkips(emit: () => void | Promise<void>): Promise<void> {
+  try {
+    await emit();
+  } catch {
+    // nothing to skip here
+  }
+}
+
+/** Resolves true once `done()` holds, or with `done()` after `timeout` ms when one is given. */
+function waitUntil(done: () => boolean, subscribe: (wake: () => void) => void, timeout?: number): Promise<boolean> {
   if (done()) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(done()), timeout);
+    const timer = timeout === undefined ? undefined : setTimeout(() => resolve(done()), timeout);
     const check = () => {
       if (done()) {
         clearTimeout(timer);
@@ -395,6 +435,10 @@ function waitUntil(done: () => boolean, subscribe: (wake: () => void) => void, t
     };
     subscribe(check);
   });
+}
+
+function hasTimeLimit(limit: number | undefined): limit is number {
+  return limit !== undefined && Number.isFinite(limit) && limit > 0;
 }
 
 function logActorError(proxy: MessageProxy, err: unknown): void {

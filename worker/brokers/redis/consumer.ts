@@ -31,7 +31,7 @@ export class RedisConsumer implements Consumer {
   /** Ids handed to onMessage and not yet settled: the prefetch counts these. */
   private readonly held = new Set<string>();
   /** Ids with an ack/nack/requeue/promote sent and not yet confirmed. */
-  private readonly settling = new Map<string, number>();
+  private readonly inSettlement = new Map<string, number>();
   private readonly room = new Signal();
   private readonly wake = new Signal();
   private readonly acks: Batcher<string>;
@@ -47,8 +47,14 @@ export class RedisConsumer implements Consumer {
     private readonly options: ConsumeOptions,
     private readonly settings: RedisConsumerSettings,
   ) {
-    this.acks = new Batcher((ids) => dispatch.ack(queue, ids));
-    this.nacks = new Batcher((entries) => dispatch.nack(queue, entries));
+    this.acks = new Batcher(async (ids) => {
+      await dispatch.ack(queue, ids);
+      for (const id of ids) this.markSettled(id);
+    });
+    this.nacks = new Batcher(async (entries) => {
+      await dispatch.nack(queue, entries);
+      for (const [id] of entries) this.markSettled(id);
+    });
   }
 
   async start(): Promise<void> {
@@ -60,7 +66,7 @@ export class RedisConsumer implements Consumer {
 
   /** True when this consumer has `id` in hand or is settling it. */
   holds(id: string): boolean {
-    return this.held.has(id) || this.settling.has(id);
+    return this.held.has(id) || this.inSettlement.has(id);
   }
 
   /** The connection came back: look for stranded ids and poll now (wake-ups published meanwhile are lost). */
@@ -116,7 +122,8 @@ export class RedisConsumer implements Consumer {
     if (body === undefined) {
       // Listed without a body (Dramatiq #266): drop the id from our ack set instead of stranding it there.
       log.warn("queue listed a message id with no stored body; dropped", { queue: this.queue, redisMessageId: id });
-      void this.settle(id, () => this.acks.add(id)).catch((err) => log.warn("could not drop a bodiless id", { queue: this.queue, err }));
+      this.markSettling(id);
+      void this.acks.add(id).catch((err) => log.warn("could not drop a bodiless id", { queue: this.queue, err }));
       return;
     }
     let message: Message;
@@ -124,7 +131,8 @@ export class RedisConsumer implements Consumer {
       message = Message.decode(body);
     } catch (err) {
       const reason = err instanceof DecodeError ? err.message : String(err);
-      void this.settle(id, () => this.nacks.add([id, reason])).then(
+      this.markSettling(id);
+      void this.nacks.add([id, reason]).then(
         () => this.options.onUndecodable?.({ queue: this.queue, raw: body, reason }),
         (nackErr) => log.error("could not dead-letter an undecodable message", { queue: this.queue, redisMessageId: id, reason, err: nackErr }),
       );
@@ -135,26 +143,36 @@ export class RedisConsumer implements Consumer {
   }
 
   /**
-   * Mark `id` as being settled for as long as `send` runs. A failed send keeps the mark: the worker retries
-   * it, and until then the id must not look stranded.
+   * Mark `id` as being settled until `markSettled(id)`, called once its ack, nack or requeue is confirmed. A
+   * failed send keeps the mark: the worker retries it, and until then the id must not look stranded.
    */
-  private async settle(id: string, send: () => Promise<unknown>): Promise<void> {
+  private markSettling(id: string): void {
     if (this.held.delete(id)) this.room.fire();
-    this.settling.set(id, (this.settling.get(id) ?? 0) + 1);
+    this.inSettlement.set(id, (this.inSettlement.get(id) ?? 0) + 1);
+  }
+
+  private markSettled(id: string): void {
+    const left = this.inSettlement.get(id)! - 1;
+    if (left > 0) this.inSettlement.set(id, left);
+    else this.inSettlement.delete(id);
+  }
+
+  private async settle(id: string, send: () => Promise<unknown>): Promise<void> {
+    this.markSettling(id);
     await send();
-    const left = this.settling.get(id)! - 1;
-    if (left > 0) this.settling.set(id, left);
-    else this.settling.delete(id);
+    this.markSettled(id);
   }
 
   ack(message: MessageProxy): Promise<void> {
     const id = message.receipt as string;
-    return this.settle(id, () => this.acks.add(id));
+    this.markSettling(id);
+    return this.acks.add(id);
   }
 
   nack(message: MessageProxy): Promise<void> {
     const id = message.receipt as string;
-    return this.settle(id, () => this.nacks.add([id, deadLetterReason(message)]));
+    this.markSettling(id);
+    return this.nacks.add([id, deadLetterReason(message)]);
   }
 
   async requeue(messages: MessageProxy[]): Promise<void> {
