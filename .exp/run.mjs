@@ -21,7 +21,7 @@ import { execSync } from "node:child_process";
 const redisPid = execSync(amqp ? "pgrep -f beam.smp | head -1" : "pgrep -x redis-server | head -1").toString().trim();
 const rcpu = () => { const s = readFileSync(`/proc/${redisPid}/stat`, "utf8"); const f = s.slice(s.lastIndexOf(")") + 2).split(" "); return (Number(f[11]) + Number(f[12])) * 10; };
 const cpu = () => Object.fromEntries(readdirSync("/proc/self/task").map((t) => { const s = readFileSync(`/proc/self/task/${t}/stat`, "utf8"); const f = s.slice(s.lastIndexOf(")") + 2).split(" "); const name = readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim(); return [`${t}:${name}`, (Number(f[11]) + Number(f[12])) * 10]; }));
-const worker = new Worker(broker, { modules: [new URL("./actors.mjs", import.meta.url).pathname], threads, queues: [queue], lookahead: process.env.EXP_LOOKAHEAD ? Number(process.env.EXP_LOOKAHEAD) : undefined });
+const worker = new Worker(broker, { modules: [new URL("./actors.mjs", import.meta.url).pathname], threads, queues: [queue], prefetch: process.env.EXP_PREFETCH ? Number(process.env.EXP_PREFETCH) : undefined, lookahead: process.env.EXP_LOOKAHEAD ? Number(process.env.EXP_LOOKAHEAD) : undefined });
 const s0 = await stats();
 import { Session } from "node:inspector/promises";
 import { writeFileSync } from "node:fs";

@@ -57,6 +57,14 @@ describe("TimeLimit, AgeLimit, skip and CurrentMessage on the memory broker", ()
     const seen = suite.run.events.of("who_am_i").find((e) => e.tag === "me")!;
     assert.deepEqual({ id: seen.messageId, actor: seen.actor, shuttingDown: seen.shuttingDown }, { id: sent.messageId, actor: "mw_who_am_i", shuttingDown: false });
   });
+
+  test("getCurrentMessage() and getAbortSignal() in a sync actor name its own message, from its first message on", async () => {
+    const sent = [];
+    for (let i = 0; i < 6; i++) sent.push(await suite.a.syncWhoAmI.send(`s${i}`));
+    await suite.run.events.waitFor((e) => e.filter((x) => x.kind === "sync_who_am_i").length >= 6, "sync_who_am_i");
+    const seen = new Map(suite.run.events.of("sync_who_am_i").map((e) => [e.tag, e]));
+    for (let i = 0; i < 6; i++) assert.deepEqual({ id: seen.get(`s${i}`)?.messageId, signal: seen.get(`s${i}`)?.signal }, { id: sent[i]!.messageId, signal: true });
+  });
 });
 
 describe("ShutdownNotifications", () => {

@@ -10,17 +10,33 @@ export interface ActorContext {
 
 export const actorContext = new AsyncLocalStorage<ActorContext>();
 
+/** The context of a sync actor while it runs (see callActor in thread-entry.ts): cheaper than the storage. */
+let syncContext: ActorContext | undefined;
+
+export function runWithSyncContext<T>(context: ActorContext, fn: () => T): T {
+  syncContext = context;
+  try {
+    return fn();
+  } finally {
+    syncContext = undefined;
+  }
+}
+
+function currentContext(): ActorContext | undefined {
+  return syncContext ?? actorContext.getStore();
+}
+
 let shuttingDown = false;
 const shutdownListeners = new Set<() => void>();
 
 /** The message the calling actor is processing, or undefined outside an actor (Dramatiq's CurrentMessage). */
 export function getCurrentMessage(): Message | undefined {
-  return actorContext.getStore()?.message;
+  return currentContext()?.message;
 }
 
 /** The abort signal of the calling actor's message; an async actor should pass it to its I/O. */
 export function getAbortSignal(): AbortSignal | undefined {
-  return actorContext.getStore()?.signal;
+  return currentContext()?.signal;
 }
 
 /** True once the worker has begun a graceful shutdown. */

@@ -7,7 +7,7 @@ import { TimeLimitExceeded, serializeError, type SerializedError } from "../erro
 import { lockBroker } from "../global.js";
 import { Message, setResultLookup } from "../message.js";
 import { defaultRegistry } from "../registry.js";
-import { actorContext, markShuttingDown, type ActorContext } from "./context.js";
+import { actorContext, markShuttingDown, runWithSyncContext, type ActorContext } from "./context.js";
 import { RECALLED_ERROR, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { ActorTimes } from "./actor-times.js";
 import { callMain, markWorkerThread, settleRpc } from "./rpc.js";
@@ -97,18 +97,20 @@ type RunTask = Extract<ToThread, { t: "run" }>;
 /** Tasks the main thread sent ahead of time, started as running ones finish (at most `concurrency` at once). */
 const queue: RunTask[] = [];
 let active = 0;
+let pumping = false;
 
 function pump(): void {
-  while (active < data.concurrency && queue.length > 0) {
-    const task = queue.shift()!;
-    active++;
-    if (outbox.length > 0 && !returnsQuickly(task.actor)) flush();
-    const slot = slots.claim(task.id);
-    void run(task).finally(() => {
-      slots.release(slot);
-      active--;
-      pump();
-    });
+  // A sync actor finishes inside `start`, which pumps again: the flag keeps that a loop instead of a recursion.
+  if (pumping) return;
+  pumping = true;
+  try {
+    while (active < data.concurrency && queue.length > 0) {
+      const task = queue.shift()!;
+      if (outbox.length > 0 && !returnsQuickly(task.actor)) flush();
+      start(task);
+    }
+  } finally {
+    pumping = false;
   }
 }
 
@@ -118,9 +120,13 @@ function rebuildAbortReason(reason: SerializedError): Error {
   return err;
 }
 
-async function run({ id, body }: RunTask): Promise<void> {
+/** Run one message. A sync actor's outcome is posted before this returns; an async one's when it settles. */
+function start({ id, body }: RunTask): void {
+  active++;
+  const slot = slots.claim(id);
   let context: RunningMessage | undefined;
   let begun = performance.now();
+  let returned: unknown;
   try {
     const message = Message.decode(body);
     const actor = defaultRegistry.require(message.actorName);
@@ -128,18 +134,54 @@ async function run({ id, body }: RunTask): Promise<void> {
     if (Object.keys(message.kwargs).length > 0) args.push(message.kwargs);
     context = new RunningMessage(message);
     running.set(id, context);
-    const fn = actor.fn as (...a: unknown[]) => unknown;
     begun = performance.now();
-    const returned = actorContext.run(context, () => fn(...args));
+    returned = callActor(message.actorName, actor.fn as (...a: unknown[]) => unknown, args, context);
     syncTimes.note(message.actorName, performance.now() - begun);
-    const result = await returned;
-    post({ t: "done", id, ok: true, result, ms: performance.now() - begun });
   } catch (err) {
-    // An aborted actor fails with the reason it was aborted for, whatever it threw on the way out.
-    post({ t: "done", id, ok: false, error: serializeError(context?.abortReason ?? err), ms: performance.now() - begun });
-  } finally {
-    running.delete(id);
+    return end(id, slot, context, begun, false, err);
   }
+  if (isThenable(returned)) {
+    const running = context;
+    returned.then(
+      (result) => end(id, slot, running, begun, true, result),
+      (err) => end(id, slot, running, begun, false, err),
+    );
+  } else end(id, slot, context, begun, true, returned);
+}
+
+function end(id: number, slot: number, context: RunningMessage | undefined, begun: number, ok: boolean, value: unknown): void {
+  const ms = performance.now() - begun;
+  running.delete(id);
+  slots.release(slot);
+  active--;
+  // An aborted actor fails with the reason it was aborted for, whatever it threw on the way out.
+  if (ok) post({ t: "done", id, ok: true, result: value, ms });
+  else post({ t: "done", id, ok: false, error: serializeError(context?.abortReason ?? value), ms });
+  pump();
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
+}
+
+/**
+ * Actors seen to return plain values run with their context in a variable, which their synchronous body reads;
+ * others (and every actor the first time) run inside the AsyncLocalStorage, which follows their awaits. Node 20's
+ * AsyncLocalStorage makes every promise of the thread pay a hook once it is used, so a thread of sync actors
+ * never turns it on. An actor that returned a plain value and later returns a promise runs in the storage from
+ * its next message on; the continuations of that one message do not see its context.
+ */
+const syncActors = new Set<string>();
+
+function callActor(actorName: string, fn: (...a: unknown[]) => unknown, args: unknown[], context: RunningMessage): unknown {
+  if (!syncActors.has(actorName)) {
+    const returned = actorContext.run(context, () => fn(...args));
+    if (!isThenable(returned)) syncActors.add(actorName);
+    return returned;
+  }
+  const returned = runWithSyncContext(context, () => fn(...args));
+  if (isThenable(returned)) syncActors.delete(actorName);
+  return returned;
 }
 
 function giveBack(id: number, error: SerializedError): boolean {
