@@ -11,7 +11,7 @@ const args = process.env.DLX ? { "x-dead-letter-exchange": "", "x-dead-letter-ro
 await pub.assertQueue(q, { durable: true, arguments: args });
 const body = Buffer.from(JSON.stringify({ queue_name: "exp", actor_name: "exp_noop", args: [], kwargs: {}, options: {}, message_id: "0b1e4a2c-6a8e-4c55-9c39-4f2b8e2a1d11", message_timestamp: Date.now() }));
 for (let i = 0; i < N; i += 1000) { for (let j = 0; j < 1000; j++) pub.sendToQueue(q, body, { persistent: true, contentType: "application/json" }); await pub.waitForConfirms(); }
-await new Promise((r) => setTimeout(r, 500));
+await new Promise((r) => setTimeout(r, Number(process.env.WAIT ?? 500)));
 const ch = await c.createChannel();
 await ch.prefetch(prefetch);
 const b0 = cpu(beam), m0 = cpu(process.pid), t0 = performance.now();

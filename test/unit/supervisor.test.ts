@@ -36,6 +36,8 @@ test("a worker process that dies is restarted by the supervisor, and its message
       return new Set(lines.map((l) => l.split(" ")[0])).size === 20 ? lines : undefined;
     }, "all 20 messages processed after the restart");
     assert.ok(seen.length >= 20);
+    // The message that was running when its process died comes back once the heartbeat timeout passes.
+    await until(() => readFileSync(out, "utf8").includes("survived k1 "), "the killed message redelivered and run again");
     assert.equal(await cli.stop(), 0, "graceful exit after SIGTERM");
   } finally {
     await cli.stop();

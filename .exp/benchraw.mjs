@@ -1,0 +1,10 @@
+import { rawAmqp } from "../dist/bench/raw-amqp.js";
+import { Message } from "troupe";
+import { readFileSync } from "node:fs";
+import { execSync } from "node:child_process";
+const beam = execSync("pgrep -f beam.smp | head -1").toString().trim();
+const cpu = (pid) => { const s = readFileSync(`/proc/${pid}/stat`, "utf8"); const f = s.slice(s.lastIndexOf(")") + 2).split(" "); return (Number(f[11]) + Number(f[12])) * 10; };
+const body = Buffer.from(new Message({ queueName: "bench", actorName: "bench_noop", args: ["raw"] }).encode());
+const b0 = cpu(beam);
+const r = await rawAmqp("amqp://guest:guest@127.0.0.1:5672", "exp-benchraw-" + process.pid, body, { messages: 20000, batchSize: 1000, prefetch: 104, sendBudget: Number(process.env.SEND_BUDGET ?? 15000) });
+console.log(r, "beam total ms", cpu(beam) - b0);
