@@ -72,6 +72,8 @@ const log = getLogger("threads");
  */
 export class ThreadPool extends EventEmitter {
   private readonly threads: PoolThread[] = [];
+  /** What the dispatch policy sees: each ready thread's load, undefined for a thread not taking work. */
+  private readonly loads: (ThreadLoad | undefined)[] = [];
   private readonly tasks = new Map<number, Task>();
   private readonly waiting: Task[] = [];
   private lastTaskId = 0;
@@ -141,6 +143,7 @@ export class ThreadPool extends EventEmitter {
           case "ready":
             clearTimeout(timer);
             thread.ready = true;
+            this.loads[index] = thread.load;
             this.emit("threadBoot", index);
             this.dispatchWaiting();
             resolve();
@@ -192,6 +195,7 @@ export class ThreadPool extends EventEmitter {
     if (this.threads[thread.index] !== thread) return;
     const wasReady = thread.ready;
     thread.ready = false;
+    this.loads[thread.index] = undefined;
     this.emit("threadExit", thread.index);
     const reason = thread.retiring ?? new WorkerThreadDied(`worker thread ${thread.index} exited with code ${code}`);
     for (const task of [...thread.tasks]) {
@@ -305,11 +309,7 @@ export class ThreadPool extends EventEmitter {
   }
 
   private pick(task: Task): PoolThread | undefined {
-    const index = pickThread(
-      this.threads.map((thread) => (thread?.ready ? thread.load : undefined)),
-      task.expectedMs,
-      this.settings,
-    );
+    const index = pickThread(this.loads, task.expectedMs, this.settings);
     return index < 0 ? undefined : this.threads[index];
   }
 
