@@ -57,6 +57,12 @@ function measuredOver(run: WorkloadResult): string {
   return run.messages < run.requested ? `; Troupe measured over ${run.messages.toLocaleString("en-US")} of ${run.requested.toLocaleString("en-US")} messages (time budget)` : "";
 }
 
+/** The range of the raw runs a median ceiling was taken from. */
+function spread(runs: number[] | undefined): string {
+  if (!runs || runs.length < 2) return "";
+  return `; median of ${runs.length} runs, ${rate(Math.min(...runs))} to ${rate(Math.max(...runs))}`;
+}
+
 function withTarget(text: string, met: boolean | undefined): string {
   return met === undefined ? text : `${text} ${met ? "✓" : "✗"}`;
 }
@@ -100,7 +106,7 @@ function brokerRows(result: BrokerResult, bullmq: BenchResult["bullmq"]): Row[] 
       const target = run.processes === 1 ? PROCESSING_TARGET[broker] : undefined;
       rows.push(row({
         broker, workers, figure: `processing, ${label}`, troupe: rate(run.processing),
-        reference: `${RAW[broker].process} ${rate(ceiling)} (prefetch ${raw.prefetch})${measuredOver(run)}`, ratio: percent(share),
+        reference: `${RAW[broker].process} ${rate(ceiling)} (prefetch ${raw.prefetch}${spread(run.ceilingRuns)})${measuredOver(run)}`, ratio: percent(share),
         target: target ? `≥ ${percent(target)} of raw` : "", met: target ? share >= target : undefined,
       }));
       if (broker === "redis" && best && run.processes === 1) {

@@ -45,8 +45,9 @@ export interface WorkloadResult {
   processing: number;
   /** Best possible msg/s for this workload and worker shape, when the raw loop is not the bound. */
   ideal?: number;
-  /** The raw loop's processing rate measured just before this figure (no-op workload). */
+  /** The raw loop's processing rate measured just before this figure (no-op workload): the median of `ceilingRuns`. */
   ceiling?: number;
+  ceilingRuns?: number[];
   latency: LatencyResult;
   /** Peak RSS per worker process while draining the queue. */
   rssLoad: RssReading;

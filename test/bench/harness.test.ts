@@ -36,6 +36,9 @@ test("npm run bench --quick measures every figure on both brokers and writes JSO
       assert.equal(broker.workloads.length, 1);
       assert.equal(noop!.workload, "noop");
       assert.ok(noop!.processing > 0);
+      // The no-op figure's ceiling is the median of three raw runs made just before it.
+      assert.equal(noop!.ceilingRuns?.length, 3);
+      assert.equal(noop!.ceiling, [...noop!.ceilingRuns!].sort((a, b) => a - b)[1]);
       assert.ok(noop!.rssLoad.length === 1 && noop!.rssLoad[0]! > 0);
       // Every latency message was counted, and latencies are real durations (same clock across processes).
       assert.ok(noop!.latency.samples >= 10);
