@@ -14,7 +14,7 @@ import { deleteKeys } from "./redis-keys.js";
 import { rawAmqp } from "./raw-amqp.js";
 import { rawRedis } from "./raw-redis.js";
 import { buildRows, renderMarkdown, writeResults, type BenchResult, type BrokerResult } from "./report.js";
-import { loadSettings, type BenchSettings, type BrokerKind } from "./settings.js";
+import { loadSettings, messageCounts, type BenchSettings, type BrokerKind } from "./settings.js";
 import { percentile } from "./stats.js";
 import { Tally } from "./tally.js";
 import { measureEnqueue, measureIdle, measureWorkload, type TroupeTarget } from "./troupe.js";
@@ -40,7 +40,8 @@ async function measureBullmq(settings: BenchSettings, prefix: string): Promise<B
   const out: BenchResult["bullmq"] = [];
   for (const concurrency of settings.bullmqConcurrency) {
     progress(`BullMQ no-op, concurrency ${concurrency}`);
-    out.push({ concurrency, processing: await bullmqNoop(settings.redisUrl, prefix, settings.messages, settings.warmup, settings.batchSize, concurrency) });
+    const { messages, warmup } = messageCounts(settings, "noop");
+    out.push({ concurrency, processing: await bullmqNoop(settings.redisUrl, prefix, messages, warmup, settings.batchSize, concurrency) });
   }
   return out;
 }
@@ -54,8 +55,8 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
   const url = kind === "redis" ? settings.redisUrl : settings.amqpUrl;
   const { prefetch } = settings;
   const body = new Message({ queueName: "bench", actorName: "bench_noop", args: ["raw"] }).encode();
-  const rawLoop = (sendBudget: number) => {
-    const loop = { messages: settings.messages, batchSize: settings.batchSize, prefetch, sendBudget };
+  const rawLoop = (sendBudget: number, messages = settings.messages) => {
+    const loop = { messages, batchSize: settings.batchSize, prefetch, sendBudget };
     return kind === "redis" ? rawRedis(url, `troupe-bench:${runId}:raw`, body, loop) : rawAmqp(url, `troupe-bench-${runId}-raw`, Buffer.from(body), loop);
   };
   progress(`${kind}: raw client loop (${settings.messages} messages, prefetch ${prefetch})`);
@@ -81,7 +82,7 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
           if (kind === "redis" && processes === settings.processes[0]) bullmq = await measureBullmq(settings, `troupe-bench-${runId}-bull`);
           progress(`${kind}: raw processing loop ${CEILING_RUNS} times again; the median is the ceiling for the next figure`);
           ceilingRuns = [];
-          for (let i = 0; i < CEILING_RUNS; i++) ceilingRuns.push((await rawLoop(0)).processing);
+          for (let i = 0; i < CEILING_RUNS; i++) ceilingRuns.push((await rawLoop(0, messageCounts(settings, "noop").messages)).processing);
         }
         const ceiling = ceilingRuns && percentile(ceilingRuns, 50);
         workloads.push({ ...(await measureWorkload(target, workload, processes)), ceiling, ceilingRuns });
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
       durationSeconds: (Date.now() - started) / 1000,
       machine,
       settings: {
-        messages: settings.messages, latencySeconds: settings.latencySeconds, latencyLoad: settings.latencyLoad,
+        messages: settings.messages, noopMessages: settings.noopMessages, latencySeconds: settings.latencySeconds, latencyLoad: settings.latencyLoad,
         threads: settings.threads, batchSize: settings.batchSize, cpuIterations, quick: settings.quick,
       },
       brokers,

@@ -26,7 +26,13 @@ export interface BenchSettings {
   quick: boolean;
   /** Messages per throughput measurement (BENCH_MESSAGES). */
   messages: number;
-  /** Messages each worker (and BullMQ) processes before a throughput measurement, not counted (BENCH_WARMUP, default 10%). */
+  /**
+   * Messages for the no-op figures, their raw ceilings and BullMQ (BENCH_NOOP_MESSAGES, default 5 × messages): a
+   * no-op drain of 20,000 lasts under half a second, too short for V8 to settle (its young generation still
+   * growing, hot paths compiling), and understated steady-state throughput by a fifth to a quarter here.
+   */
+  noopMessages: number;
+  /** Messages each worker (and BullMQ) processes before a throughput measurement, not counted (BENCH_WARMUP, default 10% of `messages`; the no-op figures get 10% of theirs). */
   warmup: number;
   /** Seconds of offered load for each latency measurement (BENCH_LATENCY_SECONDS). */
   latencySeconds: number;
@@ -71,6 +77,12 @@ function positive(raw: string | undefined, fallback: number, name: string): numb
 }
 
 /** Settings from the command line (`--quick`, `--out DIR`) and BENCH_* environment variables. */
+/** How many messages a workload's throughput figure is measured over, and its uncounted warm-up. */
+export function messageCounts(settings: BenchSettings, workload: WorkloadName): { messages: number; warmup: number } {
+  if (workload !== "noop" || settings.noopMessages === settings.messages) return { messages: settings.messages, warmup: settings.warmup };
+  return { messages: settings.noopMessages, warmup: Math.round((settings.warmup * settings.noopMessages) / settings.messages) };
+}
+
 export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const { values } = parseArgs({ args: argv, options: { quick: { type: "boolean" }, out: { type: "string" } }, strict: true });
   const quick = values.quick ?? false;
@@ -84,6 +96,7 @@ export function loadSettings(argv: string[] = process.argv.slice(2), env: NodeJS
   return {
     quick,
     messages,
+    noopMessages: Math.round(positive(env.BENCH_NOOP_MESSAGES, quick ? messages : 5 * messages, "BENCH_NOOP_MESSAGES")),
     warmup: env.BENCH_WARMUP === "0" ? 0 : Math.round(positive(env.BENCH_WARMUP, Math.ceil(messages / 10), "BENCH_WARMUP")),
     latencySeconds: positive(env.BENCH_LATENCY_SECONDS, quick ? 0.3 : 3, "BENCH_LATENCY_SECONDS"),
     latencyLoad,

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Message, type Broker } from "troupe";
 import { wallNow } from "./clock.js";
 import { progress } from "./progress.js";
-import type { BenchSettings, Workload } from "./settings.js";
+import { messageCounts, type BenchSettings, type Workload } from "./settings.js";
 import { percentile, perSecond, sequentialRate, timed } from "./stats.js";
 import type { LatencySample, Tally } from "./tally.js";
 import { RssSampler, WorkerProcess, type RssReading } from "./worker-process.js";
@@ -110,22 +110,23 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
   const { settings, tally } = target;
   const name = `${target.label} ${processes}×${settings.threads} ${workload.name}`;
   const phase = `${target.label}-${workload.name}-${processes}`;
+  const { messages, warmup } = messageCounts(settings, workload.name);
   await target.broker.purge(target.queue);
   // Served first and not counted: a long-running worker has its hot paths compiled, a fresh one has not.
-  await fill(target, workload, `${phase}-warmup`, settings.warmup);
-  await fill(target, workload, phase, settings.messages);
-  progress(`${name}: queue filled with ${settings.warmup} warm-up + ${settings.messages}; starting workers`);
+  await fill(target, workload, `${phase}-warmup`, warmup);
+  await fill(target, workload, phase, messages);
+  progress(`${name}: queue filled with ${warmup} warm-up + ${messages}; starting workers`);
   const worker = await startWorker(target, processes);
   try {
     const sampler = new RssSampler(worker);
-    const drained = await worker.watch(tally.waitFor(phase, settings.messages, settings.stallTimeout, `${name} processing`, settings.phaseBudget));
+    const drained = await worker.watch(tally.waitFor(phase, messages, settings.stallTimeout, `${name} processing`, settings.phaseBudget));
     const rssLoad = sampler.stop();
     const processing = drained.rate;
     // Left over when the time budget cut the drain short: the latency measurement needs an empty queue.
-    if (drained.count < settings.messages) await target.broker.purge(target.queue);
+    if (drained.count < messages) await target.broker.purge(target.queue);
     progress(`${name}: ${Math.round(processing)} msg/s; measuring latency`);
     const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, processing * settings.latencyLoad, name));
-    return { workload: workload.name, processes, threads: settings.threads, requested: settings.messages, messages: drained.count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad };
+    return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: drained.count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad };
   } finally {
     await stopWorker(target, worker, processes);
   }
