@@ -184,8 +184,7 @@ export class ThreadPool extends EventEmitter {
 
   private send(thread: PoolThread, msg: ToThread): void {
     try {
-      (globalThis as any).__posts = ((globalThis as any).__posts ?? 0) + 1; (globalThis as any).__items = ((globalThis as any).__items ?? 0) + (msg.t === "batch" ? msg.items.length : 1);
-      const t0 = performance.now(); thread.worker.postMessage(msg); (globalThis as any).__postMs = ((globalThis as any).__postMs ?? 0) + performance.now() - t0;
+      thread.worker.postMessage(msg);
     } catch (err) {
       log.warn("could not post to worker thread", { thread: thread.index, err });
     }
