@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Message, ResultFailure, SkipMessage, type Middleware } from "troupe";
+import { Message, MiddlewareError, ResultFailure, SkipMessage, type Middleware } from "troupe";
 import { actors, startWorker, workerForSuite } from "../support/middleware.js";
 
 describe("TimeLimit, AgeLimit, skip and CurrentMessage on the memory broker", () => {
@@ -48,6 +48,24 @@ describe("TimeLimit, AgeLimit, skip and CurrentMessage on the memory broker", ()
       assert.ok(!(await suite.run.broker.deadLetters("default")).some((d) => d.message?.messageId === skipped.messageId));
     } finally {
       suite.run.broker.removeMiddleware(skipper);
+    }
+  });
+
+  test("any other error a before-hook raises fails the message as the actor's would, and Retries takes it from there", async () => {
+    class Refused extends MiddlewareError {}
+    const refuser: Middleware = {
+      beforeProcessMessage(_broker, message) {
+        if (message.options.refuse_me) throw new Refused("refused by policy");
+      },
+    };
+    suite.run.broker.addMiddleware(refuser);
+    try {
+      const refused = await suite.a.identity.sendWithOptions({ args: ["refused"], maxRetries: 0, options: { refuse_me: true } });
+      await assert.rejects(refused.getResult({ block: true, timeout: 10_000 }), (err: unknown) => err instanceof ResultFailure && err.origExcType === "Refused");
+      const dead = (await suite.run.broker.deadLetters("default")).find((d) => d.message?.messageId === refused.messageId);
+      assert.match(dead?.reason ?? "", /retries exhausted/);
+    } finally {
+      suite.run.broker.removeMiddleware(refuser);
     }
   });
 

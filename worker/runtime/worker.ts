@@ -240,12 +240,15 @@ export class Worker implements WorkerInfo {
         const before = this.broker.emitBefore("beforeProcessMessage", proxy);
         if (before) await before;
       } catch (err) {
-        if (!(err instanceof SkipMessage)) throw err;
-        skipped = true;
-        log.warn("message skipped", { ...messageFields(proxy.message), reason: err.message });
-        if (proxy.failed) proxy.stuffException(err);
+        // As in Dramatiq: a SkipMessage skips the actor; any other error a before-hook raises fails the message
+        // as if the actor had raised it, so Retries decides what happens next.
+        if (err instanceof SkipMessage) {
+          skipped = true;
+          log.warn("message skipped", { ...messageFields(proxy.message), reason: err.message });
+          if (proxy.failed) proxy.stuffException(err);
+        } else exception = err;
       }
-      if (!skipped && !proxy.failed) {
+      if (!skipped && !proxy.failed && exception === undefined) {
         const outcome = await this.runInThread(proxy);
         holdsSlot = false;
         this.releaseSlot();
