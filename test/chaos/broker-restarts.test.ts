@@ -4,6 +4,7 @@ import { onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.j
 import { OwnRabbitServer } from "../support/own-rabbitmq.js";
 import { freePort, OwnRedisServer } from "../support/redis.js";
 import { awaitAll } from "../support/tally.js";
+import { until } from "../support/wait.js";
 
 const RESTARTS = 2;
 const OUTAGE_MS = 1000;
@@ -83,6 +84,29 @@ describe("chaos: broker killed and restarted under load (private servers with pe
       // The producer gives up after two reconnect attempts, so some enqueues raise during the outage.
       const producer = { redis: { maxRetriesPerRequest: 2 } };
       await onRedis(server.url, { processes: 2, threads: 4, env: { TROUPE_REDIS_HEARTBEAT_TIMEOUT: "3000" } }, (run) => restartUnderLoad(t, "Redis", server, run), producer);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("RabbitMQ killed and restarted while a worker process boots: it subscribes once the broker is back", async () => {
+    const server = await OwnRabbitServer.create();
+    await server.start();
+    try {
+      await onRabbitmq(server.url, { processes: 1, threads: 8, env: { TROUPE_LOG_LEVEL: "info" } }, async ({ broker, cluster, queue }) => {
+        // Eight threads boot one after another (about 2 s) between the broker connection and the subscription, so the
+        // broker goes away in between; a declare or subscribe cut off mid-flight is retried too (RabbitmqConsumer.start).
+        await until(() => cluster.output.includes('"msg":"connected to the broker; starting worker threads"'), "the booting worker's broker connection", { timeout: 30_000, interval: 5 });
+        await server.kill();
+        await server.start();
+        await until(() => cluster.output.includes('"msg":"worker started"') || !cluster.alive, "the worker to finish booting once the broker is back", { timeout: 90_000 });
+        assert.ok(cluster.alive, `the worker supervisor is still running:\n${cluster.output.slice(-3000)}`);
+        const messages = records(queue, "boot_", BATCH);
+        await broker.enqueueMany(messages);
+        const seen = await awaitAll(cluster, messages.map((m) => m.args[0] as string), 60_000);
+        assert.deepEqual(seen.lost, []);
+        assert.ok(cluster.alive, "the worker supervisor is still running");
+      });
     } finally {
       await server.stop();
     }

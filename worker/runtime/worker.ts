@@ -104,6 +104,8 @@ export class Worker implements WorkerInfo {
   async start(): Promise<void> {
     installMainHandlers(this.broker);
     await this.broker.connect();
+    // Threads boot one after another (about a quarter of a second each on 2 cores): say where start-up is.
+    log.info("connected to the broker; starting worker threads", { broker: this.broker.displayUrl, threads: this.threads });
     await this.pool.start();
     const declared = this.broker.registry.queues();
     this.queues = (this.options.queues?.length ? this.options.queues : declared).map(qName);

@@ -1,6 +1,6 @@
 import type { Channel, ConsumeMessage } from "amqplib";
 import type { ConsumeOptions, Consumer } from "../../broker.js";
-import { DecodeError } from "../../errors.js";
+import { ConnectionClosed, DecodeError, TroupeError } from "../../errors.js";
 import { getLogger, messageFields } from "../../logging.js";
 import { Message } from "../../message.js";
 import { MessageProxy } from "../../proxy.js";
@@ -49,10 +49,20 @@ export class RabbitmqConsumer implements Consumer {
     return this.session?.batcher.size ?? 0;
   }
 
+  /**
+   * Subscribe. A refusal (wrong queue arguments, no permission) fails the worker's start; a connection lost on
+   * the way (the broker restarting while a worker boots) is recovered like a later one, by subscribing again.
+   */
   async start(): Promise<void> {
     this.fetching = true;
-    await this.topology.ensure(this.queue);
-    await this.subscribe();
+    try {
+      await this.topology.ensure(this.queue);
+      await this.subscribe();
+    } catch (err) {
+      if (!lostConnection(err)) throw err;
+      log.warn("RabbitMQ connection lost while subscribing; subscribing again", { queue: this.queue, error: (err as Error).message });
+      await this.resubscribe();
+    }
   }
 
   private async subscribe(): Promise<void> {
@@ -169,6 +179,15 @@ export class RabbitmqConsumer implements Consumer {
       }
     }
   }
+}
+
+/**
+ * Whether an error means the connection or channel went away, not that RabbitMQ refused something: refusals
+ * carry an AMQP reply code (403, 404, 406…) or come wrapped as a BrokerError by the topology.
+ */
+function lostConnection(err: unknown): boolean {
+  if (err instanceof ConnectionClosed) return true;
+  return !(err instanceof TroupeError) && typeof (err as { code?: unknown } | null)?.code !== "number";
 }
 
 /** `basic.nack` one delivery; on a channel closing under us there is nothing to do, RabbitMQ redelivers it. */
