@@ -18,8 +18,7 @@ export interface MessageTally {
   processed: number;
   errors: number;
   /** What the counters were last given, so a collect adds only what is new (and a registry reset starts over). */
-  reportedProcessed: number;
-  reportedErrors: number;
+  reported: { processed: number; errors: number };
 }
 
 const tallies = new Map<string, Map<string, MessageTally>>();
@@ -29,7 +28,7 @@ export function messageTally(queueName: string, actorName: string): MessageTally
   if (!byActor) tallies.set(queueName, (byActor = new Map()));
   let tally = byActor.get(actorName);
   if (!tally) {
-    tally = { labels: { queue_name: queueName, actor_name: actorName }, inProgress: 0, processed: 0, errors: 0, reportedProcessed: 0, reportedErrors: 0 };
+    tally = { labels: { queue_name: queueName, actor_name: actorName }, inProgress: 0, processed: 0, errors: 0, reported: { processed: 0, errors: 0 } };
     byActor.set(actorName, tally);
   }
   return tally;
@@ -37,6 +36,16 @@ export function messageTally(queueName: string, actorName: string): MessageTally
 
 function* allTallies(): Generator<MessageTally> {
   for (const byActor of tallies.values()) yield* byActor.values();
+}
+
+/** A counter's `collect`: add what each tally counted under `count` since the counter last collected. */
+function addCounted(count: keyof MessageTally["reported"]) {
+  return function (this: PromClient.Counter<keyof MessageLabels>): void {
+    for (const tally of allTallies()) {
+      if (tally[count] > tally.reported[count]) this.inc(tally.labels, tally[count] - tally.reported[count]);
+      tally.reported[count] = tally[count];
+    }
+  };
 }
 
 function createWorkerMetrics() {
@@ -53,24 +62,14 @@ function createWorkerMetrics() {
       help: "The total number of messages processed.",
       labelNames,
       registers,
-      collect() {
-        for (const tally of allTallies()) {
-          if (tally.processed > tally.reportedProcessed) this.inc(tally.labels, tally.processed - tally.reportedProcessed);
-          tally.reportedProcessed = tally.processed;
-        }
-      },
+      collect: addCounted("processed"),
     }),
     messageErrors: new Counter({
       name: "dramatiq_message_errors_total",
       help: "The total number of errored messages.",
       labelNames,
       registers,
-      collect() {
-        for (const tally of allTallies()) {
-          if (tally.errors > tally.reportedErrors) this.inc(tally.labels, tally.errors - tally.reportedErrors);
-          tally.reportedErrors = tally.errors;
-        }
-      },
+      collect: addCounted("errors"),
     }),
     messageRetries: new Counter({ name: "dramatiq_message_retries_total", help: "The total number of retried messages.", labelNames, registers }),
     messageRejects: new Counter({ name: "dramatiq_message_rejects_total", help: "The total number of dead lettered messages.", labelNames, registers }),

@@ -141,10 +141,9 @@ function start({ id, body }: RunTask): void {
     return end(id, slot, context, begun, false, err);
   }
   if (isThenable(returned)) {
-    const running = context;
     returned.then(
-      (result) => end(id, slot, running, begun, true, result),
-      (err) => end(id, slot, running, begun, false, err),
+      (result) => end(id, slot, context, begun, true, result),
+      (err) => end(id, slot, context, begun, false, err),
     );
   } else end(id, slot, context, begun, true, returned);
 }

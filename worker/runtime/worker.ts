@@ -288,7 +288,7 @@ export class Worker implements WorkerInfo {
 
   /**
    * Time limits are checked on one interval timer over the messages in flight, as Dramatiq's TimeLimit checks
-   * every second, instead of a timer per message: every quarter of the shortest limit seen, at most every second.
+   * every second, instead of a timer per message: every quarter of the shortest limit seen, and at least once a second.
    * The clock starts when the actor does (the thread records it in shared memory), so a message sent ahead to a
    * busy thread is not charged for its wait.
    */
