@@ -21,7 +21,7 @@ export interface BenchResult {
   date: string;
   durationSeconds: number;
   machine: Machine;
-  settings: { messages: number; noopMessages?: number; latencySeconds: number; latencyLoad: number; threads: number; batchSize: number; cpuIterations: number; quick: boolean };
+  settings: { messages: number; noopMessages?: number; warmup?: number; latencySeconds: number; latencyLoad: number; threads: number; batchSize: number; cpuIterations: number; quick: boolean };
   brokers: BrokerResult[];
   bullmq: { concurrency: number; processing: number }[];
   rows: Row[];
@@ -153,7 +153,7 @@ export function renderMarkdown(result: BenchResult): string {
     `Troupe benchmark, ${result.date} (${Math.round(result.durationSeconds)} s)`,
     "",
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM; Node ${m.node}; Redis ${m.redis}; RabbitMQ ${m.rabbitmq}.`,
-    `Settings: ${s.messages.toLocaleString("en-US")} messages per throughput figure${s.noopMessages && s.noopMessages !== s.messages ? ` (${s.noopMessages.toLocaleString("en-US")} for the no-op figures, their raw ceilings and BullMQ)` : ""}, 10 % more as uncounted warm-up, latency over ${s.latencySeconds} s at ${percent(s.latencyLoad)} of the measured rate, ${s.threads} threads per worker process, batches of ${s.batchSize}${s.quick ? " (quick mode: not a real measurement)" : ""}.`,
+    `Settings: ${s.messages.toLocaleString("en-US")} messages per throughput figure${s.noopMessages && s.noopMessages !== s.messages ? ` (${s.noopMessages.toLocaleString("en-US")} for the no-op figures, their raw ceilings and BullMQ)` : ""}${s.warmup ? `, each after ${s.warmup.toLocaleString("en-US")} uncounted warm-up messages (the no-op figures after the same share of theirs)` : ""}, latency over ${s.latencySeconds} s at ${percent(s.latencyLoad)} of the measured rate, ${s.threads} threads per worker process, batches of ${s.batchSize}${s.quick ? " (quick mode: not a real measurement)" : ""}.`,
     "",
     `| ${header.join(" | ")} |`,
     `| ${header.map(() => "---").join(" | ")} |`,

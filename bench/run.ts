@@ -126,7 +126,7 @@ async function main(): Promise<void> {
       durationSeconds: (Date.now() - started) / 1000,
       machine,
       settings: {
-        messages: settings.messages, noopMessages: settings.noopMessages, latencySeconds: settings.latencySeconds, latencyLoad: settings.latencyLoad,
+        messages: settings.messages, noopMessages: settings.noopMessages, warmup: settings.warmup, latencySeconds: settings.latencySeconds, latencyLoad: settings.latencyLoad,
         threads: settings.threads, batchSize: settings.batchSize, cpuIterations, quick: settings.quick,
       },
       brokers,
