@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import type { Broker, Middleware, MessageProxy, ProcessOutcome } from "troupe";
+import { ChurnMap, type Broker, type Middleware, type MessageProxy, type ProcessOutcome } from "troupe";
 import { wallNow } from "./clock.js";
 import { CpuProfile } from "./profiler.js";
 import { RateMeter } from "./stats.js";
@@ -32,8 +32,8 @@ export const tallyKeys = {
  */
 export class BenchProbe implements Middleware {
   private readonly phases = new Map<string, PhaseTally>();
-  /** Start times reported by the actors, until the message's ack (a Map: a WeakMap's entries cost the GC more). */
-  private readonly starts = new Map<MessageProxy, number>();
+  /** Start times reported by the actors, until the message's ack (a ChurnMap, as middleware should use: see churn.ts). */
+  private readonly starts = new ChurnMap<MessageProxy, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(

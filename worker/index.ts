@@ -21,6 +21,7 @@ export type { RateLimiterBackend } from "./rate-limits/backend.js";
 export { getCurrentMessage, getAbortSignal, isShuttingDown, onShutdown, type ActorContext } from "./runtime/context.js";
 export { Worker, defaultPrefetch, type WorkerOptions } from "./runtime/worker.js";
 export { encodeJson, decodeJson, type JsonValue } from "./encoder.js";
+export { ChurnMap, ChurnSet } from "./churn.js";
 export { qName, dqName, xqName } from "./queues.js";
 export { redactUrl, getLogger, setLogSink, setLogLevel } from "./logging.js";
 export * from "./errors.js";

@@ -1,5 +1,6 @@
 import type { Broker } from "../broker.js";
 import type { Message } from "../message.js";
+import { ChurnMap } from "../churn.js";
 import { messageTally, workerMetrics } from "../metrics/metrics.js";
 import { unwatchQueues, watchQueues } from "../metrics/queue-gauge.js";
 import type { MessageProxy } from "../proxy.js";
@@ -20,7 +21,7 @@ function labelsOf(message: Pick<Message, "queueName" | "actorName">): Labels {
  * promoted by this process.
  */
 export class Prometheus implements Middleware {
-  private readonly started = new Map<MessageProxy, number>();
+  private readonly started = new ChurnMap<MessageProxy, number>();
   private readonly delayed = new Map<string, Labels>();
 
   afterWorkerBoot(broker: Broker, worker: WorkerInfo): void {

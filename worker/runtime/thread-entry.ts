@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { TimeLimitExceeded, serializeError, type SerializedError } from "../errors.js";
+import { ChurnMap } from "../churn.js";
 import { lockBroker } from "../global.js";
 import { Message, setResultLookup } from "../message.js";
 import { defaultRegistry } from "../registry.js";
@@ -20,7 +21,7 @@ import type { ActorOptions } from "../options.js";
 const port = parentPort!;
 const data = workerData as ThreadData;
 const slots = new RunningSlots(data.running);
-const running = new Map<number, RunningMessage>();
+const running = new ChurnMap<number, RunningMessage>();
 
 /**
  * Results leave together at the end of the current macrotask (setImmediate), so a thread running a batch of

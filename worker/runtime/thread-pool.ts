@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { Worker as NodeWorker } from "node:worker_threads";
 import { RemoteError, TroupeError, WorkerThreadDied, serializeError, type SerializedError } from "../errors.js";
 import { getLogger } from "../logging.js";
+import { ChurnMap, ChurnSet } from "../churn.js";
 import { RECALLED, RECALLED_ERROR, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { ActorTimes } from "./actor-times.js";
 import { handleRpc } from "./rpc.js";
@@ -29,7 +30,7 @@ interface Task {
 interface PoolThread {
   index: number;
   worker: NodeWorker;
-  tasks: Set<Task>;
+  tasks: ChurnSet<Task>;
   /** What the dispatch policy sees of the thread: its task count (from `tasks`) and their expected run time. */
   load: ThreadLoad;
   /** What the thread is running now, written by the thread. */
@@ -74,7 +75,7 @@ export class ThreadPool extends EventEmitter {
   private readonly threads: PoolThread[] = [];
   /** What the dispatch policy sees: each ready thread's load, undefined for a thread not taking work. */
   private readonly loads: (ThreadLoad | undefined)[] = [];
-  private readonly tasks = new Map<number, Task>();
+  private readonly tasks = new ChurnMap<number, Task>();
   private readonly waiting: Task[] = [];
   private lastTaskId = 0;
   private stopping = false;
@@ -121,7 +122,7 @@ export class ThreadPool extends EventEmitter {
     const running = RunningSlots.create(this.options.concurrency);
     const data: ThreadData = { modules: this.options.modules, threadIndex: index, concurrency: this.options.concurrency, running: running.buffer };
     const worker = new NodeWorker(ENTRY, { workerData: data, execArgv: this.options.execArgv, stdout: false, stderr: false });
-    const tasks = new Set<Task>();
+    const tasks = new ChurnSet<Task>();
     const load = {
       get tasks() {
         return tasks.size;

@@ -1,5 +1,6 @@
 import type { Broker, Consumer, UndecodableDelivery } from "../broker.js";
 import { ActorNotFound, BrokerConnectionError, Shutdown, SkipMessage, TimeLimitExceeded, errorIsA } from "../errors.js";
+import { ChurnMap, ChurnSet } from "../churn.js";
 import { getLogger, messageFields } from "../logging.js";
 import { Message, type MessageData } from "../message.js";
 import type { WorkerInfo } from "../middleware/middleware.js";
@@ -69,14 +70,14 @@ export class Worker implements WorkerInfo {
   private limitCheck: NodeJS.Timeout | undefined;
   private limitCheckEvery = Infinity;
   private delayTimerAt = Infinity;
-  private readonly inFlight = new Map<MessageProxy, number>();
+  private readonly inFlight = new ChurnMap<MessageProxy, number>();
   /**
    * Messages holding a thread slot: from leaving the local queue until their actor returns. A message keeps
    * being processed after that (after-hooks, ack) without its slot, so a thread never idles while the main
    * thread waits for the broker to confirm an ack.
    */
   private slotsInUse = 0;
-  private readonly settling = new Set<Promise<void>>();
+  private readonly settling = new ChurnSet<Promise<void>>();
   private seq = 0;
   private stopping = false;
   /** Set once shutdown gave up waiting: unfinished messages are requeued instead of processed further. */

@@ -1,5 +1,6 @@
 import type { ConfirmChannel, Message as AmqpMessage } from "amqplib";
 import { BrokerConnectionError, BrokerError, ConnectionClosed } from "../../errors.js";
+import { ChurnSet } from "../../churn.js";
 import { getLogger } from "../../logging.js";
 import type { Topology } from "./topology.js";
 import type { LazyChannel } from "./connection.js";
@@ -16,7 +17,7 @@ export interface Publication {
 
 /** What is published on one channel and not confirmed yet, and why the channel closed, when RabbitMQ said. */
 interface ChannelState {
-  pending: Set<InFlight>;
+  pending: ChurnSet<InFlight>;
   closeReason?: string;
 }
 
@@ -161,7 +162,7 @@ export class Publisher {
   private track(channel: ConfirmChannel): ChannelState {
     let state = this.channels.get(channel);
     if (!state) {
-      const created: ChannelState = { pending: new Set() };
+      const created: ChannelState = { pending: new ChurnSet() };
       state = created;
       this.channels.set(channel, created);
       channel.on("return", (message: AmqpMessage) => {

@@ -1,5 +1,6 @@
 import type { ConsumeOptions, Consumer } from "../../broker.js";
 import { DecodeError } from "../../errors.js";
+import { ChurnMap, ChurnSet } from "../../churn.js";
 import { getLogger, messageFields } from "../../logging.js";
 import { Message } from "../../message.js";
 import { MessageProxy } from "../../proxy.js";
@@ -29,9 +30,9 @@ export interface RedisConsumerSettings {
  */
 export class RedisConsumer implements Consumer {
   /** Ids handed to onMessage and not yet settled: the prefetch counts these. */
-  private readonly held = new Set<string>();
+  private readonly held = new ChurnSet<string>();
   /** Ids with an ack/nack/requeue/promote sent and not yet confirmed. */
-  private readonly inSettlement = new Map<string, number>();
+  private readonly inSettlement = new ChurnMap<string, number>();
   private readonly room = new Signal();
   private readonly wake = new Signal();
   private readonly acks: Batcher<string>;

@@ -1,0 +1,12 @@
+import { Message, createBroker } from "troupe";
+const N = Number(process.argv[2] ?? 30000);
+process.env.TROUPE_REDIS_NAMESPACE = "enqexp";
+const b = createBroker("redis://127.0.0.1:6379");
+const q = "enqexp_q";
+const mk = () => new Message({ queueName: q, actorName: "bench_noop", args: ["x"] });
+await b.enqueue(mk());
+const c0 = process.cpuUsage(); const t = performance.now();
+for (let i = 0; i < N; i++) await b.enqueue(mk());
+const ms = performance.now() - t; const c = process.cpuUsage(c0);
+console.log(`single ${(N / ms * 1000).toFixed(0)} msg/s; client CPU ${((c.user + c.system) / N).toFixed(1)} us/msg, wall ${(ms * 1000 / N).toFixed(1)} us/msg`);
+await b.purge(q); await b.close();
