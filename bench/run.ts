@@ -17,6 +17,7 @@ import { buildRows, renderMarkdown, writeResults, type BenchResult, type BrokerR
 import { loadSettings, messageCounts, type BenchSettings, type BrokerKind } from "./settings.js";
 import { percentile } from "./stats.js";
 import { Tally } from "./tally.js";
+import { rawLatency, type RawLatency } from "./raw-latency.js";
 import { measureEnqueue, measureIdle, measureWorkload, type TroupeTarget } from "./troupe.js";
 
 /**
@@ -49,6 +50,14 @@ async function measureBullmq(settings: BenchSettings, prefix: string): Promise<B
 interface BrokerRun {
   result: BrokerResult;
   bullmq: BenchResult["bullmq"];
+}
+
+/**
+ * What a broker sustains taking messages in and handing them out at once, from the raw loops' separate rates:
+ * each message costs it 1/enqueue + 1/processing seconds of the time those loops kept it busy.
+ */
+function combinedRate(enqueue: number, processing: number): number {
+  return 1 / (1 / enqueue + 1 / processing);
 }
 
 async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: string, tally: Tally, workerEnv: Record<string, string>): Promise<BrokerRun> {
@@ -85,7 +94,14 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
           for (let i = 0; i < CEILING_RUNS; i++) ceilingRuns.push((await rawLoop(0, messageCounts(settings, "noop").messages)).processing);
         }
         const ceiling = ceilingRuns && percentile(ceilingRuns, 50);
-        workloads.push({ ...(await measureWorkload(target, workload, processes)), ceiling, ceilingRuns });
+        const measured = await measureWorkload(target, workload, processes, combinedRate(raw.batchedEnqueue, ceiling ?? raw.processing));
+        let latencyCeiling: RawLatency | undefined;
+        if (workload.name === "noop") {
+          progress(`${kind}: raw client latency at the same ${Math.round(measured.latency.offered)} msg/s`);
+          const key = kind === "redis" ? `troupe-bench:${runId}:raw-latency` : `troupe-bench-${runId}-raw-latency`;
+          latencyCeiling = await rawLatency(kind, url, key, measured.latency.offered, settings.latencySeconds, prefetch);
+        }
+        workloads.push({ ...measured, ceiling, ceilingRuns, latencyCeiling });
       }
     }
     if (target.lingering.count) progress(`${kind}: ${target.lingering.count} worker process trees stayed up after their graceful stop and were killed`);

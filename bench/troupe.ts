@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Message, type Broker } from "troupe";
-import { wallNow } from "./clock.js";
+import { offer } from "./offer.js";
+import type { RawLatency } from "./raw-latency.js";
 import { progress } from "./progress.js";
 import { messageCounts, type BenchSettings, type Workload } from "./settings.js";
 import { percentile, perSecond, sequentialRate, timed } from "./stats.js";
@@ -28,8 +29,14 @@ export interface Percentiles {
 }
 
 export interface LatencyResult {
-  /** msg/s offered: a share of the processing rate measured just before. */
+  /** msg/s offered: a share of `capacity`. */
   offered: number;
+  /**
+   * The lesser of the processing rate measured just before and what the broker can take in and hand out at once
+   * (`brokerCapacity`); offering a share of the drain rate alone can exceed the second, and then the figure
+   * measures the broker falling behind.
+   */
+  capacity: number;
   samples: number;
   toStart: Percentiles;
   toFinish: Percentiles;
@@ -49,6 +56,8 @@ export interface WorkloadResult {
   ceiling?: number;
   ceilingRuns?: number[];
   latency: LatencyResult;
+  /** A bare client's latency at the same offered rate (no-op workload): see raw-latency.ts. */
+  latencyCeiling?: RawLatency;
   /** Peak RSS per worker process while draining the queue. */
   rssLoad: RssReading;
 }
@@ -103,10 +112,10 @@ export async function measureIdle(target: TroupeTarget, processes: number): Prom
 
 /**
  * One workload on one worker shape: fill the queue (warm-up messages first), start the workers, time the drain of
- * the measured messages from the first ack to the last (so start-up and warm-up are not counted), then offer half
- * that rate with single sends and record latencies.
+ * the measured messages from the first ack to the last (so start-up and warm-up are not counted), then offer a
+ * share (half, by default) of the capacity (see LatencyResult) and record latencies.
  */
-export async function measureWorkload(target: TroupeTarget, workload: Workload, processes: number): Promise<WorkloadResult> {
+export async function measureWorkload(target: TroupeTarget, workload: Workload, processes: number, brokerCapacity: number): Promise<WorkloadResult> {
   const { settings, tally } = target;
   const name = `${target.label} ${processes}×${settings.threads} ${workload.name}`;
   const phase = `${target.label}-${workload.name}-${processes}`;
@@ -125,45 +134,24 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
     // Left over when the time budget cut the drain short: the latency measurement needs an empty queue.
     if (drained.count < messages) await target.broker.purge(target.queue);
     progress(`${name}: ${Math.round(processing)} msg/s; measuring latency`);
-    const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, processing * settings.latencyLoad, name));
+    const capacity = Math.min(processing, brokerCapacity);
+    const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, capacity, name));
     return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: drained.count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad };
   } finally {
     await stopWorker(target, worker, processes);
   }
 }
 
-async function measureLatency(target: TroupeTarget, workload: Workload, phase: string, rate: number, name: string): Promise<LatencyResult> {
+async function measureLatency(target: TroupeTarget, workload: Workload, phase: string, capacity: number, name: string): Promise<LatencyResult> {
+  const rate = capacity * target.settings.latencyLoad;
   const total = Math.max(10, Math.round(rate * target.settings.latencySeconds));
   await offer(rate, total, (count, sentAt) => target.broker.enqueueMany(Array.from({ length: count }, () => benchMessage(target, workload, phase, sentAt))));
   await target.tally.waitFor(phase, total, target.settings.stallTimeout, `${name} latency`);
   const samples = await target.tally.samples(phase);
-  return { offered: rate, samples: samples.length, toStart: percentiles(samples, "toStart"), toFinish: percentiles(samples, "toFinish") };
+  return { offered: rate, capacity, samples: samples.length, toStart: percentiles(samples, "toStart"), toFinish: percentiles(samples, "toFinish") };
 }
 
 function percentiles(samples: LatencySample[], field: keyof LatencySample): Percentiles {
   const values = samples.map((s) => s[field]);
   return { p50: percentile(values, 50), p99: percentile(values, 99) };
-}
-
-/**
- * Send `total` messages at `rate` msg/s without waiting for one send before the next: each timer tick sends the
- * messages that became due since the last one in one enqueueMany, stamped with the time of that send, as a busy
- * producer batches. Sending them one by one would cost the producer (this process, on the same cores) about as
- * much CPU as the worker spends on them, and the latency figure would measure the machine's saturation instead.
- */
-async function offer(rate: number, total: number, send: (count: number, sentAt: number) => Promise<unknown>): Promise<void> {
-  const start = wallNow();
-  const sends: Promise<unknown>[] = [];
-  let sent = 0;
-  let failure: unknown;
-  while (sent < total && failure === undefined) {
-    const due = Math.min(total, Math.floor(((wallNow() - start) * rate) / 1000) + 1);
-    if (due > sent) {
-      sends.push(send(due - sent, wallNow()).catch((err) => (failure ??= err)));
-      sent = due;
-    }
-    await sleep(1);
-  }
-  await Promise.all(sends);
-  if (failure !== undefined) throw failure;
 }

@@ -44,6 +44,14 @@ test("npm run bench --quick measures every figure on both brokers and writes JSO
       assert.ok(noop!.latency.samples >= 10);
       assert.ok(noop!.latency.toStart.p50 > 0 && noop!.latency.toStart.p50 <= noop!.latency.toFinish.p50);
       assert.ok(noop!.latency.toStart.p99 >= noop!.latency.toStart.p50);
+      // Half the capacity is offered: the drain rate, or what the broker takes in and hands out at once if lower.
+      assert.ok(noop!.latency.capacity > 0 && noop!.latency.capacity <= noop!.processing);
+      assert.equal(noop!.latency.offered, noop!.latency.capacity * 0.5);
+      // A bare client's latency at the same offered rate is measured beside it.
+      const bare = noop!.latencyCeiling!;
+      assert.equal(bare.offered, noop!.latency.offered);
+      assert.equal(bare.samples, noop!.latency.samples);
+      assert.ok(bare.toStart.p50 > 0 && bare.toStart.p99 >= bare.toStart.p50);
     }
     // One row per figure, each Troupe figure beside a reference measured in the same run.
     assert.ok(stdout.includes("| Broker | Workers | Figure | Troupe | Reference (same run) | Ratio | Target |"));
@@ -51,6 +59,9 @@ test("npm run bench --quick measures every figure on both brokers and writes JSO
     assert.equal(processingRows.length, 2);
     for (const row of processingRows) assert.match(row.ratio, /^\d+%$/);
     assert.ok(result.rows.some((r) => r.figure.endsWith("vs BullMQ") && /^\d+\.\d\d×$/.test(r.ratio)));
+    const latencyRows = result.rows.filter((r) => r.figure.startsWith("latency, no-op"));
+    assert.equal(latencyRows.length, 2);
+    for (const row of latencyRows) assert.match(row.ratio, /^p99 \d+\.\d× raw$/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
