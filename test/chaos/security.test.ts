@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { encodeJson, redactUrl } from "troupe";
 import { HOSTILE_ACTOR_NAMES } from "../support/bad-messages.js";
 import { chaosActors, onRabbitmq, onRedis, startMemoryWorker, type BrokerRun } from "../support/chaos.js";
-import { runCli, type CliRun } from "../support/cli-process.js";
+import { runCli, type CliRun } from "../support/process.js";
 import { OwnRabbitServer } from "../support/own-rabbitmq.js";
 import { freePort, OwnRedisServer, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";

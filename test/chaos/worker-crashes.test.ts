@@ -1,7 +1,7 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { killWhileBusy, onRabbitmq, onRedis, records, type BrokerRun } from "../support/chaos.js";
-import { isRunning } from "../support/cli-process.js";
+import { isRunning } from "../support/process.js";
 import { AMQP_URL, REDIS_URL } from "../support/env.js";
 import { account, awaitAll } from "../support/tally.js";
 import { until } from "../support/wait.js";

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemoryBroker, Message, RabbitmqBroker, RedisBroker, Worker, setBroker, type Broker, type RabbitmqBrokerOptions, type RedisBrokerOptions } from "troupe";
-import { childrenOf, CliProcess } from "./cli-process.js";
+import { childrenOf, CliProcess } from "./process.js";
 import { fixture, uniqueName } from "./env.js";
 import { RawAmqp } from "./rabbitmq.js";
 import { deleteNamespace, redisClient } from "./redis.js";
@@ -38,7 +38,7 @@ export class WorkerCluster extends CliProcess {
     args.push("--processes", String(options.processes ?? 1), "--threads", String(options.threads ?? 2));
     if (options.prefetch !== undefined) args.push("--prefetch", String(options.prefetch));
     // No metrics endpoint: many workers run at once here and would contend for its port.
-    super(args, { ...process.env, TROUPE_LOG_LEVEL: "warning", TROUPE_METRICS_PORT: "off", ...options.env, TROUPE_CHAOS_TALLY: tallyFile });
+    super(args, { TROUPE_LOG_LEVEL: "warning", TROUPE_METRICS_PORT: "off", ...options.env, TROUPE_CHAOS_TALLY: tallyFile });
     this.dir = dir;
     this.tallyFile = tallyFile;
   }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { CliProcess } from "./cli-process.js";
+import { CliProcess } from "./process.js";
 import { REDIS_URL, uniqueName } from "./env.js";
 import { customObjects, namespaceWithBroker, startFakeApiServer } from "./operator.js";
 import { deleteNamespace, redisClient } from "./redis.js";
@@ -19,9 +19,8 @@ export class OperatorProcess extends CliProcess {
   constructor(options: OperatorProcessOptions) {
     const args = ["operator", "--kubeconfig", options.kubeconfig, "-n", options.namespace, "--metrics-port", "0"];
     args.push("--leader-elect", "--leader-election-namespace", "kube-system", "--leader-election-id", options.leaseName, "--lease-duration", "2");
-    const env: NodeJS.ProcessEnv = { ...process.env, TROUPE_LOG_LEVEL: "info", ...options.env };
-    delete env.POD_NAME;
-    super(args, env);
+    // Without POD_NAME the CLI names itself `<hostname>-<pid>` in the Lease (see `holds`).
+    super(args, { TROUPE_LOG_LEVEL: "info", ...options.env, POD_NAME: undefined });
   }
 
   /** The identity the CLI uses in the Lease: `<hostname>-<pid>` when POD_NAME is unset. */

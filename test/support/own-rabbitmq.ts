@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "amqplib";
-import { isRunning } from "./cli-process.js";
+import { isRunning } from "./process.js";
 import { freePort } from "./redis.js";
 import { until } from "./wait.js";
 

@@ -1,6 +1,27 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { cliPath } from "./env.js";
+
+/** Direct children of a process (Linux /proc); empty once it has exited. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Whether a process exists (signal 0 probes without signalling). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export interface LogLine {
   msg: string;
@@ -19,7 +40,8 @@ export class CliProcess {
   private waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], env: Record<string, string> = {}) {
+  /** `env` is laid over this process's environment; a key set to undefined is left out. */
+  constructor(args: string[], env: Record<string, string | undefined> = {}) {
     this.child = spawn(process.execPath, [cliPath, ...args], {
       env: { ...process.env, TROUPE_LOG_LEVEL: "info", TROUPE_METRICS_PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -64,9 +86,51 @@ export class CliProcess {
     });
   }
 
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Everything printed so far, stdout and stderr together, a line at a time. */
+  get output(): string {
+    return this.text.join("\n");
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** SIGTERM, then wait for the exit code. */
   async stop(): Promise<number | null> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
+    if (this.alive) this.child.kill("SIGTERM");
     return this.exited;
   }
+
+  /** SIGKILL the process and the processes it forked, and wait for it to exit. */
+  async kill(): Promise<void> {
+    if (!this.alive) return;
+    for (const pid of childrenOf(this.pid)) process.kill(pid, "SIGKILL");
+    this.child.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+export interface CliRun {
+  /** Exit code; undefined when the command was still running at the deadline (it is then killed). */
+  code: number | null | undefined;
+  /** stdout and stderr together. */
+  output: string;
+}
+
+/** Run `troupe ARGS...` to completion (or the deadline) and capture everything it prints. */
+export async function runCli(args: string[], { env = {}, timeout = 20_000 }: { env?: Record<string, string>; timeout?: number } = {}): Promise<CliRun> {
+  const run = new CliProcess(args, { TROUPE_METRICS_PORT: "off", ...env });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void run.kill();
+  }, timeout);
+  // "close", not "exit": the output is complete only once both pipes have ended.
+  await once(run.child, "close").catch(() => undefined);
+  clearTimeout(timer);
+  return { code: timedOut ? undefined : run.child.exitCode, output: run.output };
 }
