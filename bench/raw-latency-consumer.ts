@@ -8,6 +8,7 @@
 import { connect } from "amqplib";
 import { Redis } from "ioredis";
 import { wallNow } from "./clock.js";
+import { ackAndFetch } from "./raw-redis.js";
 
 const [kind, url, queue, prefetchArg, totalArg] = process.argv.slice(2) as [string, string, string, string, string];
 const prefetch = Number(prefetchArg);
@@ -26,16 +27,7 @@ async function consumeRedis(): Promise<void> {
   process.send!("ready");
   let inHand: string[] = [];
   while (latencies.length < total) {
-    // Ack what is in hand, block until a message is there, and take up to the prefetch: one round trip.
-    const pipeline = redis.pipeline();
-    for (const value of inHand) pipeline.lrem(processing, 1, value);
-    pipeline.blmove(queue, processing, "LEFT", "RIGHT", 1);
-    for (let i = 1; i < prefetch; i++) pipeline.lmove(queue, processing, "LEFT", "RIGHT");
-    const replies = (await pipeline.exec()) ?? [];
-    inHand = replies.slice(inHand.length).flatMap(([err, value]) => {
-      if (err) throw err;
-      return typeof value === "string" ? [value] : [];
-    });
+    inHand = await ackAndFetch(redis, queue, processing, inHand, prefetch, 1);
     for (const value of inHand) note(value);
   }
   await redis.del(processing);

@@ -44,16 +44,9 @@ export async function rawRedis(url: string, key: string, body: string, { message
     const meter = new RateMeter();
     let inHand: string[] = [];
     while (meter.count < messages) {
-      const pipeline = redis.pipeline();
-      for (const value of inHand) pipeline.lrem(processingKey, 1, value);
-      for (let i = 0; i < prefetch; i++) pipeline.lmove(key, processingKey, "LEFT", "RIGHT");
-      const replies = (await pipeline.exec()) ?? [];
       const acked = inHand.length;
+      inHand = await ackAndFetch(redis, key, processingKey, inHand, prefetch);
       for (let i = 0; i < acked; i++) meter.tick(wallNow());
-      inHand = replies.slice(acked).flatMap(([err, value]) => {
-        if (err) throw err;
-        return typeof value === "string" ? [value] : [];
-      });
       if (inHand.length === 0 && meter.count < messages) throw new Error(`raw Redis loop: queue empty after ${meter.count}/${messages} messages`);
     }
     return { singleEnqueue, batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
@@ -61,4 +54,23 @@ export async function rawRedis(url: string, key: string, body: string, { message
     await redis.del(key, processingKey).catch(() => undefined);
     redis.disconnect();
   }
+}
+
+/**
+ * One round trip of the raw consumer: LREM (ack) the values in hand from the processing list, then LMOVE up to
+ * `prefetch` more onto it — the first one a BLMOVE when `blockSeconds` is given, so that an empty list waits for
+ * a push instead of being polled. Returns the values now in hand.
+ */
+export async function ackAndFetch(redis: Redis, key: string, processingKey: string, inHand: string[], prefetch: number, blockSeconds?: number): Promise<string[]> {
+  const pipeline = redis.pipeline();
+  for (const value of inHand) pipeline.lrem(processingKey, 1, value);
+  for (let i = 0; i < prefetch; i++) {
+    if (i === 0 && blockSeconds !== undefined) pipeline.blmove(key, processingKey, "LEFT", "RIGHT", blockSeconds);
+    else pipeline.lmove(key, processingKey, "LEFT", "RIGHT");
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.slice(inHand.length).flatMap(([err, value]) => {
+    if (err) throw err;
+    return typeof value === "string" ? [value] : [];
+  });
 }
