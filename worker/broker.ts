@@ -98,6 +98,8 @@ export abstract class Broker {
   /** Canonical queues this broker knows (declared by actors or by use). */
   protected readonly queues = new Set<string>();
   private connecting: Promise<void> | undefined;
+  /** Set once an attempt succeeded, so a send skips waiting on a settled promise (a microtask per send). */
+  private connected = false;
 
   constructor(options: BrokerOptions = {}) {
     this.middleware = [...(options.middleware ?? defaultMiddleware())];
@@ -128,10 +130,15 @@ export abstract class Broker {
   /** Connect once; later calls wait for the same attempt. Failed attempts are retried on the next call. */
   connect(): Promise<void> {
     if (!this.connecting) {
-      this.connecting = this.doConnect().catch((err) => {
-        this.connecting = undefined;
-        throw err;
-      });
+      this.connecting = this.doConnect().then(
+        () => {
+          this.connected = true;
+        },
+        (err) => {
+          this.connecting = undefined;
+          throw err;
+        },
+      );
     }
     return this.connecting;
   }
@@ -157,20 +164,25 @@ export abstract class Broker {
 
   /** Enqueue several messages in one broker round trip where the transport allows. */
   async enqueueMany(messages: Message[], options: EnqueueOptions = {}): Promise<Message[]> {
-    await this.connect();
+    // A single awaited send is bound by its round trip, so every await here that waits on nothing is skipped.
+    if (!this.connected) await this.connect();
     const prepared: Message[] = [];
     for (const original of messages) {
-      await this.declareQueue(original.queueName);
+      if (!this.queues.has(qName(original.queueName))) await this.declareQueue(original.queueName);
       let message = original;
       if (options.delay !== undefined) {
         if (!Number.isFinite(options.delay) || options.delay < 0) throw new TroupeError(`delay must be a non-negative number of ms, got ${options.delay}`);
         message = message.copy({ queueName: dqName(message.queueName), options: { eta: Date.now() + Math.round(options.delay) } });
       }
-      await this.emitBefore("beforeEnqueue", message, options.delay);
+      const before = this.emitBefore("beforeEnqueue", message, options.delay);
+      if (before) await before;
       prepared.push(message);
     }
     const sent = prepared.length === 1 ? [await this.publish(prepared[0]!)] : await this.publishMany(prepared);
-    for (const message of sent) await this.emitAfter("afterEnqueue", message, options.delay);
+    for (const message of sent) {
+      const after = this.emitAfter("afterEnqueue", message, options.delay);
+      if (after) await after;
+    }
     return sent;
   }
 

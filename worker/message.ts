@@ -139,7 +139,9 @@ export class Message<R = unknown> {
   /** A copy with fields replaced; `options` is shallow-merged, and a key set to undefined is removed. */
   copy(changes: { queueName?: string; args?: JsonValue[]; kwargs?: { [key: string]: JsonValue }; options?: MessageOptions } = {}): Message<R> {
     const options: MessageOptions = { ...this.options };
-    for (const [key, value] of Object.entries(changes.options ?? {})) {
+    const changed = changes.options;
+    for (const key in changed) {
+      const value = changed[key];
       if (value === undefined) delete options[key];
       else options[key] = value;
     }

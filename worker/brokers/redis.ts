@@ -168,8 +168,10 @@ export class RedisBroker extends Broker {
   }
 
   protected async publish(message: Message): Promise<Message> {
-    const [sent] = await this.publishMany([message]);
-    return sent!;
+    const sent = this.withRedisId(message);
+    await this.dispatch.enqueue(sent.queueName, [[sent.options.redis_message_id as string, sent.encode()]]);
+    this.maybeMaintain(sent.queueName);
+    return sent;
   }
 
   protected override async publishMany(messages: Message[]): Promise<Message[]> {

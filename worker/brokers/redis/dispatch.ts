@@ -22,23 +22,22 @@ export class Dispatch {
     readonly workerId: string,
   ) {}
 
-  private async run<T>(what: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
+  private run<T>(what: string, call: () => Promise<T>): Promise<T> {
+    return call().catch((err: unknown) => {
       throw asBrokerError(err, `redis ${what} failed`);
-    }
+    });
   }
 
   /** Run `call` over `items` in chunks that keep each script's ARGV bounded; the chunks share one pipeline. */
-  private async chunked<T>(items: T[], perItem: number, call: (chunk: T[]) => Promise<unknown>): Promise<void> {
+  private chunked<T>(items: T[], perItem: number, call: (chunk: T[]) => Promise<unknown>): Promise<unknown> {
     const size = Math.max(1, Math.floor(MAX_ARGS_PER_CALL / perItem));
+    if (items.length <= size) return call(items);
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < items.length; i += size) calls.push(call(items.slice(i, i + size)));
-    await Promise.all(calls);
+    return Promise.all(calls);
   }
 
-  enqueue(queue: string, entries: [id: string, body: string][]): Promise<void> {
+  enqueue(queue: string, entries: [id: string, body: string][]): Promise<unknown> {
     return this.run(`enqueue on ${queue}`, () =>
       this.chunked(entries, 2, (chunk) => this.client.troupeEnqueue(this.namespace, Date.now(), queue, this.workerId, ...chunk.flat())),
     );
@@ -51,17 +50,17 @@ export class Dispatch {
     return ids.map((id, i) => ({ id: id.toString(), body: bodies[i] ?? undefined }));
   }
 
-  ack(queue: string, ids: string[]): Promise<void> {
+  ack(queue: string, ids: string[]): Promise<unknown> {
     return this.run(`ack on ${queue}`, () => this.chunked(ids, 1, (chunk) => this.client.troupeAck(this.namespace, Date.now(), queue, this.workerId, ...chunk)));
   }
 
-  nack(queue: string, entries: [id: string, reason: string][]): Promise<void> {
+  nack(queue: string, entries: [id: string, reason: string][]): Promise<unknown> {
     return this.run(`nack on ${queue}`, () =>
       this.chunked(entries, 2, (chunk) => this.client.troupeNack(this.namespace, Date.now(), queue, this.workerId, ...chunk.flat())),
     );
   }
 
-  requeue(queue: string, ids: string[]): Promise<void> {
+  requeue(queue: string, ids: string[]): Promise<unknown> {
     return this.run(`requeue on ${queue}`, () =>
       this.chunked(ids, 1, (chunk) => this.client.troupeRequeue(this.namespace, Date.now(), queue, this.workerId, ...chunk)),
     );
