@@ -1,27 +1,43 @@
-import { connect } from "amqplib";
+import { connect, type ChannelModel, type ConfirmChannel } from "amqplib";
 import { wallNow } from "./clock.js";
-import type { RawFigures, RawLoopOptions } from "./raw-redis.js";
-import { perSecond, RateMeter, sequentialRate, timed } from "./stats.js";
+import type { RawFigures, RawLoopOptions, RawSender } from "./raw-redis.js";
+import { perSecond, RateMeter, timed } from "./stats.js";
+
+const PUBLISH_OPTIONS = { persistent: true, contentType: "application/json" };
+
+async function openPublisher(connection: ChannelModel, queue: string): Promise<ConfirmChannel> {
+  const publisher = await connection.createConfirmChannel();
+  await publisher.assertQueue(queue, { durable: true });
+  return publisher;
+}
+
+/** A persistent publish to a durable queue, each confirmed before the next. */
+export async function rawAmqpSender(url: string, queue: string, body: Buffer): Promise<RawSender> {
+  const connection = await connect(url);
+  const publisher = await openPublisher(connection, queue);
+  return {
+    send: () =>
+      new Promise<void>((resolve, reject) => {
+        publisher.sendToQueue(queue, body, PUBLISH_OPTIONS, (err) => (err ? reject(err) : resolve()));
+      }),
+    close: async () => {
+      await publisher.deleteQueue(queue).catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
 
 /**
- * The ceiling for the RabbitMQ broker: persistent publishes on a confirm channel to a durable queue (each
- * confirmed before the next, or a batch at a time), then one consumer with the worker's prefetch acking each
- * delivery as it arrives.
+ * The ceiling for the RabbitMQ broker: persistent publishes on a confirm channel to a durable queue, confirmed a
+ * batch at a time, then one consumer with the worker's prefetch acking each delivery as it arrives.
  */
-export async function rawAmqp(url: string, queue: string, body: Buffer, { messages, batchSize, prefetch, sendBudget }: RawLoopOptions): Promise<RawFigures> {
+export async function rawAmqp(url: string, queue: string, body: Buffer, { messages, batchSize, prefetch }: RawLoopOptions): Promise<RawFigures> {
   const connection = await connect(url);
   try {
-    const publisher = await connection.createConfirmChannel();
-    await publisher.assertQueue(queue, { durable: true });
-    const publish = () =>
-      new Promise<void>((resolve, reject) => {
-        publisher.sendToQueue(queue, body, { persistent: true, contentType: "application/json" }, (err) => (err ? reject(err) : resolve()));
-      });
-    const singleEnqueue = await sequentialRate(messages, sendBudget, publish);
-    await publisher.purgeQueue(queue);
+    const publisher = await openPublisher(connection, queue);
     const batchedMs = await timed(async () => {
       for (let sent = 0; sent < messages; sent += batchSize) {
-        for (let i = sent; i < Math.min(messages, sent + batchSize); i++) publisher.sendToQueue(queue, body, { persistent: true, contentType: "application/json" });
+        for (let i = sent; i < Math.min(messages, sent + batchSize); i++) publisher.sendToQueue(queue, body, PUBLISH_OPTIONS);
         await publisher.waitForConfirms();
       }
     });
@@ -41,7 +57,7 @@ export async function rawAmqp(url: string, queue: string, body: Buffer, { messag
         .catch(reject);
     });
     await publisher.deleteQueue(queue);
-    return { singleEnqueue, batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
+    return { batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
   } finally {
     await connection.close().catch(() => undefined);
   }

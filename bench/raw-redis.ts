@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { perSecond, RateMeter, sequentialRate, timed } from "./stats.js";
+import { perSecond, RateMeter, timed } from "./stats.js";
 import { wallNow } from "./clock.js";
 
 /** What the raw loops do: as many messages as the Troupe figures, the worker's prefetch. */
@@ -7,32 +7,45 @@ export interface RawLoopOptions {
   messages: number;
   batchSize: number;
   prefetch: number;
-  /** ms the one-at-a-time send loop may take. */
-  sendBudget: number;
 }
 
 export interface RawFigures {
-  /** Sequential sends, each awaited. */
-  singleEnqueue: number;
   /** Batches of `batchSize` sends per round trip. */
   batchedEnqueue: number;
   /** Fetch, "run", ack, with `prefetch` messages in hand. */
   processing: number;
 }
 
+/** The raw one-at-a-time send, measured alternately with Troupe's (see `interleavedRates`). */
+export interface RawSender {
+  send(): Promise<unknown>;
+  /** Delete what the sends left and disconnect. */
+  close(): Promise<void>;
+}
+
+/** One RPUSH per message, as Troupe keeps one list entry per message. */
+export function rawRedisSender(url: string, key: string, body: string): RawSender {
+  const redis = new Redis(url);
+  return {
+    send: () => redis.rpush(key, body),
+    close: async () => {
+      await redis.del(key).catch(() => undefined);
+      redis.disconnect();
+    },
+  };
+}
+
 /**
  * The ceiling for the Redis broker: the least list work a reliable queue does per message, on one ioredis
- * connection. Enqueue is one RPUSH per message (awaited one at a time, or pipelined a batch per round trip, as
- * Troupe keeps one list entry per message); processing is LMOVE to a processing list (so a crash loses nothing) and LREM
- * from it on ack, pipelined so that each round trip acks the last `prefetch` messages and fetches the next ones.
+ * connection. Enqueue is one RPUSH per message, pipelined a batch per round trip; processing is LMOVE to a
+ * processing list (so a crash loses nothing) and LREM from it on ack, pipelined so that each round trip acks the
+ * last `prefetch` messages and fetches the next ones.
  */
-export async function rawRedis(url: string, key: string, body: string, { messages, batchSize, prefetch, sendBudget }: RawLoopOptions): Promise<RawFigures> {
+export async function rawRedis(url: string, key: string, body: string, { messages, batchSize, prefetch }: RawLoopOptions): Promise<RawFigures> {
   const redis = new Redis(url);
   const processingKey = `${key}.processing`;
   try {
     await redis.del(key, processingKey);
-    const singleEnqueue = await sequentialRate(messages, sendBudget, () => redis.rpush(key, body));
-    await redis.del(key);
     const batchedMs = await timed(async () => {
       for (let sent = 0; sent < messages; sent += batchSize) {
         const pipeline = redis.pipeline();
@@ -49,7 +62,7 @@ export async function rawRedis(url: string, key: string, body: string, { message
       for (let i = 0; i < acked; i++) meter.tick(wallNow());
       if (inHand.length === 0 && meter.count < messages) throw new Error(`raw Redis loop: queue empty after ${meter.count}/${messages} messages`);
     }
-    return { singleEnqueue, batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
+    return { batchedEnqueue: perSecond(messages, batchedMs), processing: meter.rate };
   } finally {
     await redis.del(key, processingKey).catch(() => undefined);
     redis.disconnect();

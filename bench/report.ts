@@ -9,7 +9,8 @@ import type { RssReading } from "./worker-process.js";
 export interface BrokerResult {
   broker: BrokerKind;
   /** The raw client loop on the same broker, with the prefetch the worker uses. */
-  raw: RawFigures & { prefetch: number };
+  /** The raw loops' figures; `singleEnqueue` is the raw sender measured alternately with Troupe's single sends. */
+  raw: RawFigures & { singleEnqueue: number; prefetch: number };
   enqueue: { single: number; batched: number };
   idle: { processes: number; threads: number; rss: RssReading }[];
   workloads: WorkloadResult[];
@@ -154,7 +155,7 @@ export function renderMarkdown(result: BenchResult): string {
     `Troupe benchmark, ${result.date} (${Math.round(result.durationSeconds)} s)`,
     "",
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM; Node ${m.node}; Redis ${m.redis}; RabbitMQ ${m.rabbitmq}.`,
-    `Settings: ${s.messages.toLocaleString("en-US")} messages per throughput figure${s.noopMessages && s.noopMessages !== s.messages ? ` (${s.noopMessages.toLocaleString("en-US")} for the no-op figures, their raw ceilings and BullMQ)` : ""}${s.warmup ? `, each after ${s.warmup.toLocaleString("en-US")} uncounted warm-up messages (the no-op figures after the same share of theirs)` : ""}, latency over ${s.latencySeconds} s at ${percent(s.latencyLoad)} of capacity (the measured rate, or the broker's combined raw rate when lower), ${s.threads} threads per worker process, batches of ${s.batchSize}${s.quick ? " (quick mode: not a real measurement)" : ""}.`,
+    `Settings: ${s.messages.toLocaleString("en-US")} messages per throughput figure${s.noopMessages && s.noopMessages !== s.messages ? ` (${s.noopMessages.toLocaleString("en-US")} for the no-op figures, enqueue included, their raw ceilings and BullMQ)` : ""}${s.warmup ? `, each after ${s.warmup.toLocaleString("en-US")} uncounted warm-up messages (the no-op figures after the same share of theirs; batched sends have no warm-up)` : ""}, latency over ${s.latencySeconds} s at ${percent(s.latencyLoad)} of capacity (the measured rate, or the broker's combined raw rate when lower), ${s.threads} threads per worker process, batches of ${s.batchSize}${s.quick ? " (quick mode: not a real measurement)" : ""}.`,
     "",
     `| ${header.join(" | ")} |`,
     `| ${header.map(() => "---").join(" | ")} |`,

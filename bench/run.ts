@@ -11,8 +11,8 @@ import { calibrate } from "./cpu-work.js";
 import { describeMachine } from "./machine.js";
 import { progress } from "./progress.js";
 import { deleteKeys } from "./redis-keys.js";
-import { rawAmqp } from "./raw-amqp.js";
-import { rawRedis } from "./raw-redis.js";
+import { rawAmqp, rawAmqpSender } from "./raw-amqp.js";
+import { rawRedis, rawRedisSender } from "./raw-redis.js";
 import { buildRows, renderMarkdown, writeResults, type BenchResult, type BrokerResult } from "./report.js";
 import { loadSettings, messageCounts, type BenchSettings, type BrokerKind } from "./settings.js";
 import { percentile } from "./stats.js";
@@ -64,12 +64,15 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
   const url = kind === "redis" ? settings.redisUrl : settings.amqpUrl;
   const { prefetch } = settings;
   const body = new Message({ queueName: "bench", actorName: "bench_noop", args: ["raw"] }).encode();
-  const rawLoop = (sendBudget: number, messages = settings.messages) => {
-    const loop = { messages, batchSize: settings.batchSize, prefetch, sendBudget };
-    return kind === "redis" ? rawRedis(url, `troupe-bench:${runId}:raw`, body, loop) : rawAmqp(url, `troupe-bench-${runId}-raw`, Buffer.from(body), loop);
+  // Sends and drains of no-op messages are no-op figures: they get the no-op message count and warm-up.
+  const counts = messageCounts(settings, "noop");
+  const rawKey = kind === "redis" ? `troupe-bench:${runId}:raw` : `troupe-bench-${runId}-raw`;
+  const rawLoop = () => {
+    const loop = { messages: counts.messages, batchSize: settings.batchSize, prefetch };
+    return kind === "redis" ? rawRedis(url, rawKey, body, loop) : rawAmqp(url, rawKey, Buffer.from(body), loop);
   };
-  progress(`${kind}: raw client loop (${settings.messages} messages, prefetch ${prefetch})`);
-  const raw = await rawLoop(settings.sendBudget);
+  progress(`${kind}: raw client loop (${counts.messages} messages sent in batches, then consumed with prefetch ${prefetch})`);
+  const raw = await rawLoop();
   progress(`${kind}: raw processing ${Math.round(raw.processing)} msg/s`);
 
   const queue = `bench_${runId}_${kind}`;
@@ -77,8 +80,9 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
   const target: TroupeTarget = { settings, broker, brokerUrl: url, label: kind, queue, tally, env: workerEnv, lingering: { count: 0 } };
   let bullmq: BenchResult["bullmq"] = [];
   try {
-    progress(`${kind}: Troupe enqueue`);
-    const enqueue = await measureEnqueue(target);
+    progress(`${kind}: Troupe and raw sends one at a time, alternating (${counts.messages} each after ${counts.warmup} uncounted), then Troupe batches`);
+    const rawSender = kind === "redis" ? rawRedisSender(url, `${rawKey}-single`, body) : await rawAmqpSender(url, `${rawKey}-single`, Buffer.from(body));
+    const { rawSingle, ...enqueue } = await measureEnqueue(target, rawSender).finally(() => rawSender.close());
     const idle: BrokerResult["idle"] = [];
     const workloads: BrokerResult["workloads"] = [];
     for (const processes of settings.processes) {
@@ -91,7 +95,7 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
           if (kind === "redis" && processes === settings.processes[0]) bullmq = await measureBullmq(settings, `troupe-bench-${runId}-bull`);
           progress(`${kind}: raw processing loop ${CEILING_RUNS} times again; the median is the ceiling for the next figure`);
           ceilingRuns = [];
-          for (let i = 0; i < CEILING_RUNS; i++) ceilingRuns.push((await rawLoop(0, messageCounts(settings, "noop").messages)).processing);
+          for (let i = 0; i < CEILING_RUNS; i++) ceilingRuns.push((await rawLoop()).processing);
         }
         const ceiling = ceilingRuns && percentile(ceilingRuns, 50);
         const measured = await measureWorkload(target, workload, processes, combinedRate(raw.batchedEnqueue, ceiling ?? raw.processing));
@@ -105,7 +109,7 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
       }
     }
     if (target.lingering.count) progress(`${kind}: ${target.lingering.count} worker process trees stayed up after their graceful stop and were killed`);
-    return { result: { broker: kind, raw: { ...raw, prefetch }, enqueue, idle, workloads, lingeringWorkers: target.lingering.count }, bullmq };
+    return { result: { broker: kind, raw: { ...raw, singleEnqueue: rawSingle, prefetch }, enqueue, idle, workloads, lingeringWorkers: target.lingering.count }, bullmq };
   } finally {
     await broker.purge(queue).catch(() => undefined);
     await broker.close();

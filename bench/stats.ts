@@ -36,18 +36,41 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank - 1]!;
 }
 
+/** How many alternating rounds `interleavedRates` splits each loop's sends into. */
+const ROUNDS = 10;
+
 /**
- * msg/s of `step` run up to `count` times, each awaited before the next, stopping early once `budget` ms have
- * passed (sends that wait for a disk sync each can take minutes for 20,000). A zero budget skips the loop.
+ * msg/s of one-at-a-time loops (each `step` awaited before the next), measured in alternating rounds: a tenth of
+ * `count` sends of the first loop, of the second, …, ten times over. This machine's speed drifts by a fifth within
+ * minutes, and loops measured one after the other gave ratios from 56 % to 72 % for the same code; alternating
+ * makes the drift hit every loop alike. Each loop's round stops early after a tenth of `budget` ms, so that a slow
+ * loop (sends that each wait for a disk sync can take minutes for 20,000) is still measured across all rounds.
+ * `warmup` sends of each loop run first, uncounted, for at most a tenth of `budget`: V8 runs a send path interpreted
+ * and then half-optimised for its first few thousand calls (a Troupe send loop here ran at 5–11k msg/s for its
+ * first 6,000 sends and 14–16k after), which is start-up, not the rate a long-running producer sees.
  */
-export async function sequentialRate(count: number, budget: number, step: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  let done = 0;
-  while (done < count && performance.now() - start < budget) {
-    await step();
-    done++;
+export async function interleavedRates(steps: (() => Promise<unknown>)[], count: number, budget: number, warmup = 0): Promise<number[]> {
+  const run = async (step: () => Promise<unknown>, limit: number, ms: number) => {
+    const start = performance.now();
+    let done = 0;
+    while (done < limit && performance.now() - start < ms) {
+      await step();
+      done++;
+    }
+    return { done, ms: performance.now() - start };
+  };
+  for (const step of steps) await run(step, warmup, budget / 10);
+  const totals = steps.map(() => ({ done: 0, ms: 0 }));
+  const share = Math.ceil(count / ROUNDS);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, step] of steps.entries()) {
+      const total = totals[i]!;
+      const { done, ms } = await run(step, Math.min(share, count - total.done), budget / ROUNDS);
+      total.done += done;
+      total.ms += ms;
+    }
   }
-  return perSecond(done, performance.now() - start);
+  return totals.map(({ done, ms }) => perSecond(done, ms));
 }
 
 /** Run `fn` and return how long it took in ms. */

@@ -2,9 +2,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Message, type Broker } from "troupe";
 import { offer } from "./offer.js";
 import type { RawLatency } from "./raw-latency.js";
+import type { RawSender } from "./raw-redis.js";
 import { progress } from "./progress.js";
 import { messageCounts, type BenchSettings, type Workload } from "./settings.js";
-import { percentile, perSecond, sequentialRate, timed } from "./stats.js";
+import { interleavedRates, percentile, perSecond, timed } from "./stats.js";
 import type { LatencySample, Tally } from "./tally.js";
 import { RssSampler, WorkerProcess, type RssReading } from "./worker-process.js";
 
@@ -74,16 +75,26 @@ async function fill(target: TroupeTarget, workload: Workload, phase: string, cou
   }
 }
 
-/** Enqueue msg/s through Troupe's public API: one awaited `enqueue` at a time, then `enqueueMany` batches. */
-export async function measureEnqueue(target: TroupeTarget): Promise<{ single: number; batched: number }> {
-  const { messages } = target.settings;
+export interface EnqueueRates {
+  /** Troupe: one awaited `enqueue` at a time. */
+  single: number;
+  /** The raw sender, measured in rounds alternating with `single`. */
+  rawSingle: number;
+  /** Troupe: `enqueueMany` batches. */
+  batched: number;
+}
+
+/** Enqueue msg/s through Troupe's public API: one awaited `enqueue` at a time (alternating with `raw`), then `enqueueMany` batches. */
+export async function measureEnqueue(target: TroupeTarget, raw: RawSender): Promise<EnqueueRates> {
+  const { messages, warmup } = messageCounts(target.settings, "noop");
   const noop = { name: "noop", actor: "bench_noop" } as Workload;
   await target.broker.purge(target.queue);
-  const single = await sequentialRate(messages, target.settings.sendBudget, () => target.broker.enqueue(benchMessage(target, noop, "enqueue")));
+  const troupeSend = () => target.broker.enqueue(benchMessage(target, noop, "enqueue"));
+  const [single, rawSingle] = await interleavedRates([troupeSend, raw.send], messages, target.settings.sendBudget, warmup);
   await target.broker.purge(target.queue);
   const batchedMs = await timed(() => fill(target, noop, "enqueue", messages));
   await target.broker.purge(target.queue);
-  return { single, batched: perSecond(messages, batchedMs) };
+  return { single: single!, rawSingle: rawSingle!, batched: perSecond(messages, batchedMs) };
 }
 
 async function startWorker(target: TroupeTarget, processes: number): Promise<WorkerProcess> {

@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { interleavedRates } from "../../bench/stats.js";
+
+test("interleavedRates warms each loop up, then alternates them in ten rounds of a tenth of the sends each", async () => {
+  const calls: string[] = [];
+  const step = (name: string) => async () => void calls.push(name);
+  const rates = await interleavedRates([step("troupe"), step("raw")], 20, 60_000, 3);
+
+  const warmup = ["troupe", "troupe", "troupe", "raw", "raw", "raw"];
+  const rounds = Array.from({ length: 10 }, () => ["troupe", "troupe", "raw", "raw"]).flat();
+  assert.deepEqual(calls, [...warmup, ...rounds]);
+  assert.equal(rates.length, 2);
+  for (const rate of rates) assert.ok(rate > 0 && Number.isFinite(rate));
+});
+
+test("interleavedRates ends each loop's round when its share of the budget is spent", async () => {
+  let slowCalls = 0;
+  // Each slow send takes 30 ms: with a 100 ms budget a round has 10 ms, so exactly one send per round.
+  const slow = () => new Promise<void>((resolve) => setTimeout(() => resolve(void slowCalls++), 30));
+  const fast = async () => undefined;
+  const [slowRate, fastRate] = await interleavedRates([slow, fast], 1_000, 100);
+  assert.equal(slowCalls, 10, "one slow send started in each of the ten rounds");
+  assert.ok(slowRate! < 40 && fastRate! > slowRate!, `slow ${slowRate} msg/s, fast ${fastRate} msg/s`);
+});
