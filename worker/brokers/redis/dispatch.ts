@@ -22,10 +22,12 @@ export class Dispatch {
     readonly workerId: string,
   ) {}
 
-  private run<T>(what: string, call: () => Promise<T>): Promise<T> {
-    return call().catch((err: unknown) => {
+  private async run<T>(what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
       throw asBrokerError(err, `redis ${what} failed`);
-    });
+    }
   }
 
   /** Run `call` over `items` in chunks that keep each script's ARGV bounded; the chunks share one pipeline. */
