@@ -169,22 +169,30 @@ export class RedisBroker extends Broker {
 
   protected async publish(message: Message): Promise<Message> {
     const sent = this.withRedisId(message);
-    await this.dispatch.enqueue(sent.queueName, [[sent.options.redis_message_id as string, sent.encode()]]);
-    this.maybeMaintain(sent.queueName);
+    await this.publishOn(sent.queueName, [sent]);
     return sent;
   }
 
   protected override async publishMany(messages: Message[]): Promise<Message[]> {
     const sent = messages.map((m) => this.withRedisId(m));
-    const byQueue = new Map<string, [string, string][]>();
+    const byQueue = new Map<string, Message[]>();
     for (const message of sent) {
-      const entries = byQueue.get(message.queueName) ?? [];
-      entries.push([message.options.redis_message_id as string, message.encode()]);
-      byQueue.set(message.queueName, entries);
+      const group = byQueue.get(message.queueName) ?? [];
+      group.push(message);
+      byQueue.set(message.queueName, group);
     }
-    await Promise.all([...byQueue].map(([queue, entries]) => this.dispatch.enqueue(queue, entries)));
-    for (const queue of byQueue.keys()) this.maybeMaintain(queue);
+    await Promise.all([...byQueue].map(([queue, group]) => this.publishOn(queue, group)));
     return sent;
+  }
+
+  /**
+   * One script call for messages of one queue that already carry their redis_message_id. Maintenance, when due,
+   * goes out right behind it on the same connection, so Redis still runs it after the publication.
+   */
+  private publishOn(queue: string, messages: Message[]): Promise<unknown> {
+    const published = this.dispatch.enqueue(queue, messages.map((m) => [m.options.redis_message_id as string, m.encode()]));
+    this.maybeMaintain(queue);
+    return published;
   }
 
   consume(queue: string, options: ConsumeOptions): Consumer {
