@@ -3,7 +3,7 @@ import { wallNow } from "./clock.js";
 import type { RawFigures, RawLoopOptions, RawSender } from "./raw-redis.js";
 import { perSecond, RateMeter, timed } from "./stats.js";
 
-const PUBLISH_OPTIONS = { persistent: true, contentType: "application/json" };
+export const PUBLISH_OPTIONS = { persistent: true, contentType: "application/json" };
 
 async function openPublisher(connection: ChannelModel, queue: string): Promise<ConfirmChannel> {
   const publisher = await connection.createConfirmChannel();
@@ -11,19 +11,28 @@ async function openPublisher(connection: ChannelModel, queue: string): Promise<C
   return publisher;
 }
 
+/** A confirm channel to a durable queue on a connection of its own; `close` deletes the queue and disconnects. */
+export async function rawAmqpPublisher(url: string, queue: string): Promise<{ channel: ConfirmChannel; close(): Promise<void> }> {
+  const connection = await connect(url);
+  const channel = await openPublisher(connection, queue);
+  return {
+    channel,
+    close: async () => {
+      await channel.deleteQueue(queue).catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
+
 /** A persistent publish to a durable queue, each confirmed before the next. */
 export async function rawAmqpSender(url: string, queue: string, body: Buffer): Promise<RawSender> {
-  const connection = await connect(url);
-  const publisher = await openPublisher(connection, queue);
+  const { channel, close } = await rawAmqpPublisher(url, queue);
   return {
     send: () =>
       new Promise<void>((resolve, reject) => {
-        publisher.sendToQueue(queue, body, PUBLISH_OPTIONS, (err) => (err ? reject(err) : resolve()));
+        channel.sendToQueue(queue, body, PUBLISH_OPTIONS, (err) => (err ? reject(err) : resolve()));
       }),
-    close: async () => {
-      await publisher.deleteQueue(queue).catch(() => undefined);
-      await connection.close().catch(() => undefined);
-    },
+    close,
   };
 }
 

@@ -2,10 +2,10 @@ import { fork } from "node:child_process";
 import { once } from "node:events";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect } from "amqplib";
-import { Redis } from "ioredis";
 import { Message } from "troupe";
 import { offer } from "./offer.js";
+import { PUBLISH_OPTIONS, rawAmqpPublisher } from "./raw-amqp.js";
+import { rawRedisClient } from "./raw-redis.js";
 import type { BrokerKind } from "./settings.js";
 import { percentile } from "./stats.js";
 
@@ -50,7 +50,7 @@ interface RawProducer {
 }
 
 async function redisProducer(url: string, key: string, body: (sentAt: number) => string): Promise<RawProducer> {
-  const redis = new Redis(url);
+  const { redis, close } = rawRedisClient(url, key);
   await redis.del(key);
   return {
     send: (count, sentAt) => {
@@ -59,26 +59,18 @@ async function redisProducer(url: string, key: string, body: (sentAt: number) =>
       for (let i = 0; i < count; i++) pipeline.rpush(key, text);
       return pipeline.exec();
     },
-    close: async () => {
-      await redis.del(key).catch(() => undefined);
-      redis.disconnect();
-    },
+    close,
   };
 }
 
 async function amqpProducer(url: string, queue: string, body: (sentAt: number) => string): Promise<RawProducer> {
-  const connection = await connect(url);
-  const channel = await connection.createConfirmChannel();
-  await channel.assertQueue(queue, { durable: true });
+  const { channel, close } = await rawAmqpPublisher(url, queue);
   return {
     send: (count, sentAt) => {
       const content = Buffer.from(body(sentAt));
-      for (let i = 0; i < count; i++) channel.sendToQueue(queue, content, { persistent: true, contentType: "application/json" });
+      for (let i = 0; i < count; i++) channel.sendToQueue(queue, content, PUBLISH_OPTIONS);
       return channel.waitForConfirms();
     },
-    close: async () => {
-      await channel.deleteQueue(queue).catch(() => undefined);
-      await connection.close().catch(() => undefined);
-    },
+    close,
   };
 }

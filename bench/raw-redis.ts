@@ -23,16 +23,22 @@ export interface RawSender {
   close(): Promise<void>;
 }
 
-/** One RPUSH per message, as Troupe keeps one list entry per message. */
-export function rawRedisSender(url: string, key: string, body: string): RawSender {
+/** A connection of its own for a raw loop on `key`; `close` deletes the key and disconnects. */
+export function rawRedisClient(url: string, key: string): { redis: Redis; close(): Promise<void> } {
   const redis = new Redis(url);
   return {
-    send: () => redis.rpush(key, body),
+    redis,
     close: async () => {
       await redis.del(key).catch(() => undefined);
       redis.disconnect();
     },
   };
+}
+
+/** One RPUSH per message, as Troupe keeps one list entry per message. */
+export function rawRedisSender(url: string, key: string, body: string): RawSender {
+  const { redis, close } = rawRedisClient(url, key);
+  return { send: () => redis.rpush(key, body), close };
 }
 
 /**

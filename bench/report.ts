@@ -8,8 +8,7 @@ import type { RssReading } from "./worker-process.js";
 
 export interface BrokerResult {
   broker: BrokerKind;
-  /** The raw client loop on the same broker, with the prefetch the worker uses. */
-  /** The raw loops' figures; `singleEnqueue` is the raw sender measured alternately with Troupe's single sends. */
+  /** The raw client loops on the same broker, with the prefetch the worker uses; `singleEnqueue` is the raw sender measured alternately with Troupe's single sends. */
   raw: RawFigures & { singleEnqueue: number; prefetch: number };
   enqueue: { single: number; batched: number };
   idle: { processes: number; threads: number; rss: RssReading }[];
