@@ -4,9 +4,10 @@ import { fileURLToPath } from "node:url";
 
 /** The repository root (tests run from dist/test/...). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-/** Dramatiq's spec and golden data, beside the repository. */
-export const dramatiqDir = join(repoRoot, "..", "shared", "dramatiq");
+/** Dramatiq's spec and golden data, copied into the repository (test/golden/README.md; never read from outside). */
+export const dramatiqDir = join(repoRoot, "test", "golden");
 export const goldenDir = join(dramatiqDir, "golden-basic");
+export const goldenMemcachedDir = join(dramatiqDir, "golden-memcached");
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/0";
 export const AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672/";
