@@ -1,7 +1,7 @@
 /** The Troupe operator as a library (`troupe/operator`): run it in-process, or reuse its scaling decision. */
 export { Operator, type OperatorOptions } from "./operator.js";
-export { decideReplicas, type Observation, type Recommendation, type ScaleDecision, type ScaleInput, type ScaleReason } from "./scaling/decide.js";
-export { PoolAutoscaler, type AutoscalerDecision, type PoolObservation } from "./scaling/autoscaler.js";
+export { decideReplicas, type ScaleSignals, type Recommendation, type ScaleDecision, type ScaleInput, type ScaleReason } from "./scaling/decide.js";
+export { SizeDecider, type SizeDecision, type BacklogReading } from "./scaling/size-decider.js";
 export { measureThroughputPerReplica, type ThroughputSample } from "./scaling/throughput.js";
 export { deletionCosts, POD_DELETION_COST, type PodLoad } from "./scaling/deletion-cost.js";
 export { LocalRunner, type LocalRunnerOptions } from "./local/runner.js";

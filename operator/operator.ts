@@ -18,7 +18,7 @@ import { EventRecorder } from "./runtime/events.js";
 import { startHttpServer } from "./runtime/http-server.js";
 import { LeaderElector, type LeaderElectionOptions } from "./runtime/leader-election.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
-import { PoolScaler } from "./scaling/pool-scaler.js";
+import { BacklogSizer } from "./scaling/backlog-sizer.js";
 
 export interface OperatorOptions {
   kubeConfig: k8s.KubeConfig;
@@ -78,7 +78,7 @@ export class Operator extends EventEmitter {
       events: new EventRecorder(this.api, "troupe.dev/operator", options.leaderElection?.identity ?? hostname()),
       metrics: this.metrics,
       connections: this.connections,
-      scaler: new PoolScaler(this.connections),
+      scaler: new BacklogSizer(this.connections),
       pools: (ns) => this.cached<WorkerPool & KubeObject>(WORKERPOOLS, ns),
       actors: (ns) => this.cached<ActorResource & KubeObject>(ACTORS, ns),
       pipelines: (ns) => this.cached<PipelineResource & KubeObject>(PIPELINES, ns),

@@ -4,7 +4,7 @@ import type { BrokerConnections } from "../brokers/connections.js";
 import type { KubeApi } from "../kube/api.js";
 import type { EventRecorder } from "../runtime/events.js";
 import type { OperatorMetrics } from "../runtime/metrics.js";
-import type { PoolScaler } from "../scaling/pool-scaler.js";
+import type { BacklogSizer } from "../scaling/backlog-sizer.js";
 
 /** What the controllers share: API access, broker connections, the informer caches, observability. */
 export interface OperatorContext {
@@ -12,7 +12,7 @@ export interface OperatorContext {
   events: EventRecorder;
   metrics: OperatorMetrics;
   connections: BrokerConnections;
-  scaler: PoolScaler;
+  scaler: BacklogSizer;
   /** Cached WorkerPools / Actors / Pipelines of a namespace (from the informers). */
   pools(namespace: string): WorkerPool[];
   actors(namespace: string): ActorResource[];

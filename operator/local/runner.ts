@@ -10,7 +10,7 @@ import { poolQueues } from "../controllers/workerpool-controller.js";
 import { ACTORS_FILE } from "../resources/labels.js";
 import { workerArgs } from "../resources/workerpool.js";
 import { totalProcessed } from "../scaling/pod-load.js";
-import { PoolScaler } from "../scaling/pool-scaler.js";
+import { BacklogSizer } from "../scaling/backlog-sizer.js";
 import { LocalPipelines } from "./local-pipelines.js";
 import { LocalPool } from "./local-pool.js";
 import type { LocalManifests } from "./manifests.js";
@@ -35,13 +35,13 @@ interface RunningPool {
 }
 
 /**
- * `troupe up`: the WorkerPool reconciler's scaling half (same PoolScaler, same decision function) driving local worker
+ * `troupe up`: the WorkerPool reconciler's scaling half (same BacklogSizer, same decision function) driving local worker
  * processes instead of a Deployment. Actor manifests become the overrides file the replicas watch; Pipelines run
  * through the operator's pipeline engine.
  */
 export class LocalRunner {
   private readonly connections: BrokerConnections;
-  private readonly scaler: PoolScaler;
+  private readonly scaler: BacklogSizer;
   private readonly running: RunningPool[] = [];
   private workDir: string | undefined;
   private pipelines: LocalPipelines | undefined;
@@ -52,7 +52,7 @@ export class LocalRunner {
     private readonly options: LocalRunnerOptions,
   ) {
     this.connections = new BrokerConnections(options.brokerFactory);
-    this.scaler = new PoolScaler(this.connections);
+    this.scaler = new BacklogSizer(this.connections);
   }
 
   /** Check every pool, then start them; throws a clear error before starting anything when a manifest is unusable. */

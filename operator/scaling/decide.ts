@@ -1,7 +1,7 @@
 import type { AutoscalingSpec } from "../api/types.js";
 
-/** What the operator saw of a pool's queues in one poll. */
-export interface Observation {
+/** The signals one decision is made from: the backlog seen in one poll and the measured drain rate. */
+export interface ScaleSignals {
   /**
    * Messages that need a worker now: ready + in-flight over the pool's queues. `undefined` when the broker could not
    * be read (unreachable, timed out, no credentials): the decision then holds the current size.
@@ -24,7 +24,7 @@ export type ScaleReason = "MetricsUnavailable" | "Idle" | "DelayedMessages" | "B
 
 export interface ScaleInput {
   spec: AutoscalingSpec;
-  observation: Observation;
+  observation: ScaleSignals;
   currentReplicas: number;
   /** ms since the epoch. */
   now: number;
@@ -78,7 +78,7 @@ export function decideReplicas(input: ScaleInput): ScaleDecision {
   };
 }
 
-function recommend(spec: AutoscalingSpec, observation: Observation, backlog: number): { replicas: number; reason: ScaleReason; message: string } {
+function recommend(spec: AutoscalingSpec, observation: ScaleSignals, backlog: number): { replicas: number; reason: ScaleReason; message: string } {
   const atLeastOne = Math.max(spec.minReplicas, 1);
   if (backlog === 0) {
     if ((observation.delayed ?? 0) > 0) {

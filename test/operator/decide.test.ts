@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { AutoscalingSpec } from "../../operator/api/types.js";
-import { PoolAutoscaler } from "../../operator/scaling/autoscaler.js";
-import { decideReplicas, type Observation, type Recommendation } from "../../operator/scaling/decide.js";
+import { SizeDecider } from "../../operator/scaling/size-decider.js";
+import { decideReplicas, type ScaleSignals, type Recommendation } from "../../operator/scaling/decide.js";
 import { deletionCosts } from "../../operator/scaling/deletion-cost.js";
 import { measureThroughputPerReplica } from "../../operator/scaling/throughput.js";
 
@@ -19,7 +19,7 @@ const spec = (over: Partial<AutoscalingSpec> = {}): AutoscalingSpec => ({
 const T = 1_700_000_000_000;
 
 describe("decideReplicas: table", () => {
-  const cases: { name: string; spec?: Partial<AutoscalingSpec>; obs: Observation; current: number; history?: Recommendation[]; want: number; reason: string }[] = [
+  const cases: { name: string; spec?: Partial<AutoscalingSpec>; obs: ScaleSignals; current: number; history?: Recommendation[]; want: number; reason: string }[] = [
     { name: "idle pool stays at zero", obs: { backlog: 0 }, current: 0, want: 0, reason: "Steady" },
     { name: "backlog on an idle pool scales up at once", obs: { backlog: 1 }, current: 0, want: 1, reason: "Backlog" },
     { name: "backlog per replica", obs: { backlog: 450 }, current: 1, want: 5, reason: "Backlog" },
@@ -191,7 +191,7 @@ describe("decideReplicas: properties", () => {
 
 describe("scale to zero and back", () => {
   test("a pool follows a backlog up, holds, and returns to zero after the window", () => {
-    const autoscaler = new PoolAutoscaler();
+    const autoscaler = new SizeDecider();
     const s = spec({ scaleDownStabilizationSeconds: 20, maxReplicas: 5 });
     const steps: [number, number][] = [
       [0, 0],
@@ -212,7 +212,7 @@ describe("scale to zero and back", () => {
   });
 
   test("a new autoscaler (a new leader) does not shrink before a full down window", () => {
-    const autoscaler = new PoolAutoscaler();
+    const autoscaler = new SizeDecider();
     const s = spec({ scaleDownStabilizationSeconds: 30 });
     assert.equal(autoscaler.decide(s, { backlog: 0 }, 4, T).replicas, 4);
     assert.equal(autoscaler.decide(s, { backlog: 0 }, 4, T + 20_000).replicas, 4);
@@ -220,7 +220,7 @@ describe("scale to zero and back", () => {
   });
 
   test("an outage in the middle of a drain holds the size", () => {
-    const autoscaler = new PoolAutoscaler();
+    const autoscaler = new SizeDecider();
     const s = spec({ scaleDownStabilizationSeconds: 0 });
     assert.equal(autoscaler.decide(s, { backlog: 300 }, 0, T).replicas, 3);
     assert.equal(autoscaler.decide(s, { backlog: undefined }, 3, T + 5000).replicas, 3);

@@ -2,37 +2,40 @@ import type { AutoscalingSpec } from "../api/types.js";
 import { decideReplicas, type Recommendation, type ScaleDecision } from "./decide.js";
 import { measureThroughputPerReplica, type ThroughputSample } from "./throughput.js";
 
-export interface PoolObservation {
+/** What was read of one pool's work in one poll, before any throughput is derived from it. */
+export interface BacklogReading {
+  /** Ready + in-flight messages; undefined when the broker could not be read. */
   backlog: number | undefined;
   delayed?: number;
   processed?: number;
 }
 
-export interface AutoscalerDecision extends ScaleDecision {
+/** A decision plus the throughput per replica it was computed with. */
+export interface SizeDecision extends ScaleDecision {
   throughputPerReplica: number | undefined;
 }
 
 /**
- * The memory of one pool's scaling: recommendation history and throughput samples around the pure `decideReplicas`.
+ * Decides one pool's size, remembering what it needs between polls: recommendation history and throughput samples around the pure `decideReplicas`.
  * Shared by the Kubernetes controller and `troupe up`. A new instance (a new leader) starts with the current size
  * as its history, so a failover never shrinks a pool before a full scale-down window has passed.
  */
-export class PoolAutoscaler {
+export class SizeDecider {
   private history: Recommendation[] | undefined;
   private samples: ThroughputSample[] = [];
 
   constructor(private readonly sampleWindowMs = 60_000) {}
 
-  decide(spec: AutoscalingSpec, observation: PoolObservation, currentReplicas: number, now: number = Date.now()): AutoscalerDecision {
+  decide(spec: AutoscalingSpec, reading: BacklogReading, currentReplicas: number, now: number = Date.now()): SizeDecision {
     this.history ??= [{ time: now, replicas: currentReplicas }];
-    if (observation.backlog !== undefined) {
-      this.samples.push({ time: now, backlog: observation.backlog, replicas: currentReplicas, processed: observation.processed });
+    if (reading.backlog !== undefined) {
+      this.samples.push({ time: now, backlog: reading.backlog, replicas: currentReplicas, processed: reading.processed });
       this.samples = this.samples.filter((s) => s.time > now - this.sampleWindowMs);
     }
     const throughputPerReplica = measureThroughputPerReplica(this.samples);
     const decision = decideReplicas({
       spec,
-      observation: { backlog: observation.backlog, delayed: observation.delayed, throughputPerReplica },
+      observation: { backlog: reading.backlog, delayed: reading.delayed, throughputPerReplica },
       currentReplicas,
       now,
       history: this.history,

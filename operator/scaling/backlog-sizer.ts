@@ -1,10 +1,10 @@
 import type { QueueStats } from "../../worker/broker.js";
 import type { AutoscalingSpec } from "../api/types.js";
 import type { BrokerConnections } from "../brokers/connections.js";
-import { PoolAutoscaler, type AutoscalerDecision } from "./autoscaler.js";
+import { SizeDecider, type SizeDecision } from "./size-decider.js";
 
 export interface PoolEvaluation {
-  decision: AutoscalerDecision;
+  decision: SizeDecision;
   /** Per-queue depth, when the broker answered. */
   stats?: QueueStats[];
   /** Why the depth is missing (broker unreachable, no credentials). */
@@ -12,11 +12,11 @@ export interface PoolEvaluation {
 }
 
 /**
- * Observe a pool's queues and decide its size: the half of the WorkerPool reconciler that the Kubernetes controller
- * and `troupe up` share. Keeps one autoscaler (history, throughput samples) per pool key.
+ * Reads each pool's backlog from its broker and sizes the pool: the half of the WorkerPool reconciler that the Kubernetes controller
+ * and `troupe up` share. Keeps one SizeDecider (history, throughput samples) per pool key.
  */
-export class PoolScaler {
-  private readonly autoscalers = new Map<string, PoolAutoscaler>();
+export class BacklogSizer {
+  private readonly deciders = new Map<string, SizeDecider>();
 
   constructor(private readonly connections: BrokerConnections) {}
 
@@ -40,20 +40,20 @@ export class PoolScaler {
         error = err instanceof Error ? err : new Error(String(err));
       }
     }
-    let autoscaler = this.autoscalers.get(args.key);
-    if (!autoscaler) {
-      autoscaler = new PoolAutoscaler();
-      this.autoscalers.set(args.key, autoscaler);
+    let decider = this.deciders.get(args.key);
+    if (!decider) {
+      decider = new SizeDecider();
+      this.deciders.set(args.key, decider);
     }
-    const observation = stats
+    const reading = stats
       ? { backlog: sum(stats, (s) => s.ready + s.inFlight), delayed: sum(stats, (s) => s.delayed), processed: args.processed }
       : { backlog: undefined };
-    const decision = autoscaler.decide(args.spec, observation, args.currentReplicas, args.now ?? Date.now());
+    const decision = decider.decide(args.spec, reading, args.currentReplicas, args.now ?? Date.now());
     return { decision, stats, error };
   }
 
   forget(key: string): void {
-    this.autoscalers.delete(key);
+    this.deciders.delete(key);
   }
 }
 
