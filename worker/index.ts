@@ -23,6 +23,10 @@ export { Worker, defaultPrefetch, type WorkerOptions } from "./runtime/worker.js
 export { encodeJson, decodeJson, type JsonValue } from "./encoder.js";
 export { ChurnMap, ChurnSet } from "./churn.js";
 export { qName, dqName, xqName } from "./queues.js";
+export { deadLetterStore } from "./dead-letters/store.js";
+export { RedisDeadLetters } from "./brokers/redis/dead-letters.js";
+export { RabbitmqDeadLetters } from "./brokers/rabbitmq/dead-letters.js";
+export type { DeadLetterStore, DeadLetterEntry, DeadLetterFilter, DeadLetterPage, ListOptions, RequeueOptions, RequeueResult, PurgeOptions } from "./dead-letters/types.js";
 export { redactUrl, getLogger, setLogSink, setLogLevel } from "./logging.js";
 export * from "./errors.js";
 export { AgeLimit } from "./middleware/age-limit.js";

@@ -100,6 +100,11 @@ export class RabbitmqBroker extends Broker {
     return consumer;
   }
 
+  /** A connection of its own for a tool that holds deliveries unacked while it browses (the dead-letter tools). */
+  openDedicatedConnection(role: string): Promise<RecoveringChannelModel> {
+    return openConnection(this.settings, role);
+  }
+
   /** Consumers share a connection of their own, so a publisher blocked by flow control never stalls acks. */
   private async consumerChannel(): Promise<Channel> {
     if (!this.consumeConnection) {
@@ -202,7 +207,8 @@ function toPublication(message: Message): Publication {
   return { routingKey: message.queueName, body: Buffer.from(message.encode()), priority: priority ?? undefined };
 }
 
-function toDeadLetter(got: GetMessage): DeadLetter {
+/** A dead letter from a `q.XQ` delivery: its body as read, and when and why it died from the `x-death` headers. */
+export function toDeadLetter(got: Pick<GetMessage, "content" | "properties">): DeadLetter {
   const raw = got.content.toString("utf8");
   let message: Message | undefined;
   try {

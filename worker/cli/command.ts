@@ -2,6 +2,8 @@
 export interface Command {
   readonly summary: string;
   readonly help: string;
+  /** Help of a subcommand named in argv (`troupe dead-letters requeue --help`), when the command has some. */
+  helpFor?(argv: string[]): string | undefined;
   run(argv: string[]): Promise<number>;
 }
 

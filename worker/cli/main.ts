@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ default:
   worker: { summary: "run worker processes for actor modules", load: () => import("./commands/worker.js") },
   enqueue: { summary: "send one message without writing code", load: () => import("./commands/enqueue.js") },
   queues: { summary: "show ready / delayed / in-flight / dead-lettered counts per queue", load: () => import("./commands/queues.js") },
+  "dead-letters": { summary: "list, show, requeue or purge dead-lettered messages", load: () => import("./commands/dead-letters.js") },
   demo: { summary: "run a local demo on the in-memory broker", load: () => import("./commands/demo.js") },
   operator: { summary: "run the Kubernetes operator", load: () => importCommand("../../operator/cli/operator-command.js") },
   up: { summary: "run WorkerPool manifests on this machine, without Kubernetes", load: () => importCommand("../../operator/cli/up-command.js") },
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = (await entry.load()).default;
   if (rest.includes("--help") || rest.includes("-h")) {
-    console.log(command.help);
+    console.log(command.helpFor?.(rest) ?? command.help);
     return 0;
   }
   try {

@@ -8,9 +8,11 @@ import type { Redis } from "ioredis";
 const SCRIPT_DIR = new URL("../../../../worker/brokers/redis/", import.meta.url);
 
 const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "requeue", "promote", "purge", "maintenance", "stats"] as const;
+/** Scripts of the dead-letter tools (worker/brokers/redis/dead-letters.ts). */
+const DEAD_LETTER_SCRIPTS = ["dead-letters-requeue", "dead-letters-delete"] as const;
 /** Rate-limit scripts with their key count (undefined: the caller passes it, for variable key lists). */
 const RATE_LIMIT_SCRIPTS = { "rate-limit-adjust": 1, "rate-limit-incr-and-sum": undefined } as const;
-type ScriptName = (typeof BROKER_SCRIPTS)[number] | keyof typeof RATE_LIMIT_SCRIPTS;
+type ScriptName = (typeof BROKER_SCRIPTS)[number] | (typeof DEAD_LETTER_SCRIPTS)[number] | keyof typeof RATE_LIMIT_SCRIPTS;
 
 const sources = new Map<ScriptName, string>();
 
@@ -41,6 +43,12 @@ export interface BrokerCommands {
   troupeStats(ns: string, queue: string): Promise<[number, number, number, number]>;
 }
 
+/** KEYS[1] = namespace, ARGV[1] = canonical queue, then the script's items. */
+export interface DeadLetterCommands {
+  troupeDeadLettersRequeue(ns: string, queue: string, ...triples: string[]): Promise<number>;
+  troupeDeadLettersDelete(ns: string, queue: string, ...ids: string[]): Promise<number>;
+}
+
 export interface RateLimitCommands {
   troupeRateLimitAdjust(key: string, amount: number, bound: number, ttl: number, mode: "max" | "min"): Promise<number>;
   troupeRateLimitIncrAndSum(numberOfKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
@@ -59,6 +67,11 @@ export function withBrokerScripts(client: Redis): Redis & BrokerCommands {
     client.defineCommand(commandName(name), { lua: source(name), numberOfKeys: 1, readOnly: name === "stats" });
   }
   return client as Redis & BrokerCommands;
+}
+
+export function withDeadLetterScripts(client: Redis): Redis & DeadLetterCommands {
+  for (const name of DEAD_LETTER_SCRIPTS) client.defineCommand(commandName(name), { lua: source(name), numberOfKeys: 1 });
+  return client as Redis & DeadLetterCommands;
 }
 
 export function withRateLimitScripts(client: Redis): Redis & RateLimitCommands {
