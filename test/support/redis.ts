@@ -61,8 +61,9 @@ export class OwnRedisServer {
     return `redis://127.0.0.1:${this.port}/0`;
   }
 
-  async start(): Promise<void> {
-    this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", this.dir], { stdio: "ignore" });
+  /** `extra` are more redis-server arguments for this run (e.g. `["--databases", "4"]`). */
+  async start(extra: string[] = []): Promise<void> {
+    this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", this.dir, ...extra], { stdio: "ignore" });
     const probe = redisClient(this.url);
     probe.on("error", () => undefined);
     try {

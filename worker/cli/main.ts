@@ -4,6 +4,9 @@ import { readFileSync } from "node:fs";
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { getLogger } from "../logging.js";
+import { ConnectionFailed } from "../errors.js";
+import { setUnusableDatabaseHandler } from "../brokers/redis/connection.js";
+import { EXIT_BROKER_UNREACHABLE } from "../runtime/supervisor.js";
 
 /** The operator lives in its own folder; resolving it at run time keeps the worker build independent of it. */
 function importCommand(relative: string): Promise<{ default: Command }> {
@@ -43,6 +46,12 @@ async function main(argv: string[]): Promise<number> {
     console.error(`troupe: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
+  // A Redis db the server refuses is a broker the command cannot use: at boot or on a later reconnect, every
+  // command stops with the broker-unreachable code rather than carrying on in db 0.
+  setUnusableDatabaseHandler((err) => {
+    console.error(`troupe ${name}: ${err.message}`);
+    process.exit(EXIT_BROKER_UNREACHABLE);
+  });
   const command = (await entry.load()).default;
   if (rest.includes("--help") || rest.includes("-h")) {
     console.log(command.helpFor?.(rest) ?? command.help);
@@ -57,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     }
     getLogger("cli").critical(`troupe ${name} failed`, { err });
     console.error(`troupe ${name}: ${(err as Error).message ?? err}`);
-    return 1;
+    return err instanceof ConnectionFailed ? EXIT_BROKER_UNREACHABLE : 1;
   }
 }
 

@@ -60,11 +60,37 @@ export function duplicateRedisClient(client: Redis, purpose: string, url: string
 
 const lastError = new WeakMap<Redis, Error>();
 
+/**
+ * What happens when a connection's SELECT is refused, at boot or on any reconnect: the library logs it and stops
+ * the client (its commands then fail instead of silently using db 0); the CLI replaces this to exit with code 3.
+ */
+let onUnusableDatabase: (err: ConnectionFailed) => void = () => undefined;
+
+export function setUnusableDatabaseHandler(handler: (err: ConnectionFailed) => void): void {
+  onUnusableDatabase = handler;
+}
+
+/**
+ * ioredis sends SELECT on every (re)connection and only emits its failure as an `error` event, then carries on
+ * in db 0. A refused SELECT (db out of range) is a configuration error, not an outage: stop the client.
+ */
+function isRefusedSelect(err: Error): boolean {
+  return err.name === "ReplyError" && (err as Error & { command?: { name?: string } }).command?.name === "select";
+}
+
 function watchRedisClient(client: Redis, purpose: string, url: string): Redis {
   const where = redactUrl(url);
   let healthy = true;
   client.on("error", (err: Error) => {
     lastError.set(client, err);
+    if (isRefusedSelect(err)) {
+      const failure = new ConnectionFailed(`Redis at ${where} refused the database: ${err.message}`, { cause: err });
+      lastError.set(client, failure);
+      client.disconnect();
+      log.critical("redis refused the database in the URL; not falling back to db 0", { purpose, url: where, err });
+      onUnusableDatabase(failure);
+      return;
+    }
     if (!healthy) return;
     healthy = false;
     log.warn("redis connection lost; reconnecting", { purpose, url: where, err });
@@ -83,8 +109,12 @@ export async function connectRedis(client: Redis, url: string | undefined): Prom
   try {
     if (client.status === "wait") await client.connect();
     else await client.ping();
+    // A refused SELECT arrives before "ready" but does not fail connect(): check for it.
+    const refused = lastError.get(client);
+    if (refused instanceof ConnectionFailed) throw refused;
   } catch (err) {
     const cause = lastError.get(client) ?? err;
+    if (cause instanceof ConnectionFailed) throw cause;
     client.disconnect();
     throw new ConnectionFailed(`cannot connect to Redis at ${redactUrl(url ?? DEFAULT_REDIS_URL)}: ${(cause as Error).message}`, { cause });
   }
