@@ -1,8 +1,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createBroker } from "troupe";
+import { createBroker, RedisBroker } from "troupe";
+import { Redis } from "ioredis";
 import { cliPath, fixture, REDIS_URL, uniqueName } from "../support/env.js";
+import { deleteNamespace } from "../support/redis.js";
 
 interface Run {
   code: number | null;
@@ -74,5 +76,56 @@ describe("troupe CLI", () => {
     const broker = createBroker(REDIS_URL);
     await broker.purge(queue);
     await broker.close();
+  });
+});
+
+describe("troupe CLI: the first hour's silent failures", () => {
+  test("thread, process and concurrency counts outside their range are refused with the range, negative ones too", async () => {
+    for (const [flag, value, range] of [["-t", "100000", "1 to 256"], ["-t", "-3", "1 to 256"], ["-p", "0", "1 to 256"], ["-c", "-1", "1 to 10000"]] as const) {
+      const run = await troupe(["worker", fixture("process-actors"), flag, value, "-b", REDIS_URL]);
+      assert.equal(run.code, 2, `${flag} ${value}`);
+      assert.match(run.stderr, new RegExp(`must be an integer from ${range}, got "${value}"`));
+    }
+  });
+
+  test("a separate command on the memory broker is an error, whether the URL is missing, empty or memory://", async () => {
+    for (const env of [{ TROUPE_BROKER_URL: "" }, { TROUPE_BROKER_URL: "memory://" }]) {
+      for (const args of [["enqueue", "add", "-q", "x"], ["queues"]]) {
+        const run = await troupe(args, env);
+        assert.equal(run.code, 2, `${args.join(" ")} with ${JSON.stringify(env)}`);
+        assert.match(run.stderr, /needs a broker that other processes share/);
+      }
+    }
+  });
+
+  test("enqueue takes the queue from the actor's module, refuses a contradicting -q, and warns without either", async () => {
+    const queue = uniqueName("cli_module_queue");
+    const namespace = uniqueName("cli_ns");
+    const env = { TEST_QUEUE: queue, TROUPE_REDIS_NAMESPACE: namespace };
+    const broker = new RedisBroker(REDIS_URL, { namespace });
+    try {
+      const ownQueue = await troupe(["enqueue", "proc_record", "-m", fixture("process-actors"), "--args", '["x"]', "-b", REDIS_URL], env);
+      assert.equal(ownQueue.code, 0, ownQueue.stderr);
+      assert.equal((JSON.parse(ownQueue.stdout) as { queue_name: string }).queue_name, queue);
+      await broker.connect();
+      assert.equal((await broker.queueStats(queue)).ready, 1);
+      const wrong = await troupe(["enqueue", "proc_record", "-m", fixture("process-actors"), "-q", "elsewhere", "-b", REDIS_URL], env);
+      assert.equal(wrong.code, 2);
+      assert.match(wrong.stderr, new RegExp(`consumes queue "${queue}", not "elsewhere"`));
+      // A closed port: the warning comes before the send, and nothing lands in a shared "default" queue.
+      const unnamed = await troupe(["enqueue", "cli_nobody_runs_this", "-b", "redis://127.0.0.1:1/0"]);
+      assert.match(unnamed.stderr, /no --queue or --module given: sending "cli_nobody_runs_this" to queue "default"/);
+    } finally {
+      await broker.close();
+      const client = new Redis(REDIS_URL);
+      await deleteNamespace(client, namespace);
+      await client.quit();
+    }
+  });
+
+  test("-Q naming a queue no declared actor consumes exits 2 and names what is served", async () => {
+    const run = await troupe(["worker", fixture("process-actors"), "-Q", "nobody_serves_this", "-p", "1", "-b", REDIS_URL]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /no declared actor consumes queue\(s\) nobody_serves_this given with -Q/);
   });
 });

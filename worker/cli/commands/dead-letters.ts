@@ -4,7 +4,7 @@ import { createBroker } from "../../brokers/factory.js";
 import { deadLetterStore } from "../../dead-letters/store.js";
 import type { DeadLetterEntry, DeadLetterFilter, DeadLetterStore } from "../../dead-letters/types.js";
 import { qName } from "../../queues.js";
-import { intOption, numberOption, parse } from "../args.js";
+import { intOption, numberOption, parse, sharedBrokerUrlOption } from "../args.js";
 import { UsageError, type Command } from "../command.js";
 import { durationOption, formatAge } from "../duration.js";
 import { ProgressBar } from "../progress-bar.js";
@@ -223,7 +223,7 @@ const command: Command = {
     const { values, positionals } = parse(rest, OPTIONS);
     if (sub !== "show" && sub !== "requeue" && sub !== "purge" && positionals.length) throw new UsageError(`${sub} takes no positional arguments`);
     const queue = qName(values.queue ?? "default");
-    const broker: Broker = createBroker(values.broker);
+    const broker: Broker = createBroker(sharedBrokerUrlOption(values.broker, "troupe dead-letters"));
     const store = deadLetterStore(broker);
     try {
       return await run(sub, positionals, values, store, queue);

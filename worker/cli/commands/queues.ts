@@ -1,6 +1,6 @@
 import type { QueueStats } from "../../broker.js";
 import { createBroker } from "../../brokers/factory.js";
-import { listOption, parse } from "../args.js";
+import { listOption, parse, sharedBrokerUrlOption } from "../args.js";
 import type { Command } from "../command.js";
 
 const help = `Usage: troupe queues [options]
@@ -10,7 +10,7 @@ broker (the operator measures queue depth with the same code).
 
 Options:
   -Q, --queues Q[,Q...]  queues to show (default: every queue found on the broker)
-  -b, --broker URL       broker URL (default: $TROUPE_BROKER_URL, else memory://)
+  -b, --broker URL       broker URL (default: $TROUPE_BROKER_URL)
       --json             print JSON instead of a table`;
 
 export function formatQueueTable(rows: QueueStats[]): string {
@@ -30,7 +30,7 @@ const command: Command = {
       broker: { type: "string", short: "b" },
       json: { type: "boolean" },
     }, false);
-    const broker = createBroker(values.broker);
+    const broker = createBroker(sharedBrokerUrlOption(values.broker, "troupe queues"));
     try {
       await broker.connect();
       const named = listOption(values.queues);

@@ -13,7 +13,9 @@ import { watchActorOverrides } from "../../runtime/overrides.js";
 import { closeResultBackend } from "../../results/global.js";
 import { closeRateLimiterBackend } from "../../rate-limits/global.js";
 import { startWorkerMetrics } from "../../metrics/server.js";
-import { intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
+import { brokerUrlOption, intOption, isMemoryBrokerUrl, listOption, modulePaths, numberOption, parse } from "../args.js";
+import { defaultRegistry } from "../../registry.js";
+import { qName } from "../../queues.js";
 import { UsageError, type Command } from "../command.js";
 
 const help = `Usage: troupe worker MODULE... [options]
@@ -39,6 +41,14 @@ Exit codes: 0 stopped cleanly, 1 killed, 2 bad arguments or a module failed to i
 
 const log = getLogger("cli.worker");
 
+/**
+ * Upper bounds that catch a typo before it boots: each thread is a V8 isolate of about 10 MB that boots in turn
+ * (-t 100000 once took minutes to reach 488 MB), each process a Node runtime of its own.
+ */
+const MAX_THREADS = 256;
+const MAX_PROCESSES = 256;
+const MAX_CONCURRENCY = 10_000;
+
 interface WorkerSettings {
   modules: string[];
   brokerUrl: string;
@@ -63,21 +73,31 @@ function settingsFrom(argv: string[]): WorkerSettings {
     "shutdown-timeout": { type: "string" },
   });
   if (positionals.length === 0) throw new UsageError("name at least one actor module");
-  const brokerUrl = values.broker ?? process.env.TROUPE_BROKER_URL ?? "memory://";
-  const inMemory = brokerUrl.startsWith("memory:");
-  const processes = intOption(values.processes, "processes", inMemory ? 1 : availableParallelism());
+  const brokerUrl = brokerUrlOption(values.broker);
+  const inMemory = isMemoryBrokerUrl(brokerUrl);
+  const processes = intOption(values.processes, "processes", inMemory ? 1 : availableParallelism(), 1, MAX_PROCESSES);
   if (inMemory && processes > 1) throw new UsageError("the memory broker lives in one process: use --processes 1 or a redis:// / amqp:// broker");
   return {
     modules: modulePaths(positionals),
     brokerUrl,
     processes,
-    threads: intOption(values.threads, "threads", 8),
-    concurrency: intOption(values.concurrency, "concurrency", 1),
+    threads: intOption(values.threads, "threads", 8, 1, MAX_THREADS),
+    concurrency: intOption(values.concurrency, "concurrency", 1, 1, MAX_CONCURRENCY),
     queues: listOption(values.queues),
     prefetch: values.prefetch === undefined ? undefined : intOption(values.prefetch, "prefetch", 1),
     lookahead: values.lookahead === undefined ? undefined : intOption(values.lookahead, "lookahead", 0, 0),
     shutdownTimeout: numberOption(values["shutdown-timeout"], "shutdown-timeout", 600) * 1000,
   };
+}
+
+/** Why the -Q queues cannot all be served (no declared actor consumes one of them), or undefined. */
+function unservedQueues(queues: string[]): string | undefined {
+  if (queues.length === 0) return undefined;
+  const declared = new Set(defaultRegistry.queues().map(qName));
+  const missing = queues.filter((q) => !declared.has(qName(q)));
+  if (missing.length === 0) return undefined;
+  const served = [...declared].join(", ") || "none";
+  return `no declared actor consumes queue(s) ${missing.join(", ")} given with -Q (the modules' actors consume: ${served})`;
 }
 
 /** Run one worker process here until SIGTERM/SIGINT; returns the exit code. */
@@ -106,6 +126,19 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     console.error(`troupe worker: an actor module failed to import: ${(err as Error).stack ?? err}`);
     await broker.close();
     return EXIT_BOOT_FAILURE;
+  }
+  const unserved = unservedQueues(settings.queues);
+  if (unserved) {
+    log.critical(unserved);
+    console.error(`troupe worker: ${unserved}`);
+    await broker.close();
+    return EXIT_BOOT_FAILURE;
+  }
+  if (defaultRegistry.queues().length === 0) {
+    log.warn("the actor modules declare no actors: this worker consumes no queue", { modules: settings.modules });
+  }
+  if (isMemoryBrokerUrl(settings.brokerUrl)) {
+    log.warn("running on the in-memory broker: no other process (troupe enqueue, a web server, another worker) can reach it; pass -b redis://… or amqp://… or set TROUPE_BROKER_URL", { broker: "memory://" });
   }
   const worker = new Worker(broker, {
     modules: settings.modules,
