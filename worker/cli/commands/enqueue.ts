@@ -54,9 +54,6 @@ const command: Command = {
     });
     if (positionals.length !== 1) throw new UsageError("name exactly one actor");
     const actorName = positionals[0]!;
-    const brokerUrl = sharedBrokerUrlOption(values.broker, "troupe enqueue");
-    const queue = await queueFor(actorName, values.queue, values.module ?? []);
-    if (!isValidQueueName(queue)) throw new UsageError(`invalid queue name "${queue}"`);
     const args = jsonOption(values.args, "args", []);
     const kwargs = jsonOption(values.kwargs, "kwargs", {});
     const options = jsonOption(values.options, "options", {});
@@ -65,6 +62,9 @@ const command: Command = {
     if (!isObject(kwargs)) throw new UsageError("--kwargs must be a JSON object");
     if (!isObject(options)) throw new UsageError("--options must be a JSON object");
     const delay = values.delay === undefined ? undefined : numberOption(values.delay, "delay", 0);
+    const brokerUrl = sharedBrokerUrlOption(values.broker, "troupe enqueue");
+    const queue = await queueFor(actorName, values.queue, values.module ?? []);
+    if (!isValidQueueName(queue)) throw new UsageError(`invalid queue name "${queue}"`);
     const broker = createBroker(brokerUrl);
     try {
       const message = new Message({
