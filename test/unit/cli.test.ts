@@ -122,10 +122,4 @@ describe("troupe CLI: the first hour's silent failures", () => {
       await client.quit();
     }
   });
-
-  test("-Q naming a queue no declared actor consumes exits 2 and names what is served", async () => {
-    const run = await troupe(["worker", fixture("process-actors"), "-Q", "nobody_serves_this", "-p", "1", "-b", REDIS_URL]);
-    assert.equal(run.code, 2);
-    assert.match(run.stderr, /no declared actor consumes queue\(s\) nobody_serves_this given with -Q/);
-  });
 });

@@ -127,12 +127,11 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     await broker.close();
     return EXIT_BOOT_FAILURE;
   }
+  // A warning, not an error: a queue consumed only to dead-letter what lands there (unknown actors) is legitimate.
   const unserved = unservedQueues(settings.queues);
   if (unserved) {
-    log.critical(unserved);
-    console.error(`troupe worker: ${unserved}`);
-    await broker.close();
-    return EXIT_BOOT_FAILURE;
+    log.warn(unserved);
+    console.error(`troupe worker: warning: ${unserved}; its messages will be dead-lettered as unknown actors`);
   }
   if (defaultRegistry.queues().length === 0) {
     log.warn("the actor modules declare no actors: this worker consumes no queue", { modules: settings.modules });
