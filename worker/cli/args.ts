@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { resolve } from "node:path";
 import { existsSync } from "node:fs";
+import { DEFAULT_BROKER_URL } from "../brokers/factory.js";
 import { UsageError } from "./command.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -57,7 +58,7 @@ export function intOption(value: string | undefined, name: string, fallback: num
  * variable counts as unset, the same for every command.
  */
 export function brokerUrlOption(flag: string | undefined): string {
-  return flag || process.env.TROUPE_BROKER_URL || "memory://";
+  return flag || process.env.TROUPE_BROKER_URL || DEFAULT_BROKER_URL;
 }
 
 export function isMemoryBrokerUrl(url: string): boolean {

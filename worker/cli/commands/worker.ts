@@ -195,7 +195,7 @@ const command: Command = {
   help,
   async run(argv) {
     const settings = settingsFrom(argv);
-    if (cluster.isWorker || settings.brokerUrl.startsWith("memory:")) return runWorkerProcess(settings);
+    if (cluster.isWorker || isMemoryBrokerUrl(settings.brokerUrl)) return runWorkerProcess(settings);
     let stopMetrics: () => Promise<void> = async () => undefined;
     return supervise({
       processes: settings.processes,
