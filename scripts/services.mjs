@@ -1,6 +1,8 @@
 /**
- * Make sure the brokers the tests talk to are listening on loopback: reuse servers already on 127.0.0.1:6379 and
- * :5672, otherwise start them, installing Debian's redis-server / rabbitmq-server first when missing.
+ * Make sure the services the tests talk to are there: reuse servers already listening on 127.0.0.1 (Redis :6379,
+ * RabbitMQ :5672, memcached :11211), otherwise start them, installing the Debian package first when missing; and
+ * make sure Debian's Chromium is installed for the browser tests (driven with the system executable, never a
+ * downloaded browser).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -66,12 +68,40 @@ export async function ensureRabbitmq() {
   return "started";
 }
 
+export async function ensureMemcached() {
+  if (await listening(11211)) return "reused";
+  if (!which("memcached", ["/usr/bin/memcached"])) aptInstall("memcached");
+  const bin = which("memcached", ["/usr/bin/memcached"]);
+  // memcached refuses to run as root unless told which user to become.
+  const user = process.getuid?.() === 0 ? ["-u", "nobody"] : [];
+  execFileSync(bin, ["-d", ...user, "-l", "127.0.0.1", "-p", "11211", "-U", "0", "-m", "256"], { stdio: "inherit" });
+  if (!(await waitForPort(11211, 20))) throw new Error("memcached did not start listening on 127.0.0.1:11211 within 20 s");
+  return "started";
+}
+
+export const CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
+
+/** The system Chromium's path (Debian's `chromium` package), installed when missing. */
+export function ensureChromium() {
+  const found = which("chromium", CHROMIUM_CANDIDATES);
+  if (found) return found;
+  aptInstall("chromium");
+  const installed = which("chromium", CHROMIUM_CANDIDATES);
+  if (!installed) throw new Error("Chromium is not installed and apt-get did not provide /usr/bin/chromium");
+  return installed;
+}
+
 export async function ensureServices() {
-  const results = await Promise.allSettled([ensureRedis(), ensureRabbitmq()]);
-  const [redis, rabbit] = results;
+  const chromium = (async () => ensureChromium())();
+  const results = await Promise.allSettled([ensureRedis(), ensureRabbitmq(), ensureMemcached(), chromium]);
+  const [redis, rabbit, memcached, browser] = results;
   const problems = results.filter((r) => r.status === "rejected").map((r) => r.reason.message);
   if (problems.length) throw new Error(`test services are not available:\n  - ${problems.join("\n  - ")}`);
-  console.error(`[services] redis ${redis.value} on 127.0.0.1:6379, rabbitmq ${rabbit.value} on 127.0.0.1:5672`);
+  process.env.TROUPE_CHROMIUM ??= browser.value;
+  console.error(
+    `[services] redis ${redis.value} on 127.0.0.1:6379, rabbitmq ${rabbit.value} on 127.0.0.1:5672, ` +
+      `memcached ${memcached.value} on 127.0.0.1:11211, chromium at ${browser.value}`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
