@@ -56,6 +56,29 @@ describe("redis broker with a Troupe worker", () => {
     await broker.purge("golden_q");
   });
 
+  test("a message body pushed straight onto the queue list (RPUSH, no hash entry) is dead-lettered with its bytes and a reason, not dropped", async () => {
+    const key = `${namespace}:golden_q`;
+    const body = JSON.stringify({ queue_name: "golden_q", actor_name: "record", args: ["pushed-raw"], kwargs: {}, options: {}, message_id: "raw-1", message_timestamp: 1 });
+    const notJson = '{"half": ';
+    await client.rpush(key, body, notJson, "bodiless-id");
+    const undecodableBefore = worker.stats.undecodable;
+    const { record } = await import(modules[0]!);
+    await record.send("after-raw");
+    await events.waitFor((e) => e.some((x) => x.kind === "record" && x.id === "after-raw"), "a message after the raw pushes");
+    await until(async () => (await broker.queueStats("golden_q")).dead === 2, "both pushed bodies dead-lettered");
+    await broker.join("golden_q");
+
+    assert.equal(await client.hget(`${key}.XQ.msgs`, "raw-1"), body, "kept byte for byte under its own message id");
+    assert.match((await client.hget(`${key}.XQ.reasons`, "raw-1")) ?? "", /message body instead of a message id/);
+    const others = (await client.zrange(`${key}.XQ`, 0, -1)).filter((id) => id !== "raw-1");
+    assert.equal(others.length, 1, "the undecodable pushed body got an id of its own");
+    assert.equal(await client.hget(`${key}.XQ.msgs`, others[0]!), notJson);
+    assert.ok(!events.of("record").some((e) => e.id === "pushed-raw"), "a body that skipped the enqueue never runs");
+    assert.equal(worker.stats.undecodable - undecodableBefore, 2);
+    assert.equal(await client.scard(`${namespace}:__acks__.${broker.workerId}.golden_q`), 0, "nothing stranded in the ack set");
+    await broker.purge("golden_q");
+  });
+
   test("delayed messages wait in .DQ and are promoted atomically with a fresh redis id", async () => {
     const { record } = await import(modules[0]!);
     const sent = await record.sendWithOptions({ args: ["delayed"], delay: 300 });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { ConsumeOptions, Consumer } from "../../broker.js";
 import { DecodeError } from "../../errors.js";
 import { ChurnMap, ChurnSet } from "../../churn.js";
@@ -120,6 +121,10 @@ export class RedisConsumer implements Consumer {
 
   private deliver({ id, body }: FetchedDelivery): void {
     if (this.holds(id) || this.settings.heldElsewhere(id)) return;
+    if (body === undefined && id.trimStart().startsWith("{")) {
+      this.deadLetterListedBody(id);
+      return;
+    }
     if (body === undefined) {
       // Listed without a body (Dramatiq #266): drop the id from our ack set instead of stranding it there.
       log.warn("queue listed a message id with no stored body; dropped", { queue: this.queue, redisMessageId: id });
@@ -141,6 +146,29 @@ export class RedisConsumer implements Consumer {
     }
     this.held.add(id);
     this.options.onMessage(new MessageProxy(message, this.queue, id));
+  }
+
+  /**
+   * A body pushed onto the list itself instead of through the enqueue script: dead-letter its bytes (under its own
+   * message id when it has one, so a Python peer's tools find it) rather than dropping it as a bodiless id.
+   */
+  private deadLetterListedBody(listed: string): void {
+    const raw = Buffer.from(listed);
+    let deadLetterId: string;
+    try {
+      deadLetterId = Message.decode(raw).messageId;
+    } catch {
+      deadLetterId = randomUUID();
+    }
+    const reason = "the queue list held a message body instead of a message id (pushed without Troupe's or Dramatiq's enqueue, e.g. RPUSH); kept as a dead letter";
+    this.markSettling(listed);
+    this.dispatch.deadLetterListedBody(this.queue, listed, deadLetterId, reason).then(
+      () => {
+        this.markSettled(listed);
+        this.options.onUndecodable?.({ queue: this.queue, raw, reason });
+      },
+      (err) => log.error("could not dead-letter a body listed in place of an id", { queue: this.queue, messageId: deadLetterId, reason, err }),
+    );
   }
 
   /**

@@ -62,6 +62,13 @@ export class Dispatch {
     );
   }
 
+  /** Dead-letter a body found in the queue list in place of an id, keeping its bytes under `deadLetterId`. */
+  deadLetterListedBody(queue: string, listed: string, deadLetterId: string, reason: string): Promise<unknown> {
+    return this.run(`dead-lettering on ${queue}`, () =>
+      this.client.troupeDeadLetterListedBody(this.namespace, Date.now(), queue, this.workerId, listed, deadLetterId, reason),
+    );
+  }
+
   requeue(queue: string, ids: string[]): Promise<unknown> {
     return this.run(`requeue on ${queue}`, () =>
       this.chunked(ids, 1, (chunk) => this.client.troupeRequeue(this.namespace, Date.now(), queue, this.workerId, ...chunk)),

@@ -7,7 +7,7 @@ import type { Redis } from "ioredis";
  */
 const SCRIPT_DIR = new URL("../../../../worker/brokers/redis/", import.meta.url);
 
-const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "requeue", "promote", "purge", "maintenance", "stats"] as const;
+const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "dead-letter-listed-body", "requeue", "promote", "purge", "maintenance", "stats"] as const;
 /** Scripts of the dead-letter tools (worker/brokers/redis/dead-letters.ts). */
 const DEAD_LETTER_SCRIPTS = ["dead-letters-requeue", "dead-letters-delete"] as const;
 /** Rate-limit scripts with their key count (undefined: the caller passes it, for variable key lists). */
@@ -36,6 +36,7 @@ export interface BrokerCommands {
   troupeFetchBuffer(ns: string, ...argv: Arg[]): Promise<[Buffer[], (Buffer | null)[]] | []>;
   troupeAck(ns: string, ...argv: Arg[]): Promise<number>;
   troupeNack(ns: string, ...argv: Arg[]): Promise<number>;
+  troupeDeadLetterListedBody(ns: string, ...argv: Arg[]): Promise<number>;
   troupeRequeue(ns: string, ...argv: Arg[]): Promise<number>;
   troupePromote(ns: string, ...argv: Arg[]): Promise<number>;
   troupePurge(ns: string, ...argv: Arg[]): Promise<number>;
