@@ -65,6 +65,19 @@ export function getLogger(name: string): Logger {
   return new Logger(`troupe.${name}`);
 }
 
+/**
+ * Send what libraries print with `console.warn` through the JSON logger, so a command's stderr stays one JSON
+ * object per line (ioredis, for one, warns in plain text about a password the server does not need). Called by
+ * the CLI once at startup; a library importing Troupe keeps its own console.
+ */
+export function routeConsoleWarnings(): void {
+  const logger = getLogger("console");
+  console.warn = (...parts: unknown[]) => {
+    const text = parts.map((p) => (typeof p === "string" ? p : p instanceof Error ? p.message : JSON.stringify(p))).join(" ");
+    logger.warn(text.replace(/^\[WARN\]\s*/, ""));
+  };
+}
+
 /** The fields every log line about a message carries. */
 export function messageFields(message: { messageId: string; actorName: string; queueName: string }): LogFields {
   return { messageId: message.messageId, actor: message.actorName, queue: message.queueName };

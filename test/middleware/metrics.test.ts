@@ -14,6 +14,14 @@ async function sample(name: string, labels: Record<string, string>): Promise<num
   return found?.value ?? 0;
 }
 
+/** A histogram's `_sum` or `_count` series for `labels`. */
+async function histogramPart(name: string, part: "sum" | "count", labels: Record<string, string>): Promise<number> {
+  const metric = (await getMetricsRegistry().getMetricsAsJSON()).find((m) => m.name === name);
+  const values = (metric?.values ?? []) as { value: number; metricName?: string; labels: Record<string, unknown> }[];
+  const found = values.find((v) => v.metricName === `${name}_${part}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+  return found?.value ?? 0;
+}
+
 describe("Prometheus middleware on the memory broker", () => {
   const suite = workerForSuite();
 
@@ -33,6 +41,25 @@ describe("Prometheus middleware on the memory broker", () => {
   test("the queue gauge reports broker-side depth by state", async () => {
     await suite.a.whoAmI.sendWithOptions({ args: ["parked"], delay: 60_000 });
     await until(async () => (await sample("troupe_queue_messages", { queue_name: "default", state: "delayed" })) === 1, "the queue gauge to show the delayed message", { interval: 100, timeout: 10_000 });
+  });
+});
+
+describe("the duration histogram on a one-thread worker", () => {
+  const suite = workerForSuite({ threads: 1, concurrency: 1 });
+
+  test("counts from when the actor starts, not the time a message waited behind others on its thread (Dramatiq's meaning)", async () => {
+    const labels = { queue_name: "default", actor_name: "mw_holds_thread" };
+    const sumBefore = await histogramPart("dramatiq_message_duration_milliseconds", "sum", labels);
+    const holdMs = 40;
+    const sent = 6;
+    // Sent together: with the default lookahead they wait on the one thread, up to (sent - 1) × holdMs each.
+    await Promise.all(Array.from({ length: sent }, () => suite.a.holdsThread.send(holdMs)));
+    await suite.run.broker.join("default");
+    await until(async () => (await histogramPart("dramatiq_message_duration_milliseconds", "count", labels)) === sent, "every message observed");
+    const mean = ((await histogramPart("dramatiq_message_duration_milliseconds", "sum", labels)) - sumBefore) / sent;
+    assert.ok(mean >= holdMs, `each observation covers the actor's run (${mean} ms)`);
+    // Counting the wait would make the mean (1 + 2 + … + 6) / 6 × 40 = 140 ms.
+    assert.ok(mean < 2 * holdMs, `the mean duration is ${mean} ms for a ${holdMs} ms actor`);
   });
 });
 

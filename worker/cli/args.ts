@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { existsSync } from "node:fs";
 import { DEFAULT_BROKER_URL } from "../brokers/factory.js";
 import { UsageError } from "./command.js";
+import { redactUrl } from "../logging.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>>;
@@ -58,7 +59,11 @@ export function intOption(value: string | undefined, name: string, fallback: num
  * variable counts as unset, the same for every command.
  */
 export function brokerUrlOption(flag: string | undefined): string {
-  return flag || process.env.TROUPE_BROKER_URL || DEFAULT_BROKER_URL;
+  const url = flag || process.env.TROUPE_BROKER_URL || DEFAULT_BROKER_URL;
+  if (!URL.canParse(url)) {
+    throw new UsageError(`broker URL ${redactUrl(url)} is not a valid URL (check the scheme, the host, and that the port is a number from 1 to 65535)`);
+  }
+  return url;
 }
 
 export function isMemoryBrokerUrl(url: string): boolean {

@@ -3,7 +3,7 @@ import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
-import { getLogger } from "../logging.js";
+import { getLogger, routeConsoleWarnings } from "../logging.js";
 import { ConnectionFailed } from "../errors.js";
 import { setUnusableDatabaseHandler } from "../brokers/redis/connection.js";
 import { EXIT_BROKER_UNREACHABLE } from "../runtime/supervisor.js";
@@ -46,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`troupe: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
+  routeConsoleWarnings();
   // A Redis db the server refuses is a broker the command cannot use: at boot or on a later reconnect, every
   // command stops with the broker-unreachable code rather than carrying on in db 0.
   setUnusableDatabaseHandler((err) => {

@@ -14,6 +14,8 @@ export interface WorkerInfo {
 export interface ProcessOutcome {
   result?: unknown;
   exception?: unknown;
+  /** How long the actor ran, from its start in a worker thread (not counting time waiting for the thread). */
+  durationMs?: number;
 }
 
 /**

@@ -51,7 +51,7 @@ export class Prometheus implements Middleware {
     this.started.set(message, performance.now());
   }
 
-  afterProcessMessage(_broker: Broker, message: MessageProxy, { exception }: ProcessOutcome): void {
+  afterProcessMessage(_broker: Broker, message: MessageProxy, { exception, durationMs }: ProcessOutcome): void {
     const started = this.started.get(message);
     if (started === undefined) return;
     this.started.delete(message);
@@ -59,7 +59,9 @@ export class Prometheus implements Middleware {
     tally.inProgress--;
     tally.processed++;
     if (exception !== undefined) tally.errors++;
-    workerMetrics().messageDuration.observe(tally.labels, performance.now() - started);
+    // Dramatiq's meaning: from when the actor starts. The thread measures that; the main thread's clock also
+    // counts the time a message waited behind another on its thread, and is the fallback for one that never ran.
+    workerMetrics().messageDuration.observe(tally.labels, durationMs ?? performance.now() - started);
   }
 
   afterSkipMessage(broker: Broker, message: MessageProxy): void {

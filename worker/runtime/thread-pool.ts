@@ -9,7 +9,8 @@ import { handleRpc } from "./rpc.js";
 import { RunningSlots, nextTaskId } from "./running-slots.js";
 import { capacityFor, expectedMs, pickThread, type DispatchSettings, type ThreadLoad } from "./dispatch-policy.js";
 
-export type RunOutcome = { ok: true; result: unknown } | { ok: false; error: Error };
+/** `ms`: how long the actor ran in its thread, from its start (absent when it never began). */
+export type RunOutcome = ({ ok: true; result: unknown } | { ok: false; error: Error }) & { ms?: number };
 
 interface Task {
   id: number;
@@ -156,7 +157,7 @@ export class ThreadPool extends EventEmitter {
             break;
           case "done":
             this.noteRunTime(msg.id, msg.ms);
-            this.finish(msg.id, msg.ok ? { ok: true, result: msg.result } : { ok: false, error: new RemoteError(msg.error) });
+            this.finish(msg.id, msg.ok ? { ok: true, result: msg.result, ms: msg.ms } : { ok: false, error: new RemoteError(msg.error), ms: msg.ms });
             break;
           case "rpc":
             this.answerRpc(thread, msg.callId, msg.method, msg.args);
@@ -229,7 +230,7 @@ export class ThreadPool extends EventEmitter {
       this.waiting.unshift(task);
     } else {
       this.tasks.delete(id);
-      if (!outcome.ok && task.abortedWith) outcome = { ok: false, error: task.abortedWith };
+      if (!outcome.ok && task.abortedWith) outcome = { ok: false, error: task.abortedWith, ms: outcome.ms };
       task.resolve(outcome);
     }
     this.dispatchWaiting();

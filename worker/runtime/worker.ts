@@ -3,6 +3,7 @@ import { ActorNotFound, BrokerConnectionError, Shutdown, SkipMessage, TimeLimitE
 import { ChurnMap, ChurnSet } from "../churn.js";
 import { getLogger, messageFields } from "../logging.js";
 import { Message, type MessageData } from "../message.js";
+import { workerMetrics } from "../metrics/metrics.js";
 import type { WorkerInfo } from "../middleware/middleware.js";
 import type { EnqueueOptions } from "../broker.js";
 import type { ActorOptions } from "../options.js";
@@ -132,6 +133,8 @@ export class Worker implements WorkerInfo {
 
   private onUndecodable(delivery: UndecodableDelivery): void {
     this.stats.undecodable++;
+    // Dead-lettered like any rejected message, so it counts there too; no actor is known, hence an empty label.
+    workerMetrics().messageRejects.inc({ queue_name: delivery.queue, actor_name: "" });
     log.error("undecodable message dead-lettered", { queue: delivery.queue, reason: delivery.reason });
   }
 
@@ -239,6 +242,7 @@ export class Worker implements WorkerInfo {
       let skipped = false;
       let result: unknown;
       let exception: unknown;
+      let durationMs: number | undefined;
       try {
         const before = this.broker.emitBefore("beforeProcessMessage", proxy);
         if (before) await before;
@@ -256,6 +260,7 @@ export class Worker implements WorkerInfo {
         holdsSlot = false;
         this.releaseSlot();
         if (this.abandoning || (!outcome.ok && outcome.error.name === RECALLED)) return await this.requeueUnfinished(proxy);
+        durationMs = outcome.ms;
         if (outcome.ok) result = outcome.result;
         else exception = outcome.error;
       }
@@ -263,7 +268,7 @@ export class Worker implements WorkerInfo {
         proxy.stuffException(exception);
         logActorError(proxy, exception);
       }
-      const after = skipped ? this.broker.emitAfter("afterSkipMessage", proxy) : this.broker.emitAfter("afterProcessMessage", proxy, { result, exception });
+      const after = skipped ? this.broker.emitAfter("afterSkipMessage", proxy) : this.broker.emitAfter("afterProcessMessage", proxy, { result, exception, durationMs });
       if (after) await after;
       if (exception === undefined && !proxy.failed) this.stats.processed++;
       else if (exception !== undefined) this.stats.failed++;

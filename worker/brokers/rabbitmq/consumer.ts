@@ -100,7 +100,6 @@ export class RabbitmqConsumer implements Consumer {
     } catch (err) {
       const reason = err instanceof DecodeError ? err.message : String(err);
       if (session.batcher.settle(delivery.fields.deliveryTag)) reject(session, delivery, false);
-      log.warn("undecodable message dead-lettered", { queue: this.queue, reason });
       this.options.onUndecodable?.({ queue: this.queue, raw: delivery.content, reason });
       return;
     }

@@ -27,6 +27,8 @@ export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
  */
 export function createRedisClient(options: RedisConnectionOptions, purpose: string, overrides: RedisOptions = {}): Redis {
   const url = options.url ?? DEFAULT_REDIS_URL;
+  // ioredis would throw a bare "Invalid URL" that names neither the URL nor what is wrong with it.
+  if (!URL.canParse(url)) throw new ConnectionFailed(`invalid Redis URL ${redactUrl(url)}: check the scheme, the host, and that the port is a number from 1 to 65535`);
   const client = new (ioredis().Redis)(url, {
     lazyConnect: true,
     connectTimeout: 5000,
