@@ -31,3 +31,65 @@ describe("chaos: graceful stop of troupe worker --processes 2", () => {
   test("Redis", () => onRedis(REDIS_URL, { processes: 2, threads: 2 }, stopMidRun));
   test("RabbitMQ", () => onRabbitmq(AMQP_URL, { processes: 2, threads: 2 }, stopMidRun));
 });
+
+const HOLD_MS = 1500;
+
+/** Two messages running (one per process) when the signal comes; resolves once both have begun. */
+async function twoRunning({ broker, cluster, queue }: BrokerRun, prefix: string): Promise<string[]> {
+  await cluster.waitForLog((l) => l.msg === "worker started", "both worker processes to start", 30_000, 1);
+  const ids = [`${prefix}a`, `${prefix}b`];
+  await broker.enqueueMany(ids.map((id) => new Message({ queueName: queue, actorName: "chaos_begun", args: [id, HOLD_MS] })));
+  await until(() => ids.every((id) => cluster.tally().counts.has(`begun:${id}`)), "both messages to begin");
+  return ids;
+}
+
+/** The exit code once `cluster` exits by itself, or undefined if it is still running `timeout` ms later. */
+async function exitWithin(cluster: BrokerRun["cluster"], timeout: number): Promise<number | null | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeout)));
+  const code = await Promise.race([cluster.exited, deadline]);
+  clearTimeout(timer);
+  return code;
+}
+
+/**
+ * Signals sent to the whole process group reach the worker processes from the kernel and again from their
+ * supervisor: that is one stop, not the operator's second signal.
+ */
+async function groupStop(run: BrokerRun, signal: NodeJS.Signals): Promise<void> {
+  const ids = await twoRunning(run, `g${signal}`);
+  run.cluster.signalGroup(signal);
+  const code = await exitWithin(run.cluster, 20_000);
+  assert.equal(code, 0, `exit code ${code}:\n${run.cluster.output.slice(-2000)}`);
+  assert.doesNotMatch(run.cluster.output, /second signal/);
+  const tally = run.cluster.tally();
+  for (const id of ids) assert.equal(tally.counts.get(id), 1, `${id} finished before the exit`);
+  assert.equal((await run.broker.queueStats(run.queue)).inFlight, 0, "everything acked");
+}
+
+const groupSettings = { processes: 2, threads: 1, processGroup: true, env: { TROUPE_LOG_LEVEL: "info" } };
+
+describe("chaos: signals to the whole process group of troupe worker --processes 2", () => {
+  test("SIGTERM to the group (GNU timeout, systemd KillMode=control-group) drains running messages and exits 0", () => onRedis(REDIS_URL, groupSettings, (run) => groupStop(run, "SIGTERM")));
+  test("SIGINT to the group (Ctrl-C in a terminal) drains running messages and exits 0", () => onRabbitmq(AMQP_URL, groupSettings, (run) => groupStop(run, "SIGINT")));
+  test("a real double Ctrl-C exits at once without acking what runs, and a restarted worker runs it again", () =>
+    onRedis(REDIS_URL, { ...groupSettings, env: { ...groupSettings.env, TROUPE_REDIS_HEARTBEAT_TIMEOUT: "1000" } }, async (run) => {
+      const ids = await twoRunning(run, "double");
+      run.cluster.signalGroup("SIGINT");
+      await run.cluster.waitForLog((l) => l.msg === "stopping worker processes", "the supervisor to start stopping");
+      run.cluster.signalGroup("SIGINT");
+      const code = await exitWithin(run.cluster, 10_000);
+      assert.equal(code, 1, `exit code ${code}:\n${run.cluster.output.slice(-2000)}`);
+      assert.match(run.cluster.output, /second signal; killing worker processes/);
+      const cut = run.cluster.tally();
+      const unfinished = ids.filter((id) => !cut.counts.has(id));
+      assert.ok(unfinished.length > 0, "the second Ctrl-C cut running messages short");
+      const restarted = run.cluster.sibling();
+      try {
+        await until(() => ids.every((id) => restarted.tally().counts.has(id)), "the restarted worker to finish what was cut short", { timeout: 30_000 });
+      } finally {
+        await restarted.kill();
+      }
+    }),
+  );
+});

@@ -21,6 +21,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Tally into this file instead of a fresh one (a second cluster continuing the first one's count). */
   tallyFile?: string;
+  /** Run as a process group of its own (see CliProcess.signalGroup). */
+  processGroup?: boolean;
 }
 
 /**
@@ -38,7 +40,7 @@ export class WorkerCluster extends CliProcess {
     args.push("--processes", String(options.processes ?? 1), "--threads", String(options.threads ?? 2));
     if (options.prefetch !== undefined) args.push("--prefetch", String(options.prefetch));
     // No metrics endpoint: many workers run at once here and would contend for its port.
-    super(args, { TROUPE_LOG_LEVEL: "warning", TROUPE_METRICS_PORT: "off", ...options.env, TROUPE_CHAOS_TALLY: tallyFile });
+    super(args, { TROUPE_LOG_LEVEL: "warning", TROUPE_METRICS_PORT: "off", ...options.env, TROUPE_CHAOS_TALLY: tallyFile }, { processGroup: options.processGroup });
     this.dir = dir;
     this.tallyFile = tallyFile;
   }

@@ -40,11 +40,15 @@ export class CliProcess {
   private waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly exited: Promise<number | null>;
 
-  /** `env` is laid over this process's environment; a key set to undefined is left out. */
-  constructor(args: string[], env: Record<string, string | undefined> = {}) {
+  /**
+   * `env` is laid over this process's environment; a key set to undefined is left out. `processGroup` starts it
+   * as the leader of a process group of its own, to be signalled as a whole with `signalGroup`.
+   */
+  constructor(args: string[], env: Record<string, string | undefined> = {}, { processGroup = false } = {}) {
     this.child = spawn(process.execPath, [cliPath, ...args], {
       env: { ...process.env, TROUPE_LOG_LEVEL: "info", TROUPE_METRICS_PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: processGroup,
     });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       createInterface({ input: stream }).on("line", (line) => this.onLine(line));
@@ -97,6 +101,11 @@ export class CliProcess {
 
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Signal every process of its group, as `kill -SIG -- -PGID`, `timeout` or a terminal's Ctrl-C do. */
+  signalGroup(signal: NodeJS.Signals): void {
+    process.kill(-this.pid, signal);
   }
 
   /** SIGTERM, then wait for the exit code. */

@@ -167,9 +167,11 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
-      // Children of a supervisor also get the terminal's SIGINT; they wait for the primary's SIGTERM instead.
-      if (cluster.isWorker && signal === "SIGINT") return;
-      if (++signals > 1) {
+      // A supervised process gets a stop signal twice when its whole process group is signalled (GNU timeout,
+      // systemd's KillMode=control-group, Ctrl-C in a terminal): once from the kernel and once forwarded by the
+      // supervisor. Only the supervisor counts the operator's signals; it SIGKILLs its children on a second one.
+      if (cluster.isWorker && signals++ > 0) return;
+      if (!cluster.isWorker && ++signals > 1) {
         log.warn("second signal: exiting without waiting for running messages", { signal });
         process.exit(EXIT_KILLED);
       }
