@@ -9,6 +9,9 @@ import { defaultRegistry, type ActorRegistry, type RegisteredActor } from "./reg
 
 export type ActorFn<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 
+/** An actor's parameters without the last one, which a pipeline fills with the previous step's result. */
+export type PipedArgs<A extends unknown[]> = A extends [...infer Given, unknown] ? Given : A;
+
 /**
  * A named function that runs in a worker. Calling `send` enqueues a message; the worker passes the message's
  * `args` to the function, followed by its `kwargs` object when a sender (e.g. Python) gave any.
@@ -51,6 +54,15 @@ export class Actor<A extends unknown[] = unknown[], R = unknown> implements Regi
 
   /** Build a message without sending it (for pipelines and groups). */
   message(...args: A): Message<Awaited<R>> {
+    return this.messageWithOptions({ args: args as JsonValue[] });
+  }
+
+  /**
+   * Build a pipeline step: as in Dramatiq, the previous step's result is appended to these arguments when the step
+   * runs, so the actor's last parameter is left out here. `pipeline([add.message(2, 3), double.step(),
+   * format.step("total=")])` type-checks where `double.message()` would be missing its argument.
+   */
+  step(...args: PipedArgs<A>): Message<Awaited<R>> {
     return this.messageWithOptions({ args: args as JsonValue[] });
   }
 

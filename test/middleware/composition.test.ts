@@ -20,6 +20,19 @@ describe("Callbacks, Results, Pipelines and GroupCallbacks on the memory broker"
     assert.deepEqual(await message.getResult({ block: true, timeout: 10_000 }), { nested: [1, "two"] });
   });
 
+  test("step() builds typed pipeline steps: the previous result fills the last parameter", async () => {
+    const { double, sum } = suite.a;
+    // Type-checked by the build: step() leaves out the parameter the previous result fills; message() does not.
+    // @ts-expect-error double takes one number: as a plain message it needs it
+    assert.deepEqual(double.message().args, []);
+    // @ts-expect-error the previous result already fills double's only parameter
+    void double.step(1);
+    const p = pipeline([double.message(2), double.step(), sum.step(100)]);
+    assert.deepEqual(p.messages.map((m) => m.args), [[2], [], [100]]);
+    await p.run();
+    assert.equal(await p.getResult({ block: true, timeout: 10_000 }), 108);
+  });
+
   test("a pipeline passes each result to the next step; pipeIgnore drops it", async () => {
     const p = pipeline([suite.a.double.message(3), suite.a.double.messageWithOptions(), suite.a.constant.messageWithOptions(), suite.a.sum.messageWithOptions({ args: [10] })]);
     assert.equal(p.length, 4);

@@ -32,7 +32,9 @@ export async function runDemo(out: NodeJS.WriteStream = process.stdout): Promise
   broker.addMiddleware(progress as Middleware);
 
   await importModules([ACTORS]);
-  const actors = await import(ACTORS);
+  // Loaded by path (the compiled example beside the package), typed from its source so the demo is checked as
+  // a user's code would be.
+  const actors = (await import(ACTORS)) as typeof import("../../../examples/demo/actors.js");
   const worker = new Worker(broker, { modules: [ACTORS], threads: 4, concurrency: 4 });
   await worker.start();
   out.write(`Troupe demo: in-memory broker, 1 process x 4 threads x concurrency 4, queue "${QUEUE}" (TROUPE_LOG_LEVEL=info shows the logs)\n`);
@@ -48,7 +50,7 @@ export async function runDemo(out: NodeJS.WriteStream = process.stdout): Promise
   sends.push(actors.greet.sendWithOptions({ args: ["later"], delay: 500 }));
   const [greeting] = await Promise.all([actors.greet.send("demo"), ...sends]);
 
-  const chain = await pipeline([actors.add.message(2, 3), actors.multiply.message(10), actors.format.message()]).run();
+  const chain = await pipeline([actors.add.message(2, 3), actors.multiply.step(10), actors.format.step()]).run();
   const squares = group(Array.from({ length: 10 }, (_, i) => actors.square.message(i + 1)));
   const callback = actors.groupDone.message("squares");
   await squares.addCompletionCallback(callback).run();
