@@ -35,6 +35,19 @@ export interface LabelSelector {
   matchExpressions?: { key: string; operator: "In" | "NotIn" | "Exists" | "DoesNotExist"; values?: string[] }[];
 }
 
+/** One HPA-style limit on how fast a pool may change: `value` pods, or `value` percent, per `periodSeconds`. */
+export interface ScalingPolicy {
+  type: "Pods" | "Percent";
+  value: number;
+  periodSeconds: number;
+}
+
+/** The HPA's HPAScalingRules: which policy wins (`Max`: the one allowing the biggest change), or `Disabled`. */
+export interface ScalingRules {
+  selectPolicy: "Max" | "Min" | "Disabled";
+  policies: ScalingPolicy[];
+}
+
 export interface AutoscalingSpec {
   minReplicas: number;
   maxReplicas: number;
@@ -43,7 +56,32 @@ export interface AutoscalingSpec {
   pollIntervalSeconds: number;
   scaleUpStabilizationSeconds: number;
   scaleDownStabilizationSeconds: number;
+  /** A running pool is resized only when the needed size differs from the current one by more than this ratio. */
+  tolerance: number;
+  /** A pool at zero starts only when the backlog exceeds this many messages. */
+  activationBacklog: number;
+  /** Seconds from a scale-up to a pod consuming: part of the lead time delayed messages are sized ahead of. */
+  podStartupSeconds: number;
+  /** Delayed messages due within this many seconds count toward the backlog. */
+  delayedHorizonSeconds: number;
+  behavior: { scaleUp: ScalingRules; scaleDown: ScalingRules };
 }
+
+/** The HPA's default behaviour: up by 4 pods or 100 % per 15 s (whichever is more), down by up to 100 % per 15 s. */
+export const DEFAULT_SCALE_UP: ScalingRules = {
+  selectPolicy: "Max",
+  policies: [
+    { type: "Pods", value: 4, periodSeconds: 15 },
+    { type: "Percent", value: 100, periodSeconds: 15 },
+  ],
+};
+export const DEFAULT_SCALE_DOWN: ScalingRules = { selectPolicy: "Max", policies: [{ type: "Percent", value: 100, periodSeconds: 15 }] };
+
+/** The autoscaling block as written in a WorkerPool: every field but maxReplicas may be left to its default. */
+export type AutoscalingFields = Partial<Omit<AutoscalingSpec, "behavior">> & {
+  maxReplicas: number;
+  behavior?: { scaleUp?: Partial<ScalingRules>; scaleDown?: Partial<ScalingRules> };
+};
 
 export interface WorkerPoolSpec {
   image: string;
@@ -69,7 +107,7 @@ export interface WorkerPoolSpec {
   serviceAccountName?: string;
   podLabels?: Record<string, string>;
   podAnnotations?: Record<string, string>;
-  autoscaling?: Partial<AutoscalingSpec> & { maxReplicas: number };
+  autoscaling?: AutoscalingFields;
 }
 
 export interface QueueDepthStatus {
@@ -210,13 +248,26 @@ export interface PipelineResource {
 /** Defaults of the autoscaling block, the same as the CRD's (the local runner has no API server to apply them). */
 export function autoscalingWithDefaults(spec: WorkerPoolSpec["autoscaling"]): AutoscalingSpec | undefined {
   if (!spec) return undefined;
+  const pollIntervalSeconds = spec.pollIntervalSeconds ?? 5;
+  const scaleUpStabilizationSeconds = spec.scaleUpStabilizationSeconds ?? 0;
+  const podStartupSeconds = spec.podStartupSeconds ?? 30;
   return {
     minReplicas: spec.minReplicas ?? 0,
     maxReplicas: spec.maxReplicas,
     targetBacklogPerReplica: spec.targetBacklogPerReplica ?? 100,
     targetDrainSeconds: spec.targetDrainSeconds,
-    pollIntervalSeconds: spec.pollIntervalSeconds ?? 5,
-    scaleUpStabilizationSeconds: spec.scaleUpStabilizationSeconds ?? 0,
+    pollIntervalSeconds,
+    scaleUpStabilizationSeconds,
     scaleDownStabilizationSeconds: spec.scaleDownStabilizationSeconds ?? 60,
+    tolerance: spec.tolerance ?? 0.1,
+    activationBacklog: spec.activationBacklog ?? 0,
+    podStartupSeconds,
+    // The scale-up lead time: a message due this far ahead is seen (one poll), decided on (the up window) and has a
+    // pod consuming (start-up) by the time it comes due.
+    delayedHorizonSeconds: spec.delayedHorizonSeconds ?? pollIntervalSeconds + scaleUpStabilizationSeconds + podStartupSeconds,
+    behavior: {
+      scaleUp: { ...DEFAULT_SCALE_UP, ...spec.behavior?.scaleUp },
+      scaleDown: { ...DEFAULT_SCALE_DOWN, ...spec.behavior?.scaleDown },
+    },
   };
 }

@@ -46,7 +46,7 @@ export class BacklogSizer {
       this.deciders.set(args.key, decider);
     }
     const reading = stats
-      ? { backlog: sum(stats, (s) => s.ready + s.inFlight), delayed: sum(stats, (s) => s.delayed), processed: args.processed }
+      ? { backlog: sum(stats, (s) => s.ready + s.inFlight), delayedUnknownEta: sum(stats, (s) => s.delayed), processed: args.processed }
       : { backlog: undefined };
     const decision = decider.decide(args.spec, reading, args.currentReplicas, args.now ?? Date.now());
     return { decision, stats, error };

@@ -1,16 +1,25 @@
-import type { AutoscalingSpec } from "../api/types.js";
+import type { AutoscalingSpec, ScalingPolicy, ScalingRules } from "../api/types.js";
 
-/** The signals one decision is made from: the backlog seen in one poll and the measured drain rate. */
+/** The signals one decision is made from: the backlog seen in one poll, who is busy, and the measured drain rate. */
 export interface ScaleSignals {
   /**
-   * Messages that need a worker now: ready + in-flight over the pool's queues. `undefined` when the broker could not
-   * be read (unreachable, timed out, no credentials): the decision then holds the current size.
+   * Messages that need a worker now: ready + in-flight over the pool's queues. `undefined` when no queue could be
+   * read (unreachable, timed out, no credentials): the decision then holds the current size.
    */
   backlog: number | undefined;
-  /** Messages waiting for their eta (`q.DQ`): a worker must be running to promote them when due. */
-  delayed?: number;
+  /** Delayed messages due within the horizon (`delayedHorizonSeconds`): sized as if they were ready now. */
+  delayedDue?: number;
+  /**
+   * Delayed messages whose eta could not be seen (RabbitMQ, an undecodable body): a worker must be running to
+   * promote them when due, so while any exist the pool keeps one replica.
+   */
+  delayedUnknownEta?: number;
   /** Measured messages per second one replica completes; `undefined` until there is a measurement. */
   throughputPerReplica?: number;
+  /** Pods running at least one message; the pool never shrinks below min(busyPods, current). `undefined`: unknown. */
+  busyPods?: number;
+  /** False when part of the backlog could not be read (one queue of several, in-flight counts): never scale down. */
+  complete?: boolean;
 }
 
 /** One past raw recommendation, for the stabilisation windows. */
@@ -20,7 +29,25 @@ export interface Recommendation {
   replicas: number;
 }
 
-export type ScaleReason = "MetricsUnavailable" | "Idle" | "DelayedMessages" | "Backlog" | "DrainRate" | "Stabilizing" | "Steady";
+/** One past change of size (positive: up), for the behaviour policies' "per period" limits. */
+export interface ScaleEvent {
+  /** ms since the epoch. */
+  time: number;
+  change: number;
+}
+
+export type ScaleReason =
+  | "MetricsUnavailable"
+  | "Idle"
+  | "DelayedMessages"
+  | "Backlog"
+  | "DrainRate"
+  // Why a size that should move did not: only when the result is the current size.
+  | "Stabilizing"
+  | "RateLimited"
+  | "BusyPods"
+  | "BacklogIncomplete"
+  | "Steady";
 
 export interface ScaleInput {
   spec: AutoscalingSpec;
@@ -29,78 +56,203 @@ export interface ScaleInput {
   /** ms since the epoch. */
   now: number;
   history: readonly Recommendation[];
+  /** Past changes of size; none means none within any policy's period. */
+  events?: readonly ScaleEvent[];
 }
 
 export interface ScaleDecision {
   replicas: number;
-  /** The unstabilised recommendation of this poll. */
+  /** The unstabilised recommendation of this poll (after tolerance and bounds). */
   recommended: number;
   reason: ScaleReason;
   message: string;
   /** History to pass to the next decision (old entries dropped). */
   history: Recommendation[];
+  /** Scale events to pass to the next decision (old entries dropped, this decision's change added). */
+  events: ScaleEvent[];
+}
+
+/** What one step of the decision did: the size it let through, and why, when it moved the size. */
+interface Step {
+  replicas: number;
+  held?: ScaleReason;
+  note?: string;
 }
 
 /**
- * Desired replicas of a pool: a pure function of spec, observation, current size, time and history.
+ * Desired replicas of a pool: a pure function of spec, signals, current size, time and history. The steps, in order:
  *
- * Sizing: with a target drain time and a measured per-replica throughput, exactly enough replicas to drain the backlog
- * in that time (no overshoot); otherwise one replica per `targetBacklogPerReplica` messages. Stabilisation works like
- * the HPA's: a scale-up takes the lowest recommendation of the up window, a scale-down the highest of the down
- * window, so a brief spike or dip does not move the pool. An unreadable broker holds the current size: a pool is
- * never scaled to zero because its broker is unreachable.
+ * 1. **Size** the backlog (ready + in-flight + delayed due within the horizon): with a target drain time and a
+ *    measured per-replica throughput, exactly enough replicas to drain it in that time; otherwise one replica per
+ *    `targetBacklogPerReplica`. A running pool within `tolerance` of that size keeps its size; a pool at zero starts
+ *    only above `activationBacklog`. Bounded to [max(min, 1), max] while there is work.
+ * 2. **Stabilise** as the HPA: a scale-up takes the lowest recommendation of the up window, a scale-down the
+ *    highest of the down window.
+ * 3. **Rate-limit** with the behaviour policies, counted from the size at the start of each policy's period.
+ * 4. **Floors**: never below the pods still running messages, and no scale-down at all on an incomplete reading.
+ * 5. **Bounds** [min, max].
+ *
+ * An unreadable broker holds the current size: a pool is never scaled to zero because its broker cannot be read.
  */
 export function decideReplicas(input: ScaleInput): ScaleDecision {
   const { spec, observation, now } = input;
   const current = Math.max(0, Math.floor(input.currentReplicas));
+  const events = (input.events ?? []).filter((e) => e.time > now - longestPeriodMs(spec) && e.time <= now);
   const backlog = observation.backlog;
-  if (backlog === undefined || !Number.isFinite(backlog) || backlog < 0) {
-    return { replicas: current, recommended: current, reason: "MetricsUnavailable", message: "queue depth unavailable: holding the current size", history: [...input.history] };
+  if (!isCount(backlog)) {
+    return {
+      replicas: current,
+      recommended: current,
+      reason: "MetricsUnavailable",
+      message: "queue depth unavailable: holding the current size",
+      history: [...input.history],
+      events,
+    };
   }
-  const { replicas: recommended, reason: sizing, message: sizingMessage } = recommend(spec, observation, backlog);
+  const sized = recommend(spec, observation, backlog, current);
+  const recommended = clamp(sized.replicas, spec.minReplicas, spec.maxReplicas);
   const keep = Math.max(spec.scaleUpStabilizationSeconds, spec.scaleDownStabilizationSeconds) * 1000;
   const past = input.history.filter((r) => r.time > now - keep && r.time <= now);
-  const within = (seconds: number) => [...past.filter((r) => r.time > now - seconds * 1000).map((r) => r.replicas), recommended];
 
-  let replicas = current;
-  if (recommended > current) replicas = Math.max(current, Math.min(...within(spec.scaleUpStabilizationSeconds)));
-  else if (recommended < current) replicas = Math.min(current, Math.max(...within(spec.scaleDownStabilizationSeconds)));
+  const steps: Step[] = [];
+  let replicas = recommended;
+  for (const step of [
+    (r: number) => stabilise(spec, past, r, current, now),
+    (r: number) => rateLimit(spec, events, r, current, now),
+    (r: number) => busyFloor(observation, r, current),
+    (r: number) => completeness(observation, r, current),
+  ]) {
+    const s = step(replicas);
+    if (s.replicas !== replicas) steps.push(s);
+    replicas = s.replicas;
+  }
   replicas = clamp(replicas, spec.minReplicas, spec.maxReplicas);
 
-  const held = replicas !== recommended;
-  const window = recommended > current ? "scale-up" : "scale-down";
+  const limits = steps.map((s) => s.note).filter((n): n is string => n !== undefined);
+  const heldBy = [...steps].reverse().find((s) => s.held !== undefined)?.held;
+  let reason: ScaleReason = sized.reason;
+  if (replicas === current) reason = heldBy !== undefined && recommended !== current ? heldBy : "Steady";
+  const message = [sized.message, ...limits].join("; ");
   return {
     replicas,
     recommended,
-    reason: replicas === current ? (held ? "Stabilizing" : "Steady") : sizing,
-    message: held ? `${sizingMessage}; ${replicas === current ? "holding" : "going to"} ${replicas} within the ${window} stabilisation window` : sizingMessage,
+    reason,
+    message: replicas !== recommended && limits.length ? `${message}: ${replicas === current ? "holding" : "going to"} ${replicas}` : message,
     history: [...past, { time: now, replicas: recommended }].slice(-1000),
+    events: replicas === current ? events : [...events, { time: now, change: replicas - current }],
   };
 }
 
-function recommend(spec: AutoscalingSpec, observation: ScaleSignals, backlog: number): { replicas: number; reason: ScaleReason; message: string } {
+/** The size the backlog alone asks for (step 1). */
+function recommend(spec: AutoscalingSpec, signals: ScaleSignals, backlog: number, current: number): { replicas: number; reason: ScaleReason; message: string } {
+  const due = isCount(signals.delayedDue) ? signals.delayedDue : 0;
+  const work = backlog + due;
+  const what = due > 0 ? `backlog ${work} (${due} delayed, due within ${spec.delayedHorizonSeconds}s)` : `backlog ${work}`;
+  const unknownEta = isCount(signals.delayedUnknownEta) ? signals.delayedUnknownEta : 0;
   const atLeastOne = Math.max(spec.minReplicas, 1);
-  if (backlog === 0) {
-    if ((observation.delayed ?? 0) > 0) {
-      return { replicas: clamp(atLeastOne, spec.minReplicas, spec.maxReplicas), reason: "DelayedMessages", message: `${observation.delayed} delayed messages need a running worker` };
-    }
-    return { replicas: spec.minReplicas, reason: "Idle", message: "no backlog" };
+  if (work === 0 || (current === 0 && work <= spec.activationBacklog)) {
+    if (unknownEta > 0) return { replicas: atLeastOne, reason: "DelayedMessages", message: `${unknownEta} delayed messages with no visible eta need a running worker` };
+    return { replicas: spec.minReplicas, reason: "Idle", message: work === 0 ? "no backlog" : `${what} is within the activation backlog ${spec.activationBacklog}` };
   }
-  const rate = observation.throughputPerReplica;
-  if (spec.targetDrainSeconds !== undefined && rate !== undefined && Number.isFinite(rate) && rate > 0) {
-    const needed = Math.ceil(backlog / (rate * spec.targetDrainSeconds));
-    return {
-      replicas: clamp(needed, atLeastOne, spec.maxReplicas),
-      reason: "DrainRate",
-      message: `backlog ${backlog} at ${round(rate)} msg/s per replica drains in ${spec.targetDrainSeconds}s with ${needed} replicas`,
-    };
+  const rate = signals.throughputPerReplica;
+  const byRate = spec.targetDrainSeconds !== undefined && rate !== undefined && Number.isFinite(rate) && rate > 0;
+  const perReplica = byRate ? rate * spec.targetDrainSeconds! : spec.targetBacklogPerReplica;
+  const needed = Math.ceil(work / perReplica);
+  const reason: ScaleReason = byRate ? "DrainRate" : "Backlog";
+  const sizing = byRate
+    ? `${what} at ${round(rate)} msg/s per replica drains in ${spec.targetDrainSeconds}s with ${needed} replicas`
+    : `${what} at ${spec.targetBacklogPerReplica} per replica needs ${needed} replicas`;
+  // As the HPA: a running pool whose load is within the tolerance of its size keeps that size, so a depth that
+  // wobbles around a boundary does not resize the pool every poll. From zero there is no ratio: activation decides.
+  if (current > 0 && Math.abs(work - perReplica * current) <= spec.tolerance * perReplica * current) {
+    return { replicas: clamp(current, atLeastOne, spec.maxReplicas), reason, message: `${sizing}, within the ${round(spec.tolerance * 100)} % tolerance of ${current}` };
   }
-  const needed = Math.ceil(backlog / spec.targetBacklogPerReplica);
-  return {
-    replicas: clamp(needed, atLeastOne, spec.maxReplicas),
-    reason: "Backlog",
-    message: `backlog ${backlog} at ${spec.targetBacklogPerReplica} per replica needs ${needed} replicas`,
-  };
+  return { replicas: clamp(needed, atLeastOne, spec.maxReplicas), reason, message: sizing };
+}
+
+/** Step 2: HPA stabilisation over the recommendations of the windows. */
+function stabilise(spec: AutoscalingSpec, past: readonly Recommendation[], recommended: number, current: number, now: number): Step {
+  const within = (seconds: number) => [...past.filter((r) => r.time > now - seconds * 1000).map((r) => r.replicas), recommended];
+  if (recommended > current) {
+    const replicas = Math.max(current, Math.min(...within(spec.scaleUpStabilizationSeconds)));
+    return { replicas, held: "Stabilizing", note: `lowest recommendation of the ${spec.scaleUpStabilizationSeconds}s scale-up window is ${replicas}` };
+  }
+  if (recommended < current) {
+    const replicas = Math.min(current, Math.max(...within(spec.scaleDownStabilizationSeconds)));
+    return { replicas, held: "Stabilizing", note: `highest recommendation of the ${spec.scaleDownStabilizationSeconds}s scale-down window is ${replicas}` };
+  }
+  return { replicas: recommended };
+}
+
+/** Step 3: the behaviour policies, as the HPA computes them (k8s.io/kubernetes pkg/controller/podautoscaler). */
+function rateLimit(spec: AutoscalingSpec, events: readonly ScaleEvent[], replicas: number, current: number, now: number): Step {
+  if (replicas > current) {
+    const rules = spec.behavior.scaleUp;
+    // A pool at zero may always start one pod: a percentage of nothing is nothing (the activation step).
+    const limit = Math.max(scaleUpLimit(rules, events, current, now), current === 0 ? 1 : current);
+    if (replicas <= limit) return { replicas };
+    return { replicas: limit, held: "RateLimited", note: `the scale-up policy (${describeRules(rules)}) allows ${limit}` };
+  }
+  if (replicas < current) {
+    const rules = spec.behavior.scaleDown;
+    const limit = Math.min(scaleDownLimit(rules, events, current, now), current);
+    if (replicas >= limit) return { replicas };
+    return { replicas: limit, held: "RateLimited", note: `the scale-down policy (${describeRules(rules)}) allows ${limit}` };
+  }
+  return { replicas };
+}
+
+/** The most replicas the scale-up rules allow now; for `Disabled`, the current size. */
+export function scaleUpLimit(rules: ScalingRules, events: readonly ScaleEvent[], current: number, now: number): number {
+  if (rules.selectPolicy === "Disabled" || rules.policies.length === 0) return current;
+  const proposals = rules.policies.map((p) => {
+    const start = periodStart(p, events, current, now);
+    return p.type === "Pods" ? start + p.value : Math.ceil(start * (1 + p.value / 100));
+  });
+  // Max picks the policy that allows the biggest change: for a scale-up, the highest limit.
+  return rules.selectPolicy === "Max" ? Math.max(...proposals) : Math.min(...proposals);
+}
+
+/** The fewest replicas the scale-down rules allow now; for `Disabled`, the current size. */
+export function scaleDownLimit(rules: ScalingRules, events: readonly ScaleEvent[], current: number, now: number): number {
+  if (rules.selectPolicy === "Disabled" || rules.policies.length === 0) return current;
+  const proposals = rules.policies.map((p) => {
+    const start = periodStart(p, events, current, now);
+    return Math.max(0, p.type === "Pods" ? start - p.value : Math.floor(start * (1 - p.value / 100)));
+  });
+  return rules.selectPolicy === "Max" ? Math.min(...proposals) : Math.max(...proposals);
+}
+
+/** The size at the start of the policy's period: the current size with the changes made within the period undone. */
+function periodStart(policy: ScalingPolicy, events: readonly ScaleEvent[], current: number, now: number): number {
+  const since = now - policy.periodSeconds * 1000;
+  return Math.max(0, events.reduce((size, e) => (e.time > since && e.time <= now ? size - e.change : size), current));
+}
+
+/** Step 4a: pods still running messages are not taken away (the ReplicaSet might pick a busy one). */
+function busyFloor(signals: ScaleSignals, replicas: number, current: number): Step {
+  if (!isCount(signals.busyPods) || replicas >= current) return { replicas };
+  const floor = Math.min(signals.busyPods, current);
+  if (replicas >= floor) return { replicas };
+  return { replicas: floor, held: "BusyPods", note: `${signals.busyPods} pods are still running messages` };
+}
+
+/** Step 4b: an incomplete reading may hide work, so it can grow the pool but never shrink it. */
+function completeness(signals: ScaleSignals, replicas: number, current: number): Step {
+  if (signals.complete !== false || replicas >= current) return { replicas };
+  return { replicas: current, held: "BacklogIncomplete", note: "part of the backlog could not be read, so the pool does not shrink" };
+}
+
+function describeRules(rules: ScalingRules): string {
+  return `${rules.selectPolicy} of ${rules.policies.map((p) => `${p.value}${p.type === "Percent" ? " %" : " pods"} per ${p.periodSeconds}s`).join(", ")}`;
+}
+
+function longestPeriodMs(spec: AutoscalingSpec): number {
+  return Math.max(0, ...[...spec.behavior.scaleUp.policies, ...spec.behavior.scaleDown.policies].map((p) => p.periodSeconds)) * 1000;
+}
+
+function isCount(value: number | undefined): value is number {
+  return value !== undefined && Number.isFinite(value) && value >= 0;
 }
 
 function clamp(value: number, min: number, max: number): number {

@@ -1,12 +1,10 @@
 import type { AutoscalingSpec } from "../api/types.js";
-import { decideReplicas, type Recommendation, type ScaleDecision } from "./decide.js";
+import { decideReplicas, type Recommendation, type ScaleDecision, type ScaleEvent, type ScaleSignals } from "./decide.js";
 import { measureThroughputPerReplica, type ThroughputSample } from "./throughput.js";
 
 /** What was read of one pool's work in one poll, before any throughput is derived from it. */
-export interface BacklogReading {
-  /** Ready + in-flight messages; undefined when the broker could not be read. */
-  backlog: number | undefined;
-  delayed?: number;
+export interface BacklogReading extends Omit<ScaleSignals, "throughputPerReplica"> {
+  /** Cumulative messages the pool has completed (its workers' counters summed), when every worker answered. */
   processed?: number;
 }
 
@@ -16,12 +14,13 @@ export interface SizeDecision extends ScaleDecision {
 }
 
 /**
- * Decides one pool's size, remembering what it needs between polls: recommendation history and throughput samples around the pure `decideReplicas`.
+ * Decides one pool's size, remembering what it needs between polls: recommendation history, scale events and throughput samples around the pure `decideReplicas`.
  * Shared by the Kubernetes controller and `troupe up`. A new instance (a new leader) starts with the current size
  * as its history, so a failover never shrinks a pool before a full scale-down window has passed.
  */
 export class SizeDecider {
   private history: Recommendation[] | undefined;
+  private events: ScaleEvent[] = [];
   private samples: ThroughputSample[] = [];
 
   constructor(private readonly sampleWindowMs = 60_000) {}
@@ -33,14 +32,10 @@ export class SizeDecider {
       this.samples = this.samples.filter((s) => s.time > now - this.sampleWindowMs);
     }
     const throughputPerReplica = measureThroughputPerReplica(this.samples);
-    const decision = decideReplicas({
-      spec,
-      observation: { backlog: reading.backlog, delayed: reading.delayed, throughputPerReplica },
-      currentReplicas,
-      now,
-      history: this.history,
-    });
+    const { processed: _processed, ...signals } = reading;
+    const decision = decideReplicas({ spec, observation: { ...signals, throughputPerReplica }, currentReplicas, now, history: this.history, events: this.events });
     this.history = decision.history;
+    this.events = decision.events;
     return { ...decision, throughputPerReplica };
   }
 }
