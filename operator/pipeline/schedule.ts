@@ -22,8 +22,16 @@ export function checkSchedule(expression: string, args: { now: Date; last?: Date
 
 /** A clear error for an invalid cron expression, or undefined when it parses. */
 export function scheduleProblem(expression: string, timeZone?: string): string | undefined {
+  if (timeZone !== undefined) {
+    try {
+      new Intl.DateTimeFormat("en", { timeZone });
+    } catch {
+      return `invalid time zone ${JSON.stringify(timeZone)}: not an IANA zone name such as "Europe/Paris"`;
+    }
+  }
   try {
-    CronExpressionParser.parse(expression, { tz: timeZone ?? "UTC" });
+    // cron-parser accepts some zones and expressions at parse time that fail only when a date is computed.
+    CronExpressionParser.parse(expression, { tz: timeZone ?? "UTC" }).next();
     return undefined;
   } catch (err) {
     return `invalid schedule "${expression}": ${(err as Error).message}`;

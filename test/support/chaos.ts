@@ -120,8 +120,12 @@ export async function killWhileBusy(cluster: WorkerCluster, options: { processes
     await new Promise((resolve) => setTimeout(resolve, options.everyMs / 2 + Math.random() * options.everyMs));
     if (!options.busy()) break;
     const ran = cluster.tally().pids;
-    const working = cluster.processes().filter((pid) => ran.has(pid));
-    if (working.length < options.processes) continue;
+    // Kill only once every process is back (the supervisor's restart backoff grows with each crash), and only one
+    // that has run something, so each kill lands on work in progress. Waiting for a restarted process to have run
+    // something too would leave a loaded machine, where restarts are slow, with one kill a run.
+    const alive = cluster.processes();
+    const working = alive.filter((pid) => ran.has(pid));
+    if (alive.length < options.processes || working.length === 0) continue;
     process.kill(working[Math.floor(Math.random() * working.length)]!, "SIGKILL");
     kills++;
   }
