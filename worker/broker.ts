@@ -122,6 +122,14 @@ export abstract class Broker {
   /** Canonical queues that exist on the broker (for `troupe queues` without --queues). */
   abstract listQueues(): Promise<string[]>;
 
+  /**
+   * What `queueStats` and `listQueues` cannot see on this broker as configured, and how to make them see it;
+   * undefined when they see everything. Tools print it next to the figures rather than under-report silently.
+   */
+  statsBlindSpots(): string | undefined {
+    return undefined;
+  }
+
   /** Publish several messages; brokers override this with a pipelined or batched publish. */
   protected async publishMany(messages: Message[]): Promise<Message[]> {
     return Promise.all(messages.map((m) => this.publish(m)));

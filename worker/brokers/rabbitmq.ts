@@ -191,6 +191,14 @@ export class RabbitmqBroker extends Broker {
   }
 
   /** Canonical queues on the vhost (management API), else the queues this broker declared. */
+  override statsBlindSpots(): string | undefined {
+    if (this.management) return undefined;
+    return (
+      "without RabbitMQ's management API, in-flight counts (fetched, not yet acked) cover only this process and the queue list only the queues it declared: " +
+      "AMQP reports neither. Set TROUPE_RABBITMQ_MANAGEMENT_URL=http://user:password@host:15672 (the plugin is enabled with `rabbitmq-plugins enable rabbitmq_management`)"
+    );
+  }
+
   async listQueues(): Promise<string[]> {
     if (!this.management) return this.declaredQueues().sort();
     const names = new Set((await this.management.queues()).map((q) => q.name));

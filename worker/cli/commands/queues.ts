@@ -34,9 +34,15 @@ const command: Command = {
     try {
       await broker.connect();
       const named = listOption(values.queues);
+      const blindSpots = broker.statsBlindSpots();
       const queues = named.length ? named : await broker.listQueues();
+      if (queues.length === 0 && blindSpots) {
+        console.error(`troupe queues: no queue to show: name them with -Q, or let the broker list them: ${blindSpots}`);
+        return 2;
+      }
       const rows = await Promise.all(queues.map((q) => broker.queueStats(q)));
       console.log(values.json ? JSON.stringify(rows, null, 2) : formatQueueTable(rows));
+      if (blindSpots) console.error(`troupe queues: warning: ${blindSpots}`);
       return 0;
     } finally {
       await broker.close();
