@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import type * as k8s from "@kubernetes/client-node";
 import { getLogger } from "../worker/logging.js";
 import type { ResultBackend } from "../worker/results/backend.js";
-import { createResultBackend } from "../worker/results/global.js";
+import { createResultBackend } from "../worker/setup.js";
 import type { ActorResource, PipelineResource, WorkerPool } from "./api/types.js";
 import { BrokerConnections, type BrokerFactory } from "./brokers/connections.js";
 import { ActorReconciler } from "./controllers/actor-controller.js";

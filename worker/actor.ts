@@ -1,11 +1,11 @@
 import type { JsonValue } from "./encoder.js";
 import { TroupeError } from "./errors.js";
-import { getBroker } from "./global.js";
 import { assertJson } from "./json-check.js";
 import { Message, type MessageOptions } from "./message.js";
 import { ACTOR_OPTION_KEYS, toWireOptions, type ActorOptions, type SendOptions } from "./options.js";
 import { isValidQueueName } from "./queues.js";
 import { defaultRegistry, type ActorRegistry, type RegisteredActor } from "./registry.js";
+import { getBroker } from "./setup.js";
 
 export type ActorFn<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 

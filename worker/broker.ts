@@ -1,11 +1,9 @@
 import { MiddlewareError, QueueJoinTimeout, TroupeError } from "./errors.js";
 import { getLogger, messageFields } from "./logging.js";
 import { Message } from "./message.js";
-import { defaultMiddleware } from "./middleware/defaults.js";
-import type { HookArgs, HookName, Middleware } from "./middleware/middleware.js";
 import type { MessageProxy } from "./proxy.js";
 import { dqName, qName } from "./queues.js";
-import { defaultRegistry, type ActorRegistry } from "./registry.js";
+import { defaultRegistry, type ActorRegistry, type RegisteredActor } from "./registry.js";
 
 /** Depth of one canonical queue, as `troupe queues` and the operator see it. */
 export interface QueueStats {
@@ -72,9 +70,67 @@ export interface EnqueueOptions {
 }
 
 export interface BrokerOptions {
+  /** The middleware, in order (default: `defaultMiddleware()`, which the concrete brokers install). */
   middleware?: Middleware[];
   registry?: ActorRegistry;
 }
+
+/** What a worker exposes to middleware at boot and shutdown. */
+export interface WorkerInfo {
+  readonly queues: readonly string[];
+  readonly threads: number;
+  readonly concurrency: number;
+}
+
+/** The outcome of running an actor, as seen by `afterProcessMessage`. */
+export interface ProcessOutcome {
+  result?: unknown;
+  exception?: unknown;
+  /** How long the actor ran, from its start in a worker thread (not counting time waiting for the thread). */
+  durationMs?: number;
+}
+
+/**
+ * Dramatiq's middleware hooks. Every hook runs in the worker's main thread (or the producer's process for the
+ * enqueue hooks) and may be async. `before*` hooks run in list order and a `SkipMessage` from
+ * `beforeProcessMessage` stops the rest; `after*` hooks run in reverse order and their errors are logged, never
+ * raised.
+ */
+export interface Middleware {
+  /** Options this middleware reads from actors (documentation and validation). */
+  readonly actorOptions?: readonly string[];
+
+  afterDeclareActor?(broker: Broker, actor: RegisteredActor): void | Promise<void>;
+  afterDeclareQueue?(broker: Broker, queue: string): void | Promise<void>;
+  afterDeclareDelayQueue?(broker: Broker, queue: string): void | Promise<void>;
+
+  beforeEnqueue?(broker: Broker, message: Message, delay: number | undefined): void | Promise<void>;
+  afterEnqueue?(broker: Broker, message: Message, delay: number | undefined): void | Promise<void>;
+
+  beforeDelayMessage?(broker: Broker, message: MessageProxy): void | Promise<void>;
+  beforeProcessMessage?(broker: Broker, message: MessageProxy): void | Promise<void>;
+  afterProcessMessage?(broker: Broker, message: MessageProxy, outcome: ProcessOutcome): void | Promise<void>;
+  afterSkipMessage?(broker: Broker, message: MessageProxy): void | Promise<void>;
+
+  beforeAck?(broker: Broker, message: MessageProxy): void | Promise<void>;
+  afterAck?(broker: Broker, message: MessageProxy): void | Promise<void>;
+  beforeNack?(broker: Broker, message: MessageProxy): void | Promise<void>;
+  afterNack?(broker: Broker, message: MessageProxy): void | Promise<void>;
+
+  beforeWorkerBoot?(broker: Broker, worker: WorkerInfo): void | Promise<void>;
+  afterWorkerBoot?(broker: Broker, worker: WorkerInfo): void | Promise<void>;
+  beforeWorkerShutdown?(broker: Broker, worker: WorkerInfo): void | Promise<void>;
+  afterWorkerShutdown?(broker: Broker, worker: WorkerInfo): void | Promise<void>;
+
+  afterWorkerThreadBoot?(broker: Broker, threadId: number): void | Promise<void>;
+  beforeWorkerThreadShutdown?(broker: Broker, threadId: number): void | Promise<void>;
+}
+
+export type HookName = {
+  [K in keyof Middleware]-?: NonNullable<Middleware[K]> extends (...args: never[]) => unknown ? K : never;
+}[keyof Middleware];
+
+export type HookArgs<K extends HookName> = NonNullable<Middleware[K]> extends (broker: Broker, ...rest: infer A) => unknown ? A : never;
 
 const log = getLogger("broker");
 
@@ -101,8 +157,12 @@ export abstract class Broker {
   /** Set once an attempt succeeded, so a send skips waiting on a settled promise (a microtask per send). */
   private connected = false;
 
-  constructor(options: BrokerOptions = {}) {
-    this.middleware = [...(options.middleware ?? defaultMiddleware())];
+  /**
+   * The base class receives its middleware rather than choosing it: the middleware modules import this one (for
+   * the hook types), so a default list here would close an import circle. Concrete brokers pass the default list.
+   */
+  constructor(options: BrokerOptions & { middleware: Middleware[] }) {
+    this.middleware = [...options.middleware];
     this.registry = options.registry ?? defaultRegistry;
   }
 

@@ -1,12 +1,11 @@
 import type { Broker } from "./broker.js";
 import { ResultMissing, TroupeError } from "./errors.js";
-import { getBroker } from "./global.js";
 import { nodeCrypto } from "./lazy.js";
 import type { GetResultOptions, Message, MessageData } from "./message.js";
 import { DEFAULT_BARRIER_TTL, GroupCallbacks } from "./middleware/group-callbacks.js";
 import { Barrier } from "./rate-limits/barrier.js";
-import { getRateLimiterBackend } from "./rate-limits/global.js";
 import { inWorkerThread } from "./runtime/rpc.js";
+import { getBroker, getRateLimiterBackend } from "./setup.js";
 
 export interface RunOptions {
   /** ms before the first message (pipeline) or every member (group) may run. */

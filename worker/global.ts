@@ -1,39 +1,79 @@
 import type { Broker } from "./broker.js";
+import { TroupeError } from "./errors.js";
+import type { RateLimiterBackend } from "./rate-limits/backend.js";
+import type { ResultBackend } from "./results/backend.js";
 
 /**
- * The process-wide (per-thread) broker. Inside a worker thread it is a proxy to the main thread's broker;
- * elsewhere it is created on first use from TROUPE_BROKER_URL (default: the in-memory broker).
+ * How an empty slot is filled on first use. worker/setup.ts installs it (from the environment in a main thread,
+ * through the main thread in a worker thread); this module knows no transport, so that the middleware and rate
+ * limiters reading the slots stay below the code that builds brokers and backends.
  */
-let current: Broker | undefined;
-let factory: (() => Broker) | undefined;
-
-let locked = false;
-
-/** Make this thread's broker the global one; ignored inside worker threads, which always use the main thread's. */
-export function setBroker(broker: Broker): Broker {
-  if (!locked) current = broker;
-  return current ?? broker;
+export interface ProcessDefaults {
+  broker(): Broker;
+  resultBackend(): ResultBackend;
+  rateLimiterBackend(): RateLimiterBackend;
 }
 
-/** Used by worker threads: fix the global broker so user modules cannot replace it. */
-export function lockBroker(broker: Broker): void {
-  current = broker;
-  locked = true;
+let defaults: ProcessDefaults | undefined;
+let broker: Broker | undefined;
+let brokerLocked = false;
+let resultBackend: ResultBackend | undefined;
+let rateLimiterBackend: RateLimiterBackend | undefined;
+
+export function installProcessDefaults(next: ProcessDefaults): void {
+  defaults = next;
 }
 
-/** Installed by brokers/factory.ts so that this module stays free of transport imports. */
-export function setBrokerFactory(next: () => Broker): void {
-  factory = next;
+function wired(): ProcessDefaults {
+  if (!defaults) throw new TroupeError('nothing is wired in this process yet: call setBroker(createBroker(url)) (from "troupe") first, or pass a backend explicitly');
+  return defaults;
+}
+
+/** Make `next` this thread's broker; ignored inside worker threads, which always use the main thread's. */
+export function setBroker(next: Broker): Broker {
+  if (!brokerLocked) broker = next;
+  return broker ?? next;
+}
+
+/** Used by worker threads: fix the broker so that user modules cannot replace it. */
+export function lockBroker(next: Broker): void {
+  broker = next;
+  brokerLocked = true;
 }
 
 export function getBroker(): Broker {
-  if (!current) {
-    if (!factory) throw new Error("no broker: call setBroker() or import 'troupe' to get the default broker");
-    current = factory();
-  }
-  return current;
+  broker ??= wired().broker();
+  return broker;
 }
 
 export function hasBroker(): boolean {
-  return current !== undefined;
+  return broker !== undefined;
+}
+
+export function setResultBackend(next: ResultBackend): ResultBackend {
+  resultBackend = next;
+  return next;
+}
+
+export function getResultBackend(): ResultBackend {
+  resultBackend ??= wired().resultBackend();
+  return resultBackend;
+}
+
+export function setRateLimiterBackend(next: RateLimiterBackend): RateLimiterBackend {
+  rateLimiterBackend = next;
+  return next;
+}
+
+export function getRateLimiterBackend(): RateLimiterBackend {
+  rateLimiterBackend ??= wired().rateLimiterBackend();
+  return rateLimiterBackend;
+}
+
+/** Empty the backend slots (the next use creates them again) and close what they held. */
+export async function closeBackends(): Promise<void> {
+  const held = [resultBackend, rateLimiterBackend];
+  resultBackend = undefined;
+  rateLimiterBackend = undefined;
+  await Promise.all(held.map((backend) => backend?.close?.()));
 }

@@ -8,15 +8,30 @@ export { RedisBroker, type RedisBrokerOptions } from "./brokers/redis.js";
 export { RedisResultBackend, type RedisResultBackendOptions } from "./results/redis.js";
 export { RedisRateLimiterBackend, type RedisRateLimiterBackendOptions } from "./rate-limits/redis.js";
 export { RabbitmqBroker, type RabbitmqBrokerOptions } from "./brokers/rabbitmq.js";
-export { createBroker, DEFAULT_BROKER_URL } from "./brokers/factory.js";
-export { getBroker, setBroker } from "./global.js";
+export {
+  createBroker,
+  createResultBackend,
+  createRateLimiterBackend,
+  resultBackendFor,
+  rateLimiterBackendFor,
+  parseServiceUrl,
+  supportedSchemes,
+  DEFAULT_BROKER_URL,
+  getBroker,
+  setBroker,
+  getResultBackend,
+  setResultBackend,
+  getRateLimiterBackend,
+  setRateLimiterBackend,
+  closeBackends,
+  type ServiceRole,
+} from "./setup.js";
 export { MessageProxy } from "./proxy.js";
 export type { Middleware, ProcessOutcome, WorkerInfo } from "./middleware/middleware.js";
 export { defaultMiddleware } from "./middleware/defaults.js";
 export { ActorRegistry, defaultRegistry } from "./registry.js";
 export { ResultBackend, type ResultBackendOptions } from "./results/backend.js";
 export { MemoryResultBackend } from "./results/memory.js";
-export { getResultBackend, setResultBackend, createResultBackend } from "./results/global.js";
 export type { RateLimiterBackend } from "./rate-limits/backend.js";
 export { getCurrentMessage, getAbortSignal, isShuttingDown, onShutdown, type ActorContext } from "./runtime/context.js";
 export { Worker, defaultPrefetch, type WorkerOptions } from "./runtime/worker.js";
@@ -46,6 +61,5 @@ export { BucketRateLimiter, type BucketRateLimiterOptions } from "./rate-limits/
 export { WindowRateLimiter, type WindowRateLimiterOptions } from "./rate-limits/window.js";
 export { Barrier, type BarrierOptions } from "./rate-limits/barrier.js";
 export { MemoryRateLimiterBackend } from "./rate-limits/memory.js";
-export { getRateLimiterBackend, setRateLimiterBackend, createRateLimiterBackend } from "./rate-limits/global.js";
 export { getMetricsRegistry } from "./metrics/metrics.js";
 export { startMetricsServer, metricsPortFromEnv, DEFAULT_METRICS_PORT, type MetricsServerOptions } from "./metrics/server.js";

@@ -1,5 +1,5 @@
 import type { Broker, QueueStats } from "../../worker/broker.js";
-import { createBroker } from "../../worker/brokers/factory.js";
+import { createBroker } from "../../worker/setup.js";
 import { redactUrl } from "../../worker/logging.js";
 
 export type BrokerFactory = (url: string) => Broker;

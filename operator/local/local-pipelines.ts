@@ -1,6 +1,6 @@
 import { getLogger } from "../../worker/logging.js";
 import type { ResultBackend } from "../../worker/results/backend.js";
-import { createResultBackend } from "../../worker/results/global.js";
+import { createResultBackend } from "../../worker/setup.js";
 import type { PipelineResource, PipelineStatus } from "../api/types.js";
 import { scrubCredentials } from "../api/validate.js";
 import type { BrokerConnections } from "../brokers/connections.js";

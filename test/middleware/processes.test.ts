@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { group, setBroker, setRateLimiterBackend, type RateLimiterBackend } from "troupe";
+import { group, rateLimiterBackendFor, setBroker, setRateLimiterBackend, type RateLimiterBackend } from "troupe";
 import { RedisBroker } from "../../worker/brokers/redis.js";
 import { REDIS_URL, uniqueName } from "../support/env.js";
 import { actors, middlewareFixture } from "../support/middleware.js";
@@ -28,7 +28,7 @@ describe("middleware across worker processes (Redis)", () => {
     redis = new Redis(REDIS_URL);
     broker = new RedisBroker(REDIS_URL, { namespace });
     setBroker(broker);
-    limits = setRateLimiterBackend(broker.createRateLimiterBackend());
+    limits = setRateLimiterBackend(rateLimiterBackendFor(broker)!);
   });
 
   after(async () => {

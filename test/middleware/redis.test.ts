@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { GroupCallbacks, ResultFailure, defaultMiddleware, group, pipeline, setRateLimiterBackend, setResultBackend, type RateLimiterBackend, type ResultBackend } from "troupe";
+import { GroupCallbacks, ResultFailure, defaultMiddleware, group, pipeline, rateLimiterBackendFor, resultBackendFor, setRateLimiterBackend, setResultBackend, type RateLimiterBackend, type ResultBackend } from "troupe";
 import { RedisBroker } from "../../worker/brokers/redis.js";
 import { REDIS_URL, uniqueName } from "../support/env.js";
 import { actors, startWorker, type Fixture, type Running } from "../support/middleware.js";
@@ -20,8 +20,8 @@ describe("Retries, Results, Pipelines and GroupCallbacks on the Redis broker", (
     // Group barriers use raw keys (as Dramatiq's); a short TTL makes sure this test's expire soon.
     const middleware = defaultMiddleware().map((m) => (m instanceof GroupCallbacks ? new GroupCallbacks({ barrierTtl: 60_000 }) : m));
     broker = new RedisBroker(REDIS_URL, { namespace, middleware });
-    results = setResultBackend(broker.createResultBackend({ namespace: `${namespace}-results` }));
-    limits = setRateLimiterBackend(broker.createRateLimiterBackend());
+    results = setResultBackend(resultBackendFor(broker, { namespace: `${namespace}-results` })!);
+    limits = setRateLimiterBackend(rateLimiterBackendFor(broker)!);
     run = await startWorker({ broker });
     a = await actors();
   });

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
-import { Message, RedisBroker, RedisRateLimiterBackend, RedisResultBackend, ResultFailure, group, pipeline, setRateLimiterBackend, setResultBackend } from "troupe";
+import { Message, RedisBroker, RedisRateLimiterBackend, RedisResultBackend, ResultFailure, group, pipeline, resultBackendFor, setRateLimiterBackend, setResultBackend } from "troupe";
 import { REDIS_URL, fixture, goldenDir, uniqueName } from "../support/env.js";
 import { RedisWorkerHarness, deleteNamespace, dumpNamespace } from "../support/redis.js";
 
@@ -46,7 +46,7 @@ describe("redis broker interop with Dramatiq's golden data", () => {
   const namespace = uniqueName("golden");
   const harness = new RedisWorkerHarness(REDIS_URL, namespace, modules);
   const { client, broker, events } = harness;
-  const results = setResultBackend(broker.createResultBackend()) as RedisResultBackend;
+  const results = setResultBackend(resultBackendFor(broker)!) as RedisResultBackend;
   const limiter = setRateLimiterBackend(new RedisRateLimiterBackend({ url: REDIS_URL })) as RedisRateLimiterBackend;
   const rawKeys: string[] = [];
 

@@ -1,4 +1,5 @@
 import { Broker, type BrokerOptions, type ConsumeOptions, type Consumer, type DeadLetter, type QueueStats } from "../broker.js";
+import { defaultMiddleware } from "../middleware/defaults.js";
 import { DecodeError } from "../errors.js";
 import { getLogger } from "../logging.js";
 import { Message } from "../message.js";
@@ -73,7 +74,7 @@ export class MemoryBroker extends Broker {
   private seq = 0;
 
   constructor(options: BrokerOptions = {}) {
-    super(options);
+    super({ ...options, middleware: options.middleware ?? defaultMiddleware() });
   }
 
   protected async doConnect(): Promise<void> {}

@@ -1,5 +1,6 @@
 import type { Channel, ConfirmChannel, GetMessage, RecoveringChannelModel, SocketOptions } from "amqplib";
 import { Broker, type BrokerOptions, type ConsumeOptions, type Consumer, type DeadLetter, type QueueStats } from "../broker.js";
+import { defaultMiddleware } from "../middleware/defaults.js";
 import { TroupeError } from "../errors.js";
 import { redactUrl } from "../logging.js";
 import { Message } from "../message.js";
@@ -47,7 +48,7 @@ export class RabbitmqBroker extends Broker {
 
   /** `url` carries the credentials; it is kept private and only ever shown as `displayUrl`. */
   constructor(url: string, options: RabbitmqBrokerOptions = {}) {
-    super(options);
+    super({ ...options, middleware: options.middleware ?? defaultMiddleware() });
     this.displayUrl = redactUrl(url);
     this.settings = { url, socketOptions: options.socketOptions, maxReconnectDelay: options.maxReconnectDelay ?? 5000 };
     this.topology = new Topology(

@@ -1,13 +1,11 @@
 import type { Redis } from "ioredis";
 import { Broker, type BrokerOptions, type ConsumeOptions, type Consumer, type DeadLetter, type QueueStats } from "../broker.js";
+import { defaultMiddleware } from "../middleware/defaults.js";
 import { TroupeError } from "../errors.js";
 import { nodeCrypto } from "../lazy.js";
 import { getLogger, messageFields, redactUrl } from "../logging.js";
 import { Message } from "../message.js";
 import type { MessageProxy } from "../proxy.js";
-import type { ResultBackendOptions } from "../results/backend.js";
-import { RedisRateLimiterBackend } from "../rate-limits/redis.js";
-import { RedisResultBackend } from "../results/redis.js";
 import { dqName, qName, xqName } from "../queues.js";
 import { connectRedis, createRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "./redis/connection.js";
 import { RedisConsumer } from "./redis/consumer.js";
@@ -57,7 +55,8 @@ export class RedisBroker extends Broker {
   readonly maintenanceInterval: number;
   readonly maxUnpackedMessages: number;
   readonly maxPollInterval: number;
-  private readonly connection: RedisConnectionOptions;
+  /** URL and client options; worker/setup.ts builds the results and rate-limiter backends on the same Redis from them. */
+  readonly connection: RedisConnectionOptions;
   private readonly client: ReturnType<typeof withBrokerScripts>;
   private readonly dispatch: Dispatch;
   private readonly wake: WakeSubscriber;
@@ -69,7 +68,7 @@ export class RedisBroker extends Broker {
   private everReady = false;
 
   constructor(url: string = DEFAULT_REDIS_URL, options: RedisBrokerOptions = {}) {
-    super(options);
+    super({ ...options, middleware: options.middleware ?? defaultMiddleware() });
     this.connection = { url, redis: options.redis };
     this.displayUrl = redactUrl(url);
     this.namespace = options.namespace ?? process.env.TROUPE_REDIS_NAMESPACE ?? "dramatiq";
@@ -86,19 +85,9 @@ export class RedisBroker extends Broker {
     this.client.on("ready", () => this.onReady());
   }
 
-  /** A new client with this broker's connection settings (the results backend shares them by default). */
+  /** A new client with this broker's connection settings. */
   createClient(purpose: string, overrides: Parameters<typeof createRedisClient>[2] = {}): Redis {
     return createRedisClient(this.connection, purpose, overrides);
-  }
-
-  /** A results backend on this broker's Redis (Dramatiq's usual setup: results beside the queues). */
-  createResultBackend(options: ResultBackendOptions = {}): RedisResultBackend {
-    return new RedisResultBackend({ ...options, ...this.connection });
-  }
-
-  /** A rate-limiter backend on this broker's Redis, so limits, barriers and group callbacks span every process. */
-  createRateLimiterBackend(): RedisRateLimiterBackend {
-    return new RedisRateLimiterBackend(this.connection);
   }
 
   private onReady(): void {

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { resolve } from "node:path";
 import { existsSync } from "node:fs";
-import { DEFAULT_BROKER_URL } from "../brokers/factory.js";
+import { brokerUrlFromEnv, isMemoryBrokerUrl } from "../setup.js";
 import { UsageError } from "./command.js";
 import { redactUrl } from "../logging.js";
 
@@ -59,15 +59,11 @@ export function intOption(value: string | undefined, name: string, fallback: num
  * variable counts as unset, the same for every command.
  */
 export function brokerUrlOption(flag: string | undefined): string {
-  const url = flag || process.env.TROUPE_BROKER_URL || DEFAULT_BROKER_URL;
+  const url = flag || brokerUrlFromEnv();
   if (!URL.canParse(url)) {
     throw new UsageError(`broker URL ${redactUrl(url)} is not a valid URL (check the scheme, the host, and that the port is a number from 1 to 65535)`);
   }
   return url;
-}
-
-export function isMemoryBrokerUrl(url: string): boolean {
-  return url.toLowerCase().startsWith("memory:");
 }
 
 /**

@@ -4,7 +4,7 @@ import { Message, type MessageData } from "../message.js";
 import type { MessageProxy } from "../proxy.js";
 import type { RateLimiterBackend } from "../rate-limits/backend.js";
 import { Barrier } from "../rate-limits/barrier.js";
-import { getRateLimiterBackend } from "../rate-limits/global.js";
+import { getRateLimiterBackend } from "../global.js";
 import type { Middleware, ProcessOutcome } from "./middleware.js";
 import { enqueueOrFail } from "./publish.js";
 

@@ -2,7 +2,7 @@ import type { Broker } from "../broker.js";
 import { getLogger, messageFields } from "../logging.js";
 import type { MessageProxy } from "../proxy.js";
 import { DEFAULT_RESULT_TTL, type ResultBackend } from "../results/backend.js";
-import { getResultBackend } from "../results/global.js";
+import { getResultBackend } from "../global.js";
 import { errorType } from "./error-info.js";
 import { optionOf } from "./lookup.js";
 import type { Middleware, ProcessOutcome } from "./middleware.js";

@@ -1,5 +1,5 @@
 import type { RateLimiterBackend } from "./backend.js";
-import { getRateLimiterBackend } from "./global.js";
+import { getRateLimiterBackend } from "../global.js";
 import { positive } from "./rate-limiter.js";
 
 export interface BarrierOptions {
@@ -14,7 +14,7 @@ export interface BarrierOptions {
  * A missing or expired barrier counts as cleared, as in Dramatiq.
  */
 export class Barrier {
-  readonly backend: RateLimiterBackend;
+  private configured: RateLimiterBackend | undefined;
   readonly ttl: number;
   readonly eventsKey: string;
 
@@ -22,9 +22,15 @@ export class Barrier {
     readonly key: string,
     { backend, ttl = 900_000 }: BarrierOptions = {},
   ) {
-    this.backend = backend ?? getRateLimiterBackend();
+    this.configured = backend;
     this.ttl = positive("ttl", ttl);
     this.eventsKey = `${key}@events`;
+  }
+
+  /** Resolved on first use, so that a limiter declared at import time finds the process wired by then. */
+  get backend(): RateLimiterBackend {
+    this.configured ??= getRateLimiterBackend();
+    return this.configured;
   }
 
   /** Set the number of parties; false when the barrier already exists. */

@@ -1,7 +1,7 @@
 import { RateLimitExceeded } from "../errors.js";
 import { computeBackoff } from "../middleware/backoff.js";
 import type { RateLimiterBackend } from "./backend.js";
-import { getRateLimiterBackend } from "./global.js";
+import { getRateLimiterBackend } from "../global.js";
 
 export interface RateLimiterOptions {
   /** Where the counters live (default: `getRateLimiterBackend()`). */
@@ -33,15 +33,21 @@ export function positive(name: string, value: number, integer = false): number {
  * release). `fn` receives whether the limit was acquired, as Dramatiq's `with limiter.acquire(...) as acquired`.
  */
 export abstract class RateLimiter {
-  readonly backend: RateLimiterBackend;
+  private configured: RateLimiterBackend | undefined;
   readonly limit: number;
 
   constructor(
     readonly key: string,
     { backend, limit = 1 }: RateLimiterOptions = {},
   ) {
-    this.backend = backend ?? getRateLimiterBackend();
+    this.configured = backend;
     this.limit = positive("limit", limit, true);
+  }
+
+  /** Resolved on first use, so that a limiter declared at import time finds the process wired by then. */
+  get backend(): RateLimiterBackend {
+    this.configured ??= getRateLimiterBackend();
+    return this.configured;
   }
 
   /** One attempt to take the limit; true when taken. */

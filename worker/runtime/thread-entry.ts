@@ -5,18 +5,18 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { TimeLimitExceeded, serializeError, type SerializedError } from "../errors.js";
 import { ChurnMap } from "../churn.js";
-import { lockBroker } from "../global.js";
-import { Message, setResultLookup } from "../message.js";
+import { Message } from "../message.js";
 import { defaultRegistry } from "../registry.js";
 import { actorContext, markShuttingDown, runWithSyncContext, type ActorContext } from "./context.js";
 import { RECALLED_ERROR, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { ActorTimes } from "./actor-times.js";
-import { callMain, markWorkerThread, settleRpc } from "./rpc.js";
+import { markWorkerThread, settleRpc } from "./rpc.js";
 import { ThreadBroker } from "./thread-broker.js";
 import { importModules } from "./load-modules.js";
 import { releaseMemory } from "./memory.js";
 import { RunningSlots } from "./running-slots.js";
 import type { ActorOptions } from "../options.js";
+import { wireWorkerThread } from "../setup.js";
 
 const port = parentPort!;
 const data = workerData as ThreadData;
@@ -226,8 +226,7 @@ port.on("message", handle);
 
 async function boot(): Promise<void> {
   markWorkerThread();
-  lockBroker(new ThreadBroker());
-  setResultLookup((message, options) => callMain("getResult", message.toData(), options));
+  wireWorkerThread(new ThreadBroker());
   try {
     await importModules(data.modules);
     releaseMemory();

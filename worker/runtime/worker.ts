@@ -9,7 +9,8 @@ import type { EnqueueOptions } from "../broker.js";
 import type { ActorOptions } from "../options.js";
 import type { MessageProxy } from "../proxy.js";
 import { dqName, qName } from "../queues.js";
-import { getResultBackend } from "../results/global.js";
+import { getRateLimiterBackend, getResultBackend } from "../global.js";
+import { RATE_LIMITER_RPC, type RateLimiterOp } from "../rate-limits/thread.js";
 import { Heap } from "./heap.js";
 import { registerMainHandler } from "./rpc.js";
 import { DEFAULT_LOOKAHEAD, ThreadPool, type RunOutcome } from "./thread-pool.js";
@@ -481,4 +482,8 @@ function installMainHandlers(broker: Broker): void {
   });
   registerMainHandler("queueStats", (queue: string) => broker.queueStats(queue));
   registerMainHandler("getResult", (data: MessageData, options: { block?: boolean; timeout?: number }) => getResultBackend().getResult(Message.fromData(data), options));
+  registerMainHandler(RATE_LIMITER_RPC, (op: RateLimiterOp, args: unknown[]) => {
+    const backend = getRateLimiterBackend() as unknown as Record<RateLimiterOp, (...a: unknown[]) => Promise<unknown>>;
+    return backend[op](...args);
+  });
 }

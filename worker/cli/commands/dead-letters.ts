@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import type { Broker } from "../../broker.js";
-import { createBroker } from "../../brokers/factory.js";
+import { createBroker } from "../../setup.js";
 import { deadLetterStore } from "../../dead-letters/store.js";
 import type { DeadLetterEntry, DeadLetterFilter, DeadLetterStore } from "../../dead-letters/types.js";
 import { qName } from "../../queues.js";

@@ -1,4 +1,4 @@
-import { createBroker } from "../../brokers/factory.js";
+import { createBroker } from "../../setup.js";
 import type { JsonValue } from "../../encoder.js";
 import { Message } from "../../message.js";
 import { isValidQueueName } from "../../queues.js";

@@ -1,5 +1,5 @@
 import type { QueueStats } from "../../broker.js";
-import { createBroker } from "../../brokers/factory.js";
+import { createBroker } from "../../setup.js";
 import { listOption, parse, sharedBrokerUrlOption } from "../args.js";
 import type { Command } from "../command.js";
 

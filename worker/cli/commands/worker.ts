@@ -1,8 +1,6 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import type { Broker } from "../../broker.js";
-import { createBroker } from "../../brokers/factory.js";
-import { setBroker } from "../../global.js";
 import { getLogger, redactUrl } from "../../logging.js";
 import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
@@ -10,10 +8,9 @@ import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
 import { releaseMemory } from "../../runtime/memory.js";
 import { watchActorOverrides } from "../../runtime/overrides.js";
-import { closeResultBackend } from "../../results/global.js";
-import { closeRateLimiterBackend } from "../../rate-limits/global.js";
+import { closeBackends, createBroker, isMemoryBrokerUrl, setBroker } from "../../setup.js";
 import { startWorkerMetrics } from "../../metrics/server.js";
-import { brokerUrlOption, intOption, isMemoryBrokerUrl, listOption, modulePaths, numberOption, parse } from "../args.js";
+import { brokerUrlOption, intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
 import { defaultRegistry } from "../../registry.js";
 import { qName } from "../../queues.js";
 import { UsageError, type Command } from "../command.js";
@@ -178,7 +175,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
       overrides?.close();
       void worker
         .stop()
-        .then(() => Promise.all([broker.close(), closeResultBackend(), closeRateLimiterBackend(), stopMetrics()]))
+        .then(() => Promise.all([broker.close(), closeBackends(), stopMetrics()]))
         .then(
           () => resolve(EXIT_OK),
           (err) => {

@@ -1,16 +1,15 @@
 import { fileURLToPath } from "node:url";
 import { MemoryBroker } from "../../brokers/memory.js";
 import { group, pipeline } from "../../composition.js";
-import { setBroker } from "../../global.js";
 import { setLogLevel } from "../../logging.js";
 import type { Message } from "../../message.js";
 import { GroupCallbacks } from "../../middleware/group-callbacks.js";
 import type { Middleware } from "../../middleware/middleware.js";
 import { Results } from "../../middleware/results.js";
 import { MemoryResultBackend } from "../../results/memory.js";
-import { setResultBackend } from "../../results/global.js";
 import { importModules } from "../../runtime/load-modules.js";
 import { Worker } from "../../runtime/worker.js";
+import { setBroker, setResultBackend } from "../../setup.js";
 import { DemoProgress } from "./progress.js";
 
 const ACTORS = fileURLToPath(new URL("../../../examples/demo/actors.js", import.meta.url));

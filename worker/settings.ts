@@ -1,0 +1,44 @@
+/**
+ * Every knob of a worker from outside the code, in one table: the `troupe worker` flags and the environment
+ * variables Troupe reads or sets. The modules that read them keep their own parsing; this table is what
+ * test/unit/settings.test.ts holds them to — each variable the source names and each flag `troupe worker --help`
+ * prints must be declared here, and each declared one must be documented in README.md or docs/.
+ */
+export interface Setting {
+  /** `troupe worker` flag (long form, without dashes). */
+  flag?: string;
+  /** Environment variable. */
+  env?: string;
+  /** The default, as documented. */
+  default: string;
+  /** What it sets. */
+  doc: string;
+  /** Set by Troupe itself for the processes it starts, never by hand. */
+  internal?: true;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { flag: "broker", env: "TROUPE_BROKER_URL", default: "memory://", doc: "broker URL: memory://, redis://, rediss://, amqp://, amqps://" },
+  { env: "TROUPE_RESULTS_URL", default: "the broker's Redis, or memory on the memory broker", doc: "results backend URL: memory://, redis://, rediss://" },
+  { env: "TROUPE_RATE_LIMITER_URL", default: "the broker's Redis, else memory", doc: "rate-limiter and barrier backend URL: memory://, redis://, rediss://" },
+  { flag: "processes", default: "CPU count (1 on the memory broker)", doc: "worker processes under one supervisor" },
+  { flag: "threads", default: "8", doc: "worker threads per process" },
+  { flag: "concurrency", default: "1", doc: "messages one thread runs at once (async actors)" },
+  { flag: "queues", default: "every queue of the declared actors", doc: "queues to consume" },
+  { flag: "prefetch", default: "threads × (2 × concurrency + lookahead), + 64 with lookahead", doc: "messages fetched ahead per queue" },
+  { flag: "lookahead", default: "3", doc: "messages sent to each thread ahead of those it runs (0 = strict priority order)" },
+  { flag: "shutdown-timeout", default: "600 s", doc: "time running messages get on SIGTERM before they are requeued" },
+  { env: "TROUPE_LOG_LEVEL", default: "info", doc: "debug, info, warn, error or critical" },
+  { env: "TROUPE_METRICS_PORT", default: "9191", doc: "port of /metrics and /healthz (0 = off)" },
+  { env: "TROUPE_METRICS_HOST", default: "0.0.0.0", doc: "bind address of the metrics server" },
+  { env: "TROUPE_ACTOR_OVERRIDES", default: "none", doc: "JSON/YAML file of actor option overrides, reloaded when it changes" },
+  { env: "TROUPE_REDIS_NAMESPACE", default: "dramatiq", doc: "Redis key prefix shared with Python peers" },
+  { env: "TROUPE_REDIS_HEARTBEAT_TIMEOUT", default: "60000 ms", doc: "silence after which a Redis worker's messages are recovered" },
+  { env: "TROUPE_REDIS_DEAD_MESSAGE_TTL", default: "7 days", doc: "how long Redis dead letters are kept (ms)" },
+  { env: "TROUPE_REDIS_SENTINELS", default: "none", doc: "Sentinel host:port list; the URL then gives password and db" },
+  { env: "TROUPE_REDIS_SENTINEL_NAME", default: "mymaster", doc: "Sentinel master name" },
+  { env: "TROUPE_RABBITMQ_MAX_PRIORITY", default: "none", doc: "x-max-priority of declared RabbitMQ queues (1..255)" },
+  { env: "TROUPE_RABBITMQ_MANAGEMENT_URL", default: "none", doc: "RabbitMQ management API URL, for in-flight counts and the queue list" },
+  { env: "TROUPE_PROCESS_INDEX", default: "set by the supervisor", doc: "slot of a worker process under `--processes`", internal: true },
+  { env: "TROUPE_POD_NAME", default: "set by the operator", doc: "the worker pod's name (Downward API)", internal: true },
+];
