@@ -71,17 +71,21 @@ export function supportedSchemes(role: ServiceRole): string[] {
  * error naming the URL with its password redacted and the schemes the role accepts.
  */
 export function parseServiceUrl(url: string, role: ServiceRole): { scheme: string; family: Family } {
-  const match = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
-  const scheme = match?.[1]!.toLowerCase();
-  const family = scheme === undefined ? undefined : SCHEMES[scheme];
+  const { scheme, family } = schemeOf(url);
   if (scheme === undefined || family === undefined || ROLES[role][family] === undefined) {
     throw new TroupeError(`unsupported ${role} URL ${redactUrl(url)}: use ${supportedSchemes(role).join(", ")}`);
   }
   return { scheme, family };
 }
 
+function schemeOf(url: string): { scheme?: string; family?: Family } {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]!.toLowerCase();
+  return { scheme, family: scheme !== undefined && Object.hasOwn(SCHEMES, scheme) ? SCHEMES[scheme] : undefined };
+}
+
+/** True for `memory://`; any other URL, even one no role accepts, is not the memory broker. */
 export function isMemoryBrokerUrl(url: string): boolean {
-  return parseServiceUrl(url, "broker").family === "memory";
+  return schemeOf(url).family === "memory";
 }
 
 /** TROUPE_BROKER_URL, else the in-memory broker; an empty variable counts as unset. */

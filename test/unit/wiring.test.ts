@@ -28,6 +28,7 @@ test("one scheme parser: each role accepts its schemes and names the others in t
     ["amqp://guest:S3cret@127.0.0.1:5672/", "rate limiter"],
     ["kafka://u:S3cret@host", "broker"],
     ["127.0.0.1:6379", "broker"],
+    ["constructor://x", "broker"],
   ];
   for (const [url, role] of cases) {
     assert.throws(
