@@ -91,6 +91,8 @@ export interface WorkerPoolSpec {
   queues?: string[];
   actorSelector?: LabelSelector;
   broker: { secretRef: SecretRef };
+  /** RabbitMQ: the queue type the pool's workers declare (TROUPE_RABBITMQ_QUEUE_TYPE); default classic, as Dramatiq. */
+  queueType?: "classic" | "quorum";
   results?: { secretRef: SecretRef };
   replicas?: number;
   processes?: number;

@@ -8,7 +8,7 @@ import { BrokerConnections, type BrokerFactory } from "../brokers/connections.js
 import { actorOverrides } from "../controllers/actor-controller.js";
 import { poolQueues } from "../controllers/workerpool-controller.js";
 import { ACTORS_FILE } from "../resources/labels.js";
-import { workerArgs } from "../resources/workerpool.js";
+import { brokerSettingsEnv, workerArgs } from "../resources/workerpool.js";
 import { totalProcessed } from "../scaling/pod-load.js";
 import { BacklogSizer } from "../scaling/backlog-sizer.js";
 import { LocalPipelines } from "./local-pipelines.js";
@@ -89,6 +89,7 @@ export class LocalRunner {
         env: {
           ...process.env,
           TROUPE_BROKER_URL: brokerUrl,
+          ...brokerSettingsEnv(pool),
           TROUPE_ACTOR_OVERRIDES: overridesPath,
           ...(resultsRef ? { TROUPE_RESULTS_URL: this.secret(resultsRef.name, resultsRef.key) } : {}),
         },

@@ -23,6 +23,11 @@ export function workerArgs(pool: WorkerPool, queues: readonly string[]): string[
   return args;
 }
 
+/** Broker settings of a pool that its workers read from the environment, for pods and for `troupe up` alike. */
+export function brokerSettingsEnv(pool: WorkerPool): Record<string, string> {
+  return pool.spec.queueType ? { TROUPE_RABBITMQ_QUEUE_TYPE: pool.spec.queueType } : {};
+}
+
 /**
  * The Deployment of a pool. The pod template carries a hash of itself so the reconciler can tell a changed template
  * from an unchanged one without comparing defaulted fields the API server added.
@@ -49,6 +54,7 @@ export function poolDeployment(pool: WorkerPool, queues: readonly string[], repl
           env: [
             secretEnv("TROUPE_BROKER_URL", s.broker.secretRef),
             ...(s.results ? [secretEnv("TROUPE_RESULTS_URL", s.results.secretRef)] : []),
+            ...Object.entries(brokerSettingsEnv(pool)).map(([name, value]) => ({ name, value })),
             { name: "TROUPE_METRICS_PORT", value: String(METRICS_PORT) },
             { name: "TROUPE_ACTOR_OVERRIDES", value: `${ACTORS_MOUNT}/${ACTORS_FILE}` },
             { name: "TROUPE_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },

@@ -2,14 +2,17 @@ import type { Channel, ConfirmChannel, GetMessage, RecoveringChannelModel, Socke
 import { Broker, type BrokerOptions, type ConsumeOptions, type Consumer, type DeadLetter, type QueueStats } from "../broker.js";
 import { defaultMiddleware } from "../middleware/defaults.js";
 import { TroupeError } from "../errors.js";
-import { redactUrl } from "../logging.js";
+import { getLogger, redactUrl } from "../logging.js";
 import { Message } from "../message.js";
 import { dqName, qName, xqName } from "../queues.js";
 import { LazyChannel, openConnection, type ConnectionSettings } from "./rabbitmq/connection.js";
 import { RabbitmqConsumer } from "./rabbitmq/consumer.js";
 import { ManagementClient } from "./rabbitmq/management.js";
 import { Publisher, type Publication } from "./rabbitmq/publisher.js";
-import { Topology, deadMessageTtlFromEnv, maxPriorityFromEnv, validateTopology } from "./rabbitmq/topology.js";
+import { Topology, deadMessageTtlFromEnv, deliveryLimitFromEnv, maxPriorityFromEnv, queueTypeFromEnv, validateTopology } from "./rabbitmq/topology.js";
+import { parseAmqpUrl, parseHost, type QueueType } from "./rabbitmq/url.js";
+
+const log = getLogger("broker.rabbitmq");
 
 export interface RabbitmqBrokerOptions extends BrokerOptions {
   /** Declare queues with `x-max-priority` (1..255), enabling `broker_priority`. Default: $TROUPE_RABBITMQ_MAX_PRIORITY, else none. */
@@ -24,6 +27,18 @@ export interface RabbitmqBrokerOptions extends BrokerOptions {
   maxReconnectDelay?: number;
   /** Socket and TLS options handed to amqplib (`ca`, `cert`, `key`, `servername`, `timeout`…). */
   socketOptions?: SocketOptions;
+  /**
+   * `"quorum"` declares `q`, `q.DQ` and `q.XQ` as replicated quorum queues. Default: `?queue_type=` of the URL, else
+   * $TROUPE_RABBITMQ_QUEUE_TYPE, else `"classic"` (Dramatiq's).
+   */
+  queueType?: QueueType;
+  /** Quorum queues: deliveries of a message of `q` before RabbitMQ dead-letters it. Default: `?delivery_limit=`, else $TROUPE_RABBITMQ_DELIVERY_LIMIT, else none. */
+  deliveryLimit?: number;
+  /**
+   * The nodes of a cluster as `host[:port]`, instead of the URL's host list (`amqp://u:p@h1,h2:5673,h3/vhost`).
+   * Each connection starts at a random node and moves to the next one when its node cannot be reached or dies.
+   */
+  hosts?: string[];
 }
 
 /**
@@ -45,21 +60,30 @@ export class RabbitmqBroker extends Broker {
   private readonly confirmChannel: LazyChannel<ConfirmChannel>;
   private readonly publisher: Publisher;
   private readonly consumers = new Set<RabbitmqConsumer>();
+  private readonly priorityWarned = new Set<string>();
 
   /** `url` carries the credentials; it is kept private and only ever shown as `displayUrl`. */
   constructor(url: string, options: RabbitmqBrokerOptions = {}) {
     super({ ...options, middleware: options.middleware ?? defaultMiddleware() });
     this.displayUrl = redactUrl(url);
-    this.settings = { url, socketOptions: options.socketOptions, maxReconnectDelay: options.maxReconnectDelay ?? 5000 };
+    const address = parseAmqpUrl(url);
+    if (options.hosts) {
+      if (options.hosts.length === 0) throw new TroupeError("the hosts option names no RabbitMQ node");
+      address.hosts = options.hosts.map((h) => parseHost(h, address.protocol === "amqps" ? 5671 : 5672));
+    }
+    this.settings = { url, address, socketOptions: options.socketOptions, maxReconnectDelay: options.maxReconnectDelay ?? 5000 };
     this.topology = new Topology(
       validateTopology({
         maxPriority: options.maxPriority ?? maxPriorityFromEnv(),
         deadMessageTtl: options.deadMessageTtl ?? deadMessageTtlFromEnv(),
+        queueType: options.queueType ?? address.troupe.queueType ?? queueTypeFromEnv() ?? "classic",
+        deliveryLimit: options.deliveryLimit ?? address.troupe.deliveryLimit ?? deliveryLimitFromEnv(),
       }),
       () => this.declarer.get(),
+      () => this.connection().createChannel(),
     );
     const managementUrl = options.managementUrl ?? process.env.TROUPE_RABBITMQ_MANAGEMENT_URL;
-    this.management = managementUrl ? new ManagementClient(managementUrl, vhostOf(url)) : undefined;
+    this.management = managementUrl ? new ManagementClient(managementUrl, address.vhost) : undefined;
     this.admin = new LazyChannel(() => this.connection().createChannel(), "admin");
     this.declarer = new LazyChannel(() => this.connection().createChannel(), "declare");
     this.confirmChannel = new LazyChannel(() => this.connection().createConfirmChannel(), "publish");
@@ -91,8 +115,19 @@ export class RabbitmqBroker extends Broker {
   }
 
   protected override async publishMany(messages: Message[]): Promise<Message[]> {
-    await this.publisher.publishAll(messages.map(toPublication));
+    const publications = messages.map(toPublication);
+    if (this.topology.options.queueType === "quorum") this.warnIgnoredPriorities(publications);
+    await this.publisher.publishAll(publications);
     return messages;
+  }
+
+  /** RabbitMQ 3.x quorum queues deliver in publish order whatever the priority: say so once per queue, not per message. */
+  private warnIgnoredPriorities(publications: Publication[]): void {
+    for (const { routingKey, priority } of publications) {
+      if (priority === undefined || this.priorityWarned.has(routingKey)) continue;
+      this.priorityWarned.add(routingKey);
+      log.warn("broker_priority has no effect on a quorum queue (RabbitMQ 3.x delivers quorum queues in publish order)", { queue: routingKey, priority });
+    }
   }
 
   consume(queue: string, options: ConsumeOptions): Consumer {
@@ -234,13 +269,4 @@ export function toDeadLetter(got: Pick<GetMessage, "content" | "properties">): D
     reason: (headers["x-first-death-reason"] as string | undefined) ?? death?.reason,
     deadAt: time === undefined ? undefined : time * 1000,
   };
-}
-
-/** The vhost amqplib connects to for a URL: the path without its slash, `/` when empty. */
-function vhostOf(url: string): string {
-  try {
-    return decodeURIComponent(new URL(url).pathname.slice(1)) || "/";
-  } catch {
-    return "/";
-  }
 }

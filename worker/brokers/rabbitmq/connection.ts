@@ -3,6 +3,7 @@ import type { Channel, RecoveringChannelModel, SocketOptions } from "amqplib";
 import { lazyRequire } from "../../lazy.js";
 import { ConnectionFailed } from "../../errors.js";
 import { getLogger, redactUrl } from "../../logging.js";
+import type { AmqpAddress } from "./url.js";
 
 const amqplib = lazyRequire<typeof Amqplib>("amqplib");
 
@@ -10,6 +11,8 @@ const log = getLogger("broker.rabbitmq");
 
 export interface ConnectionSettings {
   url: string;
+  /** The URL taken apart: credentials, vhost and the node(s) to connect to. */
+  address: AmqpAddress;
   /** TLS material and socket settings for amqplib (`ca`, `cert`, `key`, `servername`, `timeout`…). */
   socketOptions?: SocketOptions;
   /** Longest pause between reconnect attempts, in ms. */
@@ -22,49 +25,94 @@ export interface ConnectionSettings {
  */
 export const DEFAULT_HEARTBEAT = 15;
 
-function withDefaultHeartbeat(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.searchParams.has("heartbeat")) return url;
-    parsed.searchParams.set("heartbeat", String(DEFAULT_HEARTBEAT));
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
 /** Strip a secret out of a text a server or library wrote, in case it echoes the URL. */
-function scrub(text: string, url: string): string {
-  let password = "";
-  try {
-    password = decodeURIComponent(new URL(url).password);
-  } catch {
-    return text;
-  }
+function scrub(text: string, password: string): string {
   return password ? text.split(password).join("***") : text;
 }
 
 /**
- * Open one connection that amqplib re-opens with backoff after it drops. The first attempt is not retried, so a
- * wrong URL or password fails start-up at once with the URL (password redacted) in the error.
+ * Where amqplib connects, in the object form it re-reads on every attempt of its recovery: pointing `hostname`
+ * and `port` at another node between attempts is how a connection moves to a live node of a cluster.
+ */
+class NodeRotation {
+  readonly protocol: string;
+  readonly username: string;
+  readonly password: string;
+  readonly vhost: string;
+  readonly heartbeat: number;
+  readonly frameMax: string | undefined;
+  readonly channelMax: string | undefined;
+  readonly locale: string | undefined;
+  readonly maxFrameSize: string | undefined;
+  hostname: string;
+  port: number;
+  private index: number;
+
+  constructor(private readonly address: AmqpAddress) {
+    this.protocol = address.protocol;
+    this.username = address.username;
+    this.password = address.password;
+    this.vhost = address.rawVhost;
+    this.heartbeat = address.query.heartbeat === undefined ? DEFAULT_HEARTBEAT : Number.parseInt(address.query.heartbeat, 10);
+    this.frameMax = address.query.frameMax;
+    this.channelMax = address.query.channelMax;
+    this.locale = address.query.locale;
+    this.maxFrameSize = address.query.maxFrameSize;
+    // Processes spread over the nodes instead of all piling onto the first one.
+    this.index = Math.floor(Math.random() * address.hosts.length);
+    this.hostname = address.hosts[this.index]!.hostname;
+    this.port = address.hosts[this.index]!.port;
+  }
+
+  get node(): string {
+    return this.hostname.includes(":") ? `[${this.hostname}]:${this.port}` : `${this.hostname}:${this.port}`;
+  }
+
+  next(): void {
+    this.index = (this.index + 1) % this.address.hosts.length;
+    this.hostname = this.address.hosts[this.index]!.hostname;
+    this.port = this.address.hosts[this.index]!.port;
+  }
+}
+
+/**
+ * Open one connection that amqplib re-opens with backoff after it drops, on the next node of the URL when there
+ * are several. The first connection tries each node once and is not retried further, so a wrong URL or password
+ * fails start-up at once with the URL (password redacted) in the error.
  */
 export async function openConnection(settings: ConnectionSettings, role: string): Promise<RecoveringChannelModel> {
   const where = redactUrl(settings.url);
-  let connection: RecoveringChannelModel;
+  const nodes = new NodeRotation(settings.address);
+  const hidden = settings.address.password;
+  const several = settings.address.hosts.length > 1;
+  /** Why each node refused the first connection, for the start-up error. */
+  const failures: string[] = [];
+  let connectedOnce = false;
+  // Not waiting for the connection inside connect() lets these listeners see the first attempts too.
+  const connection = await amqplib().connect(nodes as unknown as Amqplib.Options.Connect, {
+    timeout: 10_000,
+    ...settings.socketOptions,
+    clientProperties: { connection_name: `troupe ${role} pid ${process.pid}` },
+    recovery: { initialMaxRetries: settings.address.hosts.length - 1, maxRetries: Infinity, initialDelay: 100, maxDelay: settings.maxReconnectDelay, waitForConnect: false },
+  });
+  connection.on("connect-failed", (err: Error) => {
+    if (!connectedOnce) failures.push(`${nodes.node}: ${scrub(describe(err), hidden)}`);
+    if (several) nodes.next();
+  });
+  connection.on("disconnect", (err: Error) => {
+    log.warn("RabbitMQ connection lost; reconnecting", { role, broker: where, node: nodes.node, error: scrub(err.message, hidden) });
+    if (several) nodes.next();
+  });
   try {
-    connection = await amqplib().connect(withDefaultHeartbeat(settings.url), {
-      timeout: 10_000,
-      ...settings.socketOptions,
-      clientProperties: { connection_name: `troupe ${role} pid ${process.pid}` },
-      recovery: { initialMaxRetries: 0, maxRetries: Infinity, initialDelay: 100, maxDelay: settings.maxReconnectDelay },
-    });
+    await connection.waitForConnect();
+    connectedOnce = true;
   } catch (err) {
-    throw new ConnectionFailed(`cannot connect to RabbitMQ at ${where}: ${scrub(describe(err), settings.url)}`, { cause: err });
+    const tried = several ? ` (tried ${failures.join("; ")})` : "";
+    throw new ConnectionFailed(`cannot connect to RabbitMQ at ${where}: ${scrub(describe(err), hidden)}${tried}`, { cause: err });
   }
-  connection.on("error", (err: Error) => log.warn("RabbitMQ connection error", { role, broker: where, error: scrub(err.message, settings.url) }));
-  connection.on("disconnect", (err: Error) => log.warn("RabbitMQ connection lost; reconnecting", { role, broker: where, error: scrub(err.message, settings.url) }));
-  connection.on("reconnect-scheduled", ({ attempt, delay }: { attempt: number; delay: number }) => log.info("RabbitMQ reconnect scheduled", { role, broker: where, attempt, delayMs: delay }));
-  connection.on("connect", () => log.info("RabbitMQ connected", { role, broker: where }));
+  connection.on("error", (err: Error) => log.warn("RabbitMQ connection error", { role, broker: where, node: nodes.node, error: scrub(err.message, hidden) }));
+  connection.on("reconnect-scheduled", ({ attempt, delay }: { attempt: number; delay: number }) => log.info("RabbitMQ reconnect scheduled", { role, broker: where, node: nodes.node, attempt, delayMs: delay }));
+  connection.on("connect", () => log.info("RabbitMQ connected", { role, broker: where, node: nodes.node }));
   connection.on("blocked", (reason: string) => log.warn("RabbitMQ blocked publishing (resource alarm)", { role, broker: where, reason }));
   return connection;
 }

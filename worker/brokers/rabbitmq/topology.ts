@@ -1,6 +1,7 @@
 import type { Channel } from "amqplib";
 import { BrokerError, ConnectionClosed, TroupeError } from "../../errors.js";
 import { dqName, qName, xqName } from "../../queues.js";
+import { parseDeliveryLimit, parseQueueType, type QueueType } from "./url.js";
 
 /** Dramatiq's default `x-message-ttl` of `q.XQ`: dead letters are kept for 7 days. */
 export const DEFAULT_DEAD_MESSAGE_TTL = 604_800_000;
@@ -10,6 +11,10 @@ export interface TopologyOptions {
   maxPriority?: number;
   /** `x-message-ttl` of `q.XQ` in ms. */
   deadMessageTtl: number;
+  /** Dramatiq's classic queues, or replicated quorum queues (`x-queue-type: quorum`). */
+  queueType: QueueType;
+  /** `x-delivery-limit` of a quorum `q`: deliveries after which RabbitMQ dead-letters a message (a poison message). */
+  deliveryLimit?: number;
 }
 
 export interface QueueDeclaration {
@@ -19,7 +24,18 @@ export interface QueueDeclaration {
 
 /** Check options the way Dramatiq does, so that a bad value fails at construction and not at the first declare. */
 export function validateTopology(options: TopologyOptions): TopologyOptions {
-  const { maxPriority, deadMessageTtl } = options;
+  const { maxPriority, deadMessageTtl, queueType, deliveryLimit } = options;
+  if (queueType === "quorum" && maxPriority !== undefined) {
+    throw new TroupeError(
+      `maxPriority (${maxPriority}) cannot be used with quorum queues: RabbitMQ 3.x quorum queues have no x-max-priority and deliver in publish order; use a separate queue for urgent work, or classic queues`,
+    );
+  }
+  if (deliveryLimit !== undefined && queueType !== "quorum") {
+    throw new TroupeError(`deliveryLimit (${deliveryLimit}) needs quorum queues (queueType "quorum"): classic queues do not count deliveries`);
+  }
+  if (deliveryLimit !== undefined && (!Number.isInteger(deliveryLimit) || deliveryLimit < 1)) {
+    throw new TroupeError(`deliveryLimit must be a positive integer, got ${deliveryLimit}`);
+  }
   if (maxPriority !== undefined && (!Number.isInteger(maxPriority) || maxPriority < 1 || maxPriority > 255)) {
     throw new TroupeError(`maxPriority must be an integer from 1 to 255, got ${maxPriority}`);
   }
@@ -39,6 +55,18 @@ export function maxPriorityFromEnv(env: NodeJS.ProcessEnv = process.env): number
   return integerFromEnv(env, "TROUPE_RABBITMQ_MAX_PRIORITY", 1, 255);
 }
 
+/** The queue type from TROUPE_RABBITMQ_QUEUE_TYPE; unset means Dramatiq's classic queues. */
+export function queueTypeFromEnv(env: NodeJS.ProcessEnv = process.env): QueueType | undefined {
+  const raw = env.TROUPE_RABBITMQ_QUEUE_TYPE;
+  return raw ? parseQueueType(raw, (why) => new TroupeError(`TROUPE_RABBITMQ_QUEUE_TYPE ${why}`)) : undefined;
+}
+
+/** `x-delivery-limit` from TROUPE_RABBITMQ_DELIVERY_LIMIT (quorum queues only). */
+export function deliveryLimitFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.TROUPE_RABBITMQ_DELIVERY_LIMIT;
+  return raw ? parseDeliveryLimit(raw, (why) => new TroupeError(`TROUPE_RABBITMQ_DELIVERY_LIMIT ${why}`)) : undefined;
+}
+
 function integerFromEnv(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === "") return undefined;
@@ -48,17 +76,26 @@ function integerFromEnv(env: NodeJS.ProcessEnv, name: string, min: number, max: 
 }
 
 /**
- * The three server queues of a canonical queue with Dramatiq's exact arguments. RabbitMQ refuses a redeclaration
- * with other arguments (PRECONDITION_FAILED), so any difference here would lock Python workers out, or us.
+ * The three server queues of a canonical queue. Classic queues get Dramatiq's exact arguments: RabbitMQ refuses a
+ * redeclaration with other arguments (PRECONDITION_FAILED), so any difference here would lock Python workers out,
+ * or us. Quorum queues add `x-queue-type`, and on `q` and `q.DQ` (the queues that dead-letter) the `at-least-once`
+ * dead-letter strategy, which RabbitMQ only honours with `x-overflow: reject-publish` — without it a dead letter is
+ * dropped when the target's leader is unavailable. The delivery limit goes on `q` only: `q.DQ` holds delayed
+ * messages unacked until their eta and hands them back on every reconnect, which is no sign of a poison message.
  */
 export function queueDeclarations(queue: string, options: TopologyOptions): QueueDeclaration[] {
   const canonical = qName(queue);
-  const deadLettered: Record<string, string | number> = { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": xqName(canonical) };
+  const quorum = options.queueType === "quorum";
+  const deadLettered: Record<string, string | number> = quorum
+    ? { "x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": xqName(canonical), "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }
+    : { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": xqName(canonical) };
   if (options.maxPriority !== undefined) deadLettered["x-max-priority"] = options.maxPriority;
+  const main = options.deliveryLimit === undefined ? deadLettered : { ...deadLettered, "x-delivery-limit": options.deliveryLimit };
+  const dead: Record<string, string | number> = quorum ? { "x-queue-type": "quorum", "x-message-ttl": options.deadMessageTtl } : { "x-message-ttl": options.deadMessageTtl };
   return [
-    { name: canonical, arguments: deadLettered },
+    { name: canonical, arguments: main },
     { name: dqName(canonical), arguments: { ...deadLettered } },
-    { name: xqName(canonical), arguments: { "x-message-ttl": options.deadMessageTtl } },
+    { name: xqName(canonical), arguments: dead },
   ];
 }
 
@@ -71,6 +108,8 @@ export class Topology {
   constructor(
     readonly options: TopologyOptions,
     private readonly channel: () => Promise<Channel>,
+    /** A fresh channel for a probe that RabbitMQ may refuse by closing it. */
+    private readonly scratch: () => Promise<Channel>,
   ) {}
 
   ensure(queue: string): Promise<void> {
@@ -100,18 +139,49 @@ export class Topology {
 
   private async declare(canonical: string): Promise<void> {
     const channel = await this.channel();
-    for (const { name, arguments: args } of queueDeclarations(canonical, this.options)) {
+    const declarations = queueDeclarations(canonical, this.options);
+    for (const [index, { name, arguments: args }] of declarations.entries()) {
       try {
         await channel.assertQueue(name, { durable: true, exclusive: false, autoDelete: false, arguments: args });
       } catch (err) {
-        if ((err as { code?: number }).code === 406) {
-          throw new BrokerError(
-            `RabbitMQ refused to declare queue ${name}: it exists with other arguments (${(err as Error).message}); every producer and worker of a queue must agree on maxPriority and the dead message TTL`,
-            { cause: err },
-          );
-        }
+        if ((err as { code?: number }).code === 406) throw await this.refusal(canonical, index, err as Error);
         throw new ConnectionClosed(`could not declare queue ${name}: ${(err as Error).message}`, { cause: err });
       }
+    }
+  }
+
+  /**
+   * Explain a PRECONDITION_FAILED. RabbitMQ names the first argument that differs, never the queue type, so when
+   * the declaration of the other type goes through (a no-op on an existing queue: it matches) the queue is of
+   * that type, and the error says so. A queue's type cannot change; it is never deleted or re-declared for you.
+   */
+  private async refusal(canonical: string, index: number, err: Error): Promise<BrokerError> {
+    const name = queueDeclarations(canonical, this.options)[index]!.name;
+    const ours = this.options.queueType;
+    const other: QueueType = ours === "quorum" ? "classic" : "quorum";
+    const probe = queueDeclarations(canonical, { deadMessageTtl: this.options.deadMessageTtl, queueType: other })[index]!;
+    if (await this.probe(probe)) {
+      return new BrokerError(
+        `queue ${name} exists as a ${other} queue, but this broker declares ${ours} queues (queueType / TROUPE_RABBITMQ_QUEUE_TYPE / ?queue_type=); RabbitMQ cannot change the type of a queue: keep the queue type every producer and worker of ${canonical} uses, or drain and delete the queue before switching`,
+        { cause: err },
+      );
+    }
+    return new BrokerError(
+      `RabbitMQ refused to declare ${ours} queue ${name}: it exists with other arguments (${err.message}); every producer and worker of a queue must agree on the queue type, maxPriority, the delivery limit and the dead message TTL`,
+      { cause: err },
+    );
+  }
+
+  /** Whether a declaration is accepted, on a channel of its own (a refusal closes the channel it ran on). */
+  private async probe({ name, arguments: args }: QueueDeclaration): Promise<boolean> {
+    const channel = await this.scratch();
+    channel.on("error", () => undefined);
+    try {
+      await channel.assertQueue(name, { durable: true, exclusive: false, autoDelete: false, arguments: args });
+      await channel.close();
+      return true;
+    } catch {
+      return false;
     }
   }
 }
