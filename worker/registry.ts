@@ -35,6 +35,11 @@ export class ActorRegistry {
     return this.actors.has(name);
   }
 
+  /** Every declared actor. */
+  list(): RegisteredActor[] {
+    return [...this.actors.values()];
+  }
+
   queues(): string[] {
     return [...new Set([...this.actors.values()].map((a) => a.queueName))];
   }

@@ -5,7 +5,11 @@ import { DEFAULT_RESULT_TTL, type ResultBackend } from "../results/backend.js";
 import { getResultBackend } from "../global.js";
 import { errorType } from "./error-info.js";
 import { optionOf } from "./lookup.js";
-import type { Middleware, ProcessOutcome } from "./middleware.js";
+import type { Middleware, ProcessOutcome, WorkerInfo } from "./middleware.js";
+import type { Message, MessageOptions } from "../message.js";
+import { resolveOption } from "../options.js";
+import { qName } from "../queues.js";
+import { MiddlewareError } from "../errors.js";
 
 export interface ResultsOptions {
   /** Where results go (default: `getResultBackend()`, resolved on first use). */
@@ -26,6 +30,7 @@ export class Results implements Middleware {
   readonly storeResults: boolean;
   readonly resultTtl: number;
   private readonly configured: ResultBackend | undefined;
+  private backendFound = false;
 
   constructor({ backend, storeResults = false, resultTtl }: ResultsOptions = {}) {
     this.configured = backend;
@@ -35,6 +40,36 @@ export class Results implements Middleware {
 
   get backend(): ResultBackend {
     return this.configured ?? getResultBackend();
+  }
+
+  /**
+   * Fail fast where a result would otherwise be lost later, one message at a time: a worker whose actors store
+   * results, or a producer sending such a message, with no results backend (RabbitMQ without TROUPE_RESULTS_URL).
+   */
+  beforeWorkerBoot(broker: Broker, worker: WorkerInfo): void {
+    const storing = broker.registry
+      .list()
+      .filter((a) => worker.queues.includes(qName(a.queueName)) && this.stores(broker, {}, a.actorName))
+      .map((a) => a.actorName);
+    if (storing.length) this.requireBackend(storing);
+  }
+
+  beforeEnqueue(broker: Broker, message: Message): void {
+    if (!this.backendFound && this.stores(broker, message.options, message.actorName)) this.requireBackend([message.actorName]);
+  }
+
+  private stores(broker: Broker, options: MessageOptions, actorName: string): boolean {
+    return Boolean(resolveOption(options, broker.registry.optionsOf(actorName), "storeResults", this.storeResults));
+  }
+
+  private requireBackend(actors: string[]): void {
+    try {
+      void this.backend;
+      this.backendFound = true;
+    } catch (err) {
+      // A MiddlewareError, so that the broker raises it from a before-hook instead of logging it and carrying on.
+      throw new MiddlewareError(`${actors.map((a) => `"${a}"`).join(", ")} store${actors.length === 1 ? "s" : ""} results (storeResults), but ${(err as Error).message}`);
+    }
   }
 
   private settings(broker: Broker, message: MessageProxy): { store: boolean; ttl: number } {

@@ -1,4 +1,4 @@
-import { createBroker } from "../../setup.js";
+import { createBroker, setBroker } from "../../setup.js";
 import type { JsonValue } from "../../encoder.js";
 import { Message } from "../../message.js";
 import { isValidQueueName } from "../../queues.js";
@@ -65,7 +65,8 @@ const command: Command = {
     const brokerUrl = sharedBrokerUrlOption(values.broker, "troupe enqueue");
     const queue = await queueFor(actorName, values.queue, values.module ?? []);
     if (!isValidQueueName(queue)) throw new UsageError(`invalid queue name "${queue}"`);
-    const broker = createBroker(brokerUrl);
+    // The process's broker, so that what the middleware needs of it (a results backend beside it) resolves.
+    const broker = setBroker(createBroker(brokerUrl));
     try {
       const message = new Message({
         queueName: queue,
