@@ -23,11 +23,14 @@ async function assertAllProcessed(client: Redis, list: string, count: number): P
   return seen.length - unique.size;
 }
 
-async function startWorkerProcess(namespace: string): Promise<ChildProcess> {
+/** Start a worker process, added to `children` at once so that the test's cleanup kills it even if it never boots. */
+async function startWorkerProcess(namespace: string, children: ChildProcess[]): Promise<ChildProcess> {
   const child = spawn(process.execPath, [fixture("redis-worker-process"), REDIS_URL, namespace, String(HEARTBEAT_TIMEOUT)], { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
   let out = "";
   child.stdout!.on("data", (chunk) => (out += chunk));
-  await until(() => out.includes("ready") || child.exitCode !== null, "worker process ready", { timeout: 15_000 });
+  // Generous: on a loaded 2-core machine a process with worker threads can take many seconds to boot.
+  await until(() => out.includes("ready") || child.exitCode !== null, "worker process ready", { timeout: 60_000 });
   assert.equal(child.exitCode, null, "worker process started");
   return child;
 }
@@ -49,15 +52,14 @@ describe("redis broker recovery", () => {
     const children: ChildProcess[] = [];
     try {
       await producer.enqueueMany(tallyMessages(REDIS_URL, list, count, 15));
-      const first = await startWorkerProcess(namespace);
-      children.push(first);
+      const first = await startWorkerProcess(namespace, children);
       await until(async () => (await client.llen(list)) >= 30 && (await producer.queueStats("tally")).inFlight > 0, "some processed, some in flight");
       first.kill("SIGKILL");
       await once(first, "exit");
       const stranded = (await producer.queueStats("tally")).inFlight;
       assert.ok(stranded > 0, "the killed worker left unacked messages");
 
-      children.push(await startWorkerProcess(namespace));
+      await startWorkerProcess(namespace, children);
       await until(async () => new Set(await client.lrange(list, 0, -1)).size === count, "every message processed", { timeout: 30_000, interval: 50 });
       const duplicates = await assertAllProcessed(client, list, count);
       assert.ok(duplicates <= stranded, `duplicates (${duplicates}) only among the ${stranded} stranded messages`);
