@@ -49,7 +49,8 @@ export class RabbitmqBroker extends Broker {
   readonly displayUrl: string;
   readonly topology: Topology;
   private readonly settings: ConnectionSettings;
-  private readonly management: ManagementClient | undefined;
+  /** The management API client, when TROUPE_RABBITMQ_MANAGEMENT_URL (or the option) names one. */
+  readonly management: ManagementClient | undefined;
   private publishConnection: RecoveringChannelModel | undefined;
   private consumeConnection: Promise<RecoveringChannelModel> | undefined;
   /** Passive checks and purges, which a missing queue makes fail with a channel-closing 404. */

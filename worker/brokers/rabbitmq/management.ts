@@ -7,6 +7,23 @@ export interface ManagedQueue {
   unacked: number;
 }
 
+/** Cumulative message counts of a queue since it was declared (what throughput is computed from). */
+export interface QueueCounters {
+  /** Deliveries acked: on `q`, messages a worker finished (including those it retried). */
+  acked: number;
+  /** Messages published to it: on `q.XQ`, messages dead-lettered. */
+  published: number;
+}
+
+/** A consumer registered on a queue, as the management API lists it. */
+export interface ManagedConsumer {
+  queue: string;
+  tag: string;
+  /** The client's address and connection name, as RabbitMQ shows it. */
+  connection: string;
+  prefetch: number;
+}
+
 /**
  * The few calls Troupe makes to RabbitMQ's management HTTP API: queue depths including unacked counts, which AMQP
  * cannot report, and the list of queues. Its figures are refreshed by RabbitMQ every few seconds.
@@ -46,6 +63,27 @@ export class ManagementClient {
   async queues(): Promise<ManagedQueue[]> {
     const body = (await this.get(`/api/queues/${encodeURIComponent(this.vhost)}?columns=name,messages_ready,messages_unacknowledged`)) as Record<string, unknown>[] | undefined;
     return (body ?? []).map(toQueue);
+  }
+
+  /** The queue's cumulative counters, or undefined when it does not exist. */
+  async counters(name: string): Promise<QueueCounters | undefined> {
+    const body = (await this.get(`/api/queues/${encodeURIComponent(this.vhost)}/${encodeURIComponent(name)}?columns=message_stats`)) as { message_stats?: Record<string, unknown> } | undefined;
+    if (!body) return undefined;
+    return { acked: Number(body.message_stats?.ack ?? 0), published: Number(body.message_stats?.publish ?? 0) };
+  }
+
+  async consumers(): Promise<ManagedConsumer[]> {
+    const body = (await this.get(`/api/consumers/${encodeURIComponent(this.vhost)}`)) as Record<string, unknown>[] | undefined;
+    return (body ?? []).map((c) => {
+      const queue = c.queue as { name?: unknown } | undefined;
+      const channel = c.channel_details as { connection_name?: unknown } | undefined;
+      return {
+        queue: String(queue?.name ?? ""),
+        tag: String(c.consumer_tag ?? ""),
+        connection: String(channel?.connection_name ?? ""),
+        prefetch: Number(c.prefetch_count ?? 0),
+      };
+    });
   }
 
   private async get(path: string): Promise<unknown> {
