@@ -1,4 +1,4 @@
-import type { JsonValue } from "./encoder.js";
+import { RawJson, type JsonValue } from "./encoder.js";
 
 /**
  * Raise a TypeError naming the path of the first value that would not survive a JSON round trip,
@@ -10,9 +10,10 @@ export function assertJson(value: unknown, path = "$"): asserts value is JsonVal
     case "boolean":
       return;
     case "number":
+    case "bigint": // written as the JSON integer it is, which Python reads exactly
       return;
     case "object": {
-      if (value === null) return;
+      if (value === null || value instanceof RawJson) return;
       if (Array.isArray(value)) {
         value.forEach((item, i) => assertJson(item, `${path}[${i}]`));
         return;

@@ -1,4 +1,4 @@
-import { decodeJson, decodeUtf8, encodeJson, type JsonValue } from "./encoder.js";
+import { RawJson, decodeJson, decodeJsonBigints, decodeUtf8, encodeJson, rawElements, rawMembers, type JsonValue } from "./encoder.js";
 import { DecodeError } from "./errors.js";
 import { nodeCrypto } from "./lazy.js";
 
@@ -26,6 +26,49 @@ export interface GetResultOptions {
   timeout?: number;
 }
 
+/**
+ * What a message was decoded from: the text and the values JSON.parse made of it. A copy that still holds one
+ * of those values (by identity) writes that value's own wire text back, so that Python's numbers survive.
+ */
+interface WireSource {
+  readonly text: string;
+  readonly args: JsonValue[];
+  readonly kwargs: { [key: string]: JsonValue };
+  readonly options: MessageOptions;
+  readonly timestamp: number;
+  /** The wire text of each part, split out on first use (re-publishing is rare next to consuming). */
+  parts?: WireParts;
+}
+
+interface WireParts {
+  readonly top: Map<string, string>;
+  readonly options: Map<string, string>;
+  kwargs?: Map<string, string>;
+  args?: string[];
+}
+
+function partsOf(source: WireSource): WireParts {
+  if (source.parts) return source.parts;
+  const top = rawMembers(source.text);
+  return (source.parts = { top, options: rawMembers(top.get("options")!) });
+}
+
+/** A value as written: its wire text when it is the one decoded, else itself. */
+function rawWhenSame(value: JsonValue, decoded: JsonValue | undefined, text: () => string | undefined): JsonValue {
+  if (!Object.is(value, decoded)) return value;
+  const raw = text();
+  return raw === undefined ? value : (new RawJson(raw) as unknown as JsonValue);
+}
+
+function spliceObject<T extends { [key: string]: JsonValue | undefined }>(current: T, decoded: T, raw: () => Map<string, string>): T {
+  const out: { [key: string]: JsonValue | undefined } = {};
+  for (const key in current) {
+    const value = current[key];
+    out[key] = value === undefined || !Object.hasOwn(decoded, key) ? value : rawWhenSame(value, decoded[key], () => raw().get(key));
+  }
+  return out as T;
+}
+
 /** Where `getResult` looks; set by the results module so that message.ts has no dependency on it. */
 let resultLookup: ((message: Message, options: GetResultOptions) => Promise<unknown>) | undefined;
 export function setResultLookup(fn: typeof resultLookup): void {
@@ -44,6 +87,8 @@ export class Message<R = unknown> {
   declare readonly __result?: R;
   /** The text this message was decoded from, when decoding it again gives back this very message. */
   #wire: string | undefined;
+  /** What this message (or the one it is a copy of) was decoded from. */
+  #source: WireSource | undefined;
 
   constructor(fields: {
     queueName: string;
@@ -108,6 +153,7 @@ export class Message<R = unknown> {
       Object.freeze(message.options);
       message.#wire = text;
     }
+    message.#source = { text, args: message.args, kwargs: message.kwargs, options: message.options, timestamp: message.messageTimestamp };
     return message;
   }
 
@@ -123,12 +169,57 @@ export class Message<R = unknown> {
     };
   }
 
+  /**
+   * `toData` as it goes back on the wire: every part this message still holds as it was decoded (args, kwargs,
+   * each option, each argument) as its wire text, byte for byte, so that a re-published Python message keeps
+   * integers beyond 2^53, `1.0`, `-0.0` and `NaN` as Python wrote them. `encodeJson` writes that text; anywhere
+   * else those parts read as their decoded values.
+   */
+  wireData(): MessageData {
+    const source = this.#source;
+    if (source === undefined) return this.toData();
+    const parts = () => partsOf(source);
+    const top = (key: string) => () => parts().top.get(key);
+    let args = this.args;
+    if (args === source.args) args = rawWhenSame(args, source.args, top("args")) as JsonValue[];
+    else {
+      const elements = () => (parts().args ??= rawElements(parts().top.get("args")!));
+      args = args.map((value, i) => (i < source.args.length ? rawWhenSame(value, source.args[i], () => elements()[i]) : value));
+    }
+    const kwargs =
+      this.kwargs === source.kwargs
+        ? (rawWhenSame(this.kwargs, source.kwargs, top("kwargs")) as MessageData["kwargs"])
+        : spliceObject(this.kwargs, source.kwargs, () => (parts().kwargs ??= rawMembers(parts().top.get("kwargs")!)));
+    return {
+      queue_name: this.queueName,
+      actor_name: this.actorName,
+      args,
+      kwargs,
+      options: spliceObject(this.options, source.options, () => parts().options),
+      message_id: this.messageId,
+      message_timestamp: rawWhenSame(this.messageTimestamp, source.timestamp, top("message_timestamp")) as number,
+    };
+  }
+
+  /** The wire text of option `key` while this message holds the value it was decoded with, else undefined. */
+  rawOption(key: string): string | undefined {
+    const source = this.#source;
+    if (source === undefined || !Object.hasOwn(source.options, key) || !Object.is(this.options[key], source.options[key])) return undefined;
+    return partsOf(source).options.get(key);
+  }
+
+  /** Args and kwargs decoded again with integers beyond 2^53 as exact bigints (the actor option `bigints`). */
+  withBigints(): { args: unknown[]; kwargs: { [key: string]: unknown } } {
+    const data = decodeJsonBigints(this.wire()) as { args: unknown[]; kwargs: { [key: string]: unknown } };
+    return { args: data.args, kwargs: data.kwargs };
+  }
+
   toJSON(): MessageData {
-    return this.toData();
+    return this.wireData();
   }
 
   encode(): string {
-    return encodeJson(this.toData());
+    return this.#wire ?? encodeJson(this.wireData());
   }
 
   /** The message as JSON text for another thread: the text it was decoded from, else its encoding. */
@@ -145,7 +236,7 @@ export class Message<R = unknown> {
       if (value === undefined) delete options[key];
       else options[key] = value;
     }
-    return new Message<R>({
+    const copy = new Message<R>({
       queueName: changes.queueName ?? this.queueName,
       actorName: this.actorName,
       args: changes.args ?? this.args,
@@ -154,6 +245,8 @@ export class Message<R = unknown> {
       messageId: this.messageId,
       messageTimestamp: this.messageTimestamp,
     });
+    copy.#source = this.#source;
+    return copy;
   }
 
   /** The actor's stored result; needs a results backend (see the Results middleware). */

@@ -51,6 +51,11 @@ export interface ActorOptions extends WireOptions {
   retryWhen?: (retries: number, error: Error) => boolean;
   /** Errors that are not retried: the message is dead-lettered at once. */
   throws?: ErrorMatcher | ErrorMatcher[];
+  /**
+   * Integers beyond `Number.MAX_SAFE_INTEGER` in the arguments (a Python sender's ids, database bigints) arrive
+   * as exact `bigint`s instead of the nearest `number`; other numbers stay numbers. Never on the wire.
+   */
+  bigints?: boolean;
 }
 
 /** Options of `sendWithOptions` / `messageWithOptions`. */
@@ -87,6 +92,7 @@ export const ACTOR_OPTION_KEYS: ReadonlySet<string> = new Set([
   "priority",
   "retryWhen",
   "throws",
+  "bigints",
 ]);
 
 export function toSnakeCase(name: string): string {

@@ -1,5 +1,5 @@
 import type { Broker } from "../broker.js";
-import type { JsonValue } from "../encoder.js";
+import { rawElements, type JsonValue } from "../encoder.js";
 import { Message, type MessageData } from "../message.js";
 import type { MessageProxy } from "../proxy.js";
 import type { RateLimiterBackend } from "../rate-limits/backend.js";
@@ -46,7 +46,9 @@ export class GroupCallbacks implements Middleware {
   private async arrive(broker: Broker, message: MessageProxy, uuid: string, callbacks: JsonValue[]): Promise<void> {
     const barrier = new Barrier(uuid, { backend: this.rateLimiterBackend, ttl: this.barrierTtl });
     if (!(await barrier.wait({ block: false }))) return;
-    const messages = callbacks.map((data) => Message.fromData(data as unknown as MessageData));
+    // The callbacks as they were read, so that they are enqueued verbatim (Dramatiq's rule) down to their numbers.
+    const raw = message.message.rawOption("group_completion_callbacks");
+    const messages = raw === undefined ? callbacks.map((data) => Message.fromData(data as unknown as MessageData)) : rawElements(raw).map((text) => Message.decode(text));
     await enqueueOrFail(broker, message, messages, undefined, "the group completion callbacks");
   }
 }

@@ -22,7 +22,9 @@ export class Pipelines implements Middleware {
   }
 
   private async enqueueNext(broker: Broker, message: MessageProxy, target: JsonValue, result: unknown): Promise<void> {
-    let next = Message.fromData(target as unknown as MessageData);
+    // The step as it was read, so that what Python wrote in it (args, options) is written back unchanged.
+    const raw = message.message.rawOption("pipe_target");
+    let next = raw === undefined ? Message.fromData(target as unknown as MessageData) : Message.decode(raw);
     const ignore = Boolean(next.options.pipe_ignore) || Boolean(actorOptionsOf(broker, message)?.pipeIgnore);
     if (!ignore) next = next.copy({ args: [...next.args, (result ?? null) as JsonValue] });
     const delay = next.options.delay;

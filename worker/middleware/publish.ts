@@ -39,7 +39,10 @@ export async function sendToActor(broker: Broker, proxy: MessageProxy, target: s
   }
 }
 
-/** A processed message as callbacks receive it: Dramatiq's `message.asdict()`, with its current options. */
+/**
+ * A processed message as callbacks receive it: Dramatiq's `message.asdict()`, with its current options; what it
+ * still holds as it was read goes out as its wire text (see `Message.wireData`).
+ */
 export function messageDict(proxy: MessageProxy): JsonValue {
-  return proxy.message.toData() as unknown as JsonValue;
+  return proxy.message.wireData() as unknown as JsonValue;
 }

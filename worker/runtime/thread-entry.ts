@@ -131,8 +131,9 @@ function start({ id, body }: RunTask): void {
   try {
     const message = Message.decode(body);
     const actor = defaultRegistry.require(message.actorName);
-    const args: unknown[] = [...message.args];
-    if (Object.keys(message.kwargs).length > 0) args.push(message.kwargs);
+    const given = actor.declaredOptions.bigints ? message.withBigints() : message;
+    const args: unknown[] = [...given.args];
+    if (Object.keys(given.kwargs).length > 0) args.push(given.kwargs);
     context = new RunningMessage(message);
     running.set(id, context);
     begun = performance.now();
