@@ -146,6 +146,22 @@ export function buildRows(brokers: BrokerResult[], bullmq: BenchResult["bullmq"]
   return brokers.flatMap((b) => brokerRows(b, bullmq));
 }
 
+/** One line per workload on where the CPU went while it drained, and when each process did its share. */
+function diagnostics(result: BenchResult): string[] {
+  const lines: string[] = [];
+  for (const b of result.brokers) {
+    for (const w of b.workloads) {
+      if (!w.cpu) continue;
+      const { cpu } = w;
+      const perSecond = (s: number) => `${Math.round((s / cpu.seconds) * 100)}%`;
+      const processes = cpu.perProcess.map((p) => `main ${perSecond(p.main)} + other threads ${perSecond(p.others)}`).join("; ");
+      const spans = (w.spans ?? []).map((s) => `${s.count.toLocaleString("en-US")} msgs ${Math.round(s.startMs)}–${Math.round(s.endMs)} ms`).join(", ");
+      lines.push(`- ${b.broker} ${shape(w.processes, w.threads)} ${WORKLOADS[w.workload].label}: over ${cpu.seconds.toFixed(1)} s, CPU of one core per process: ${processes}; supervisor ${perSecond(cpu.supervisor)}; machine ${percent(cpu.machineBusy)} busy. Per process: ${spans}.`);
+    }
+  }
+  return lines.length ? ["", "Where the CPU went while draining (from /proc; 100% = one core):", "", ...lines] : [];
+}
+
 export function renderMarkdown(result: BenchResult): string {
   const m = result.machine;
   const s = result.settings;
@@ -159,6 +175,8 @@ export function renderMarkdown(result: BenchResult): string {
     `| ${header.join(" | ")} |`,
     `| ${header.map(() => "---").join(" | ")} |`,
     ...result.rows.map((r) => `| ${[r.broker, r.workers, r.figure, r.troupe, r.reference, r.ratio, r.target].join(" | ")} |`),
+    "",
+    ...diagnostics(result),
     "",
     ...result.brokers
       .filter((b) => b.lingeringWorkers > 0)

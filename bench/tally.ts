@@ -9,6 +9,14 @@ export interface PhaseCount {
   failed: number;
 }
 
+export interface ProcessSpan {
+  pid: number;
+  count: number;
+  failed: number;
+  first: number;
+  last: number;
+}
+
 /** Latency of one message: from the send to the actor's start, and to the ack. */
 export interface LatencySample {
   toStart: number;
@@ -28,16 +36,23 @@ export class Tally {
   }
 
   async count(phase: string): Promise<PhaseCount> {
-    const fields = await this.redis.hvals(tallyKeys.phase(this.key, phase));
     const meter = new RateMeter();
     let failed = 0;
-    for (const raw of fields) {
-      const reported = JSON.parse(raw) as { count: number; failed: number; first: number | null; last: number | null };
-      // JSON turns ±Infinity (no ack yet) into null.
-      meter.merge({ count: reported.count, first: reported.first ?? Infinity, last: reported.last ?? -Infinity });
+    for (const reported of await this.perProcess(phase)) {
+      meter.merge(reported);
       failed += reported.failed;
     }
     return { meter, failed };
+  }
+
+  /** What each worker process reported for `phase`: its count, and its first and last ack (wall ms). */
+  async perProcess(phase: string): Promise<ProcessSpan[]> {
+    const fields = await this.redis.hgetall(tallyKeys.phase(this.key, phase));
+    return Object.entries(fields).map(([pid, raw]) => {
+      const reported = JSON.parse(raw) as { count: number; failed: number; first: number | null; last: number | null };
+      // JSON turns ±Infinity (no ack yet) into null.
+      return { pid: Number(pid), count: reported.count, failed: reported.failed, first: reported.first ?? Infinity, last: reported.last ?? -Infinity };
+    });
   }
 
   async samples(phase: string): Promise<LatencySample[]> {

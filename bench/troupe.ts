@@ -6,8 +6,8 @@ import type { RawSender } from "./raw-redis.js";
 import { progress } from "./progress.js";
 import { messageCounts, type BenchSettings, type Workload } from "./settings.js";
 import { interleavedRates, percentile, perSecond, timed } from "./stats.js";
-import type { LatencySample, Tally } from "./tally.js";
-import { RssSampler, WorkerProcess, type RssReading } from "./worker-process.js";
+import type { LatencySample, ProcessSpan, Tally } from "./tally.js";
+import { CpuWindow, RssSampler, WorkerProcess, type CpuReading, type RssReading } from "./worker-process.js";
 
 /** What one broker's Troupe measurements share. */
 export interface TroupeTarget {
@@ -61,6 +61,16 @@ export interface WorkloadResult {
   latencyCeiling?: RawLatency;
   /** Peak RSS per worker process while draining the queue. */
   rssLoad: RssReading;
+  /** CPU per worker process (main thread, other threads) from the end of the warm-up to the end of the drain. */
+  cpu?: CpuReading;
+  /** Each process's share of the measured messages, with its first and last ack: shows a process that started late. */
+  spans?: { count: number; startMs: number; endMs: number }[];
+}
+
+/** Spans relative to the first ack of any process, largest share first. */
+function relativeSpans(spans: ProcessSpan[]): WorkloadResult["spans"] {
+  const origin = Math.min(...spans.map((s) => s.first));
+  return spans.sort((a, b) => b.count - a.count).map((s) => ({ count: s.count, startMs: s.first - origin, endMs: s.last - origin }));
 }
 
 function benchMessage(target: TroupeTarget, workload: Workload, phase: string, sentAt?: number): Message {
@@ -139,15 +149,26 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
   const worker = await startWorker(target, processes);
   try {
     const sampler = new RssSampler(worker);
+    // Waited for on its own, so that a slow warm-up (2,000 CPU messages on a busy machine) is progress, not a stall.
+    if (warmup > 0) await worker.watch(tally.waitFor(`${phase}-warmup`, warmup, settings.stallTimeout, `${name} warm-up`));
+    const cpuWindow = new CpuWindow(worker);
     const drained = await worker.watch(tally.waitFor(phase, messages, settings.stallTimeout, `${name} processing`, settings.phaseBudget));
+    const cpu = cpuWindow.end();
+    const spans = relativeSpans(await tally.perProcess(phase));
     const rssLoad = sampler.stop();
     const processing = drained.rate;
-    // Left over when the time budget cut the drain short: the latency measurement needs an empty queue.
-    if (drained.count < messages) await target.broker.purge(target.queue);
+    if (drained.count < messages) {
+      // The time budget cut the measurement short. What is left is finished, uncounted, before the latency phase:
+      // purging the queue would leave the worker its prefetched messages (up to the prefetch per process), and
+      // the first latency messages would wait behind them — that was the 204–445 ms "p99 to start" of the 5 ms
+      // CPU rows in the runs of 2026-12-06, where p50 was 1.5 ms.
+      progress(`${name}: finishing the ${messages - drained.count} messages left, uncounted, before the latency phase`);
+      await worker.watch(tally.waitFor(phase, messages, settings.stallTimeout, `${name} rest`));
+    }
     progress(`${name}: ${Math.round(processing)} msg/s; measuring latency`);
     const capacity = Math.min(processing, brokerCapacity);
     const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, capacity, name));
-    return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: drained.count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad };
+    return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: drained.count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad, cpu, spans };
   } finally {
     await stopWorker(target, worker, processes);
   }

@@ -124,6 +124,93 @@ export class WorkerProcess {
   }
 }
 
+/** CPU seconds of one worker process over a window: its main thread, and all its other threads together. */
+export interface ProcessCpu {
+  main: number;
+  others: number;
+}
+
+/** Where the CPU went while a worker drained its queue (see CpuWindow). */
+export interface CpuReading {
+  /** Wall seconds of the window. */
+  seconds: number;
+  perProcess: ProcessCpu[];
+  /** The supervisor process (it forks the workers and relays their metrics). */
+  supervisor: number;
+  /** Share of the machine's CPU time (all cores) that was busy, whoever used it. */
+  machineBusy: number;
+}
+
+const TICK = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on Linux
+
+/** utime + stime of a task, in seconds (0 if it is gone). */
+function taskCpu(path: string): number {
+  try {
+    const stat = readFileSync(`${path}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICK;
+  } catch {
+    return 0;
+  }
+}
+
+function processCpu(pid: number): ProcessCpu {
+  let others = 0;
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    // The process exited.
+  }
+  for (const tid of tasks) if (Number(tid) !== pid) others += taskCpu(`/proc/${pid}/task/${tid}`);
+  return { main: taskCpu(`/proc/${pid}/task/${pid}`), others };
+}
+
+function sum(cpu: ProcessCpu): number {
+  return cpu.main + cpu.others;
+}
+
+/** Busy and total jiffies of the whole machine, from the first line of /proc/stat. */
+function machineJiffies(): { busy: number; total: number } {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  // idle and iowait
+  return { busy: total - fields[3]! - (fields[4] ?? 0), total };
+}
+
+/**
+ * Per-thread CPU of the worker processes from /proc between `new CpuWindow(worker)` and `end()`: what
+ * docs/performance.md reads to tell a saturated main thread from busy worker threads or a busy machine.
+ */
+export class CpuWindow {
+  private readonly startedAt = Date.now();
+  private readonly pids: number[];
+  private readonly start: ProcessCpu[];
+  private readonly supervisorStart: number;
+  private readonly machineStart = machineJiffies();
+
+  constructor(private readonly worker: WorkerProcess) {
+    this.pids = worker.workerPids().sort((a, b) => a - b);
+    this.start = this.pids.map(processCpu);
+    this.supervisorStart = sum(processCpu(worker.pid));
+  }
+
+  end(): CpuReading {
+    const machine = machineJiffies();
+    const perProcess = this.pids.map((pid, i) => {
+      const now = processCpu(pid);
+      return { main: now.main - this.start[i]!.main, others: now.others - this.start[i]!.others };
+    });
+    const total = machine.total - this.machineStart.total;
+    return {
+      seconds: (Date.now() - this.startedAt) / 1000,
+      perProcess,
+      supervisor: sum(processCpu(this.worker.pid)) - this.supervisorStart,
+      machineBusy: total > 0 ? (machine.busy - this.machineStart.busy) / total : 0,
+    };
+  }
+}
+
 /** Samples worker RSS every 100 ms and keeps, per process slot, the peak. */
 export class RssSampler {
   private peak: number[] = [];

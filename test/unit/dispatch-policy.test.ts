@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { MAX_PACKED, PACK_BUDGET_MS, capacityFor, expectedMs, pickThread, type ThreadLoad } from "../../worker/runtime/dispatch-policy.js";
+import { LOOKAHEAD_MAX_MS, MAX_PACKED, PACK_BUDGET_MS, capacityFor, expectedMs, pickThread, type ThreadLoad } from "../../worker/runtime/dispatch-policy.js";
 
 const settings = { concurrency: 1, lookahead: 3 };
 const idle = (): ThreadLoad => ({ tasks: 0, backlogMs: 0 });
 const noop = expectedMs(0.005);
 const slow = expectedMs(50);
+/** Too long to pack, short enough to send ahead (a 1 ms I/O actor measures about this). */
+const short = expectedMs(1.3);
 const unknown = expectedMs(undefined);
 
 /** Dispatch `count` messages of one kind onto `loads` the way the pool does; returns the thread of each. */
@@ -34,14 +36,35 @@ describe("dispatch policy", () => {
     assert.ok(picks.slice(onFirst).every((p) => p === 1));
   });
 
-  test("slow and never-measured actors are spread over the least busy threads, lookahead ahead of each", () => {
-    for (const expected of [slow, unknown]) {
+  test("short and never-measured actors are spread over the least busy threads, lookahead ahead of each", () => {
+    for (const expected of [short, unknown]) {
       const loads = [idle(), idle(), idle()];
       const picks = dispatch(loads, expected, 13);
       assert.deepEqual(picks.slice(0, 3), [0, 1, 2], "one per thread first");
       assert.deepEqual(loads.map((l) => l.tasks), [4, 4, 4], "then concurrency + lookahead each");
       assert.equal(picks[12], -1, "then no room");
     }
+  });
+
+  test("slow actors go only to a thread with a free slot: none waits on a thread behind another", () => {
+    const loads = [idle(), idle(), idle()];
+    assert.deepEqual(dispatch(loads, slow, 4), [0, 1, 2, -1], "one per thread, then they wait in the main thread");
+    const concurrent = { concurrency: 2, lookahead: 3 };
+    assert.deepEqual(dispatch([idle(), idle()], slow, 5, concurrent), [0, 1, 0, 1, -1], "as many per thread as it runs at once");
+    assert.equal(capacityFor(slow, 8, settings), 8);
+    assert.equal(capacityFor(slow, 8, concurrent), 16);
+  });
+
+  test("the lookahead threshold: just under it a message is sent ahead, at it not", () => {
+    const busy = (): ThreadLoad => ({ tasks: 1, backlogMs: 5 });
+    assert.equal(pickThread([busy()], LOOKAHEAD_MAX_MS - 0.001, settings), 0);
+    assert.equal(pickThread([busy()], LOOKAHEAD_MAX_MS, settings), -1);
+  });
+
+  test("a slow message goes to the idle thread, never behind a busy one", () => {
+    const loads = [{ tasks: 1, backlogMs: 50 }, idle()];
+    assert.equal(pickThread(loads, slow, settings), 1);
+    assert.equal(pickThread([{ tasks: 1, backlogMs: 50 }], slow, settings), -1);
   });
 
   test("nothing is packed behind a slow or never-measured message", () => {
@@ -65,11 +88,12 @@ describe("dispatch policy", () => {
 
   test("capacity counts packed room only for quick actors", () => {
     assert.equal(capacityFor(noop, 8, settings), 8 * (1 + MAX_PACKED));
-    assert.equal(capacityFor(slow, 8, settings), 8 * (1 + 3));
+    assert.equal(capacityFor(short, 8, settings), 8 * (1 + 3));
     assert.equal(capacityFor(unknown, 8, settings), 8 * (1 + 3));
+    assert.equal(capacityFor(slow, 8, settings), 8);
   });
 
-  test("a pick always has room, every thread keeps at least concurrency + lookahead, none exceeds the packing cap", () => {
+  test("a pick always has room, every thread keeps at least concurrency (+ lookahead for short actors), none exceeds the packing cap", () => {
     const arbLoad = fc.option(fc.record({ tasks: fc.integer({ min: 0, max: 80 }), backlogMs: fc.double({ min: 0, max: 20, noNaN: true }) }), { nil: undefined });
     fc.assert(
       fc.property(
@@ -81,12 +105,14 @@ describe("dispatch policy", () => {
           const s = { concurrency, lookahead };
           const expected = expectedMs(average);
           const index = pickThread(loads, expected, s);
-          const withRoomByLookahead = loads.findIndex((l) => l !== undefined && l.tasks < concurrency + lookahead);
+          const ahead = expected < LOOKAHEAD_MAX_MS ? lookahead : 0;
+          const withRoomByLookahead = loads.findIndex((l) => l !== undefined && l.tasks < concurrency + ahead);
           if (withRoomByLookahead >= 0) assert.ok(index >= 0, "a thread under its lookahead always has room");
           if (index < 0) return;
           const picked = loads[index]!;
           assert.ok(picked.tasks < concurrency + Math.max(lookahead, MAX_PACKED), "never past the packing cap");
-          if (picked.tasks >= concurrency + lookahead) {
+          if (expected >= LOOKAHEAD_MAX_MS) assert.ok(picked.tasks < concurrency, "a slow message only where a slot is free");
+          if (picked.tasks >= concurrency + ahead) {
             assert.ok(lookahead > 0 && expected < PACK_BUDGET_MS, "only quick messages go past the lookahead");
             assert.ok(picked.backlogMs / concurrency + expected <= PACK_BUDGET_MS, "and only within the budget");
           }

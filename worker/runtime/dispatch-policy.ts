@@ -2,8 +2,10 @@
  * Which worker thread gets the next message. Every post to a thread, and every reply, wakes a sleeping thread;
  * with quick actors those wake-ups, not the actors, are what a message costs. So messages of actors known to
  * return quickly are packed onto one thread, as many as fit in a millisecond of its measured work, and travel
- * in one post; messages of slow or unknown actors are spread over the least busy threads, `lookahead` ahead of
- * what each runs, so none waits long behind another.
+ * in one post; messages of other short or unknown actors are spread over the least busy threads, `lookahead`
+ * ahead of what each runs, so a thread goes from one to the next without waiting for the main thread; messages
+ * of slow actors go only to a thread with a free slot and otherwise wait in the main thread, where the next
+ * thread to free a slot takes them.
  */
 
 /** What a thread has on hand, as the main thread counts it. */
@@ -25,6 +27,16 @@ export interface DispatchSettings {
 export const PACK_BUDGET_MS = 1;
 /** Most messages waiting in one thread's queue, however quick. */
 export const MAX_PACKED = 64;
+/**
+ * Slowest actor (ms, measured average) whose messages are sent ahead to a thread still running others. Sent
+ * ahead, a message saves its thread one round trip to the main thread between two messages — tens of µs, a
+ * few hundred on a loaded machine — which matters for a 1 ms actor and not for a 5 ms one; but it waits behind
+ * everything ahead of it on that thread while another thread may be idle, and slow actors are the ones that
+ * make the wait long: 5 ms CPU actors time-sharing 2 cores run 5–20 ms each, so three sent ahead could wait
+ * 60 ms (an idle thread takes one back only after the actor in front has run 2 ms, and that costs two posts).
+ * Kept in the main thread they also keep actor-priority order until a thread takes them.
+ */
+export const LOOKAHEAD_MAX_MS = 2;
 /** The thread's own cost of a message (receive, decode, reply), added to the actor's run time. */
 const PER_MESSAGE_MS = 0.02;
 
@@ -43,13 +55,19 @@ function fitsPacked(load: ThreadLoad, expected: number, settings: DispatchSettin
   return load.tasks < settings.concurrency + MAX_PACKED && load.backlogMs / settings.concurrency + expected <= PACK_BUDGET_MS;
 }
 
+/** Messages of this kind a thread may hold beyond those it runs, packing aside. */
+function lookaheadFor(expected: number, settings: DispatchSettings): number {
+  return expected < LOOKAHEAD_MAX_MS ? settings.lookahead : 0;
+}
+
 function hasRoom(load: ThreadLoad, expected: number, settings: DispatchSettings): boolean {
-  return load.tasks < settings.concurrency + settings.lookahead || (packable(expected, settings) && fitsPacked(load, expected, settings));
+  return load.tasks < settings.concurrency + lookaheadFor(expected, settings) || (packable(expected, settings) && fitsPacked(load, expected, settings));
 }
 
 /** Most messages of this kind the pool may hold (running or queued in threads) with `threads` threads. */
 export function capacityFor(expected: number, threads: number, settings: DispatchSettings): number {
-  return threads * (settings.concurrency + (packable(expected, settings) ? Math.max(settings.lookahead, MAX_PACKED) : settings.lookahead));
+  const ahead = lookaheadFor(expected, settings);
+  return threads * (settings.concurrency + (packable(expected, settings) ? Math.max(ahead, MAX_PACKED) : ahead));
 }
 
 /**

@@ -26,7 +26,8 @@ export interface WorkerOptions {
   /** Messages one thread runs at once (default 1). */
   concurrency?: number;
   /**
-   * Messages sent to each thread ahead of those it runs (default 3), so a thread goes straight to its next message;
+   * Messages sent to each thread ahead of those it runs (default 3), so a thread goes straight to its next message
+   * (only for actors measured under 2 ms: slower ones wait in the main thread for a free slot, see dispatch-policy.ts);
    * a thread that runs out of work takes back those waiting behind a slow actor elsewhere. Messages of actors
    * measured to return within a millisecond are packed further ahead (up to 64, see dispatch-policy.ts). Actor
    * priority orders only what is not yet sent to a thread: 0 gives Dramatiq's strict ordering and packs nothing.

@@ -25,8 +25,8 @@ Options:
   -c, --concurrency N       messages one thread runs at once, for async actors (default 1)
   -Q, --queues Q[,Q...]     queues to consume (repeatable; default: every queue of the declared actors)
   -b, --broker URL          broker URL (default: $TROUPE_BROKER_URL, else memory://)
-      --lookahead N         messages sent to each thread ahead of those it runs (default ${DEFAULT_LOOKAHEAD}; 0 = strict
-                            actor-priority ordering, as Dramatiq)
+      --lookahead N         messages sent to each thread ahead of those it runs, for actors measured under 2 ms
+                            (default ${DEFAULT_LOOKAHEAD}; 0 = strict actor-priority ordering, as Dramatiq)
       --prefetch N          messages fetched ahead per queue (default threads x (2 x concurrency + lookahead), + 64
                             when lookahead > 0: a packed batch of quick messages)
       --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
