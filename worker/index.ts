@@ -63,3 +63,7 @@ export { Barrier, type BarrierOptions } from "./rate-limits/barrier.js";
 export { MemoryRateLimiterBackend } from "./rate-limits/memory.js";
 export { getMetricsRegistry } from "./metrics/metrics.js";
 export { startMetricsServer, metricsPortFromEnv, DEFAULT_METRICS_PORT, type MetricsServerOptions } from "./metrics/server.js";
+export { schedule, Schedule, ScheduleRegistry, defaultSchedules, type ScheduleOptions, type MisfirePolicy, type Every } from "./schedules/schedule.js";
+export { Scheduler, startScheduler } from "./schedules/scheduler.js";
+export { scheduleStoreFor, type ScheduleStore, type FireRecord, type FireOutcome } from "./schedules/store.js";
+export { cronTimetable, intervalTimetable, nextFires, type Timetable } from "./schedules/next-fire.js";

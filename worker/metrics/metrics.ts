@@ -91,6 +91,19 @@ function createWorkerMetrics() {
       registers,
     }),
     queueMessages: createQueueGauge(Gauge, registry),
+    /** Counted by the process that won each tick, so the sum over a fleet is the number of ticks (docs/schedules.md). */
+    scheduleFires: new Counter({
+      name: "troupe_schedule_fires_total",
+      help: "Ticks of periodic schedules enqueued (by the process elected for each tick).",
+      labelNames: ["schedule", "actor_name"] as const,
+      registers,
+    }),
+    scheduleMisfires: new Counter({
+      name: "troupe_schedule_misfires_total",
+      help: "Ticks of periodic schedules that no worker fired (none was up, or it was reached too late).",
+      labelNames: ["schedule", "actor_name"] as const,
+      registers,
+    }),
   };
 }
 

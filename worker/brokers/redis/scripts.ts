@@ -12,7 +12,9 @@ const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "dead-letter-listed-b
 const DEAD_LETTER_SCRIPTS = ["dead-letters-requeue", "dead-letters-delete"] as const;
 /** Rate-limit scripts with their key count (undefined: the caller passes it, for variable key lists). */
 const RATE_LIMIT_SCRIPTS = { "rate-limit-adjust": 1, "rate-limit-incr-and-sum": undefined } as const;
-type ScriptName = (typeof BROKER_SCRIPTS)[number] | (typeof DEAD_LETTER_SCRIPTS)[number] | keyof typeof RATE_LIMIT_SCRIPTS;
+/** The schedules' tick election (worker/schedules/store.ts). */
+const SCHEDULE_SCRIPTS = ["schedule-fire"] as const;
+type ScriptName = (typeof BROKER_SCRIPTS)[number] | (typeof DEAD_LETTER_SCRIPTS)[number] | keyof typeof RATE_LIMIT_SCRIPTS | (typeof SCHEDULE_SCRIPTS)[number];
 
 const sources = new Map<ScriptName, string>();
 
@@ -55,6 +57,11 @@ export interface RateLimitCommands {
   troupeRateLimitIncrAndSum(numberOfKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
 }
 
+/** KEYS[1] = namespace; ARGV as in schedule-fire.lua. Resolves to [elected 1/0, previously recorded tick or -1]. */
+export interface ScheduleCommands {
+  troupeScheduleFire(ns: string, ...argv: Arg[]): Promise<[number, number]>;
+}
+
 function commandName(name: ScriptName): string {
   return "troupe" + name.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
 }
@@ -80,4 +87,9 @@ export function withRateLimitScripts(client: Redis): Redis & RateLimitCommands {
     client.defineCommand(commandName(name), { lua: source(name), numberOfKeys });
   }
   return client as Redis & RateLimitCommands;
+}
+
+export function withScheduleScripts(client: Redis): Redis & ScheduleCommands {
+  for (const name of SCHEDULE_SCRIPTS) client.defineCommand(commandName(name), { lua: source(name), numberOfKeys: 1 });
+  return client as Redis & ScheduleCommands;
 }

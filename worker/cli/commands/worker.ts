@@ -14,6 +14,8 @@ import { brokerUrlOption, intOption, listOption, modulePaths, numberOption, pars
 import { defaultRegistry } from "../../registry.js";
 import { qName } from "../../queues.js";
 import { UsageError, type Command } from "../command.js";
+import { ConnectionFailed } from "../../errors.js";
+import { startScheduler, type Scheduler } from "../../schedules/scheduler.js";
 
 const help = `Usage: troupe worker MODULE... [options]
 
@@ -150,14 +152,18 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
   // Loading the modules and connecting left garbage behind; collected now, what it held is reused by the threads
   // that boot next instead of growing the process (see ThreadPool.start).
   releaseMemory();
+  let scheduler: Scheduler | undefined;
   try {
     await worker.start();
+    // After the worker: a tick fired before this process consumes is still served by the others (or by it, next).
+    scheduler = await startScheduler(broker);
   } catch (err) {
     overrides?.close();
     log.critical("worker failed to start", { err });
     console.error(`troupe worker: ${(err as Error).message}`);
+    await worker.stop(0).catch(() => undefined);
     await broker.close().catch(() => undefined);
-    return EXIT_BOOT_FAILURE;
+    return err instanceof ConnectionFailed ? EXIT_BROKER_UNREACHABLE : EXIT_BOOT_FAILURE;
   }
   process.send?.(BOOTED);
 
@@ -173,8 +179,8 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
         process.exit(EXIT_KILLED);
       }
       overrides?.close();
-      void worker
-        .stop()
+      void Promise.resolve(scheduler?.stop())
+        .then(() => worker.stop())
         .then(() => Promise.all([broker.close(), closeBackends(), stopMetrics()]))
         .then(
           () => resolve(EXIT_OK),

@@ -1,0 +1,123 @@
+import type { Broker } from "../broker.js";
+import { getLogger } from "../logging.js";
+import { workerMetrics } from "../metrics/metrics.js";
+import { firesBetween } from "./next-fire.js";
+import { defaultSchedules, type Schedule } from "./schedule.js";
+import { scheduleStoreFor, type ScheduleStore } from "./store.js";
+
+const log = getLogger("schedules");
+
+/** setTimeout's limit is 2^31 - 1 ms; a far tick is waited for in hops and re-checked. */
+const MAX_TIMER = 3_600_000;
+/** Most ticks counted as misfires between two fires (a schedule down for a long time). */
+const MAX_MISFIRES_COUNTED = 10_000;
+
+/**
+ * Fires the schedules declared in this process. Every worker process runs one: at each tick all of them ask the
+ * store, which elects one (see store.ts), so a fleet enqueues once per tick and any process may die at any time.
+ * A tick is tried only by a process that reaches it within the schedule's lateness (1 s, or its misfire grace);
+ * when the event loop stalled past several ticks, only the latest one is tried. With a grace window a process
+ * that starts also tries the latest tick within the window, which fires if no one fired it: the misfire policy
+ * "fire once late". The process that fires a tick counts, as misfires, the ticks since the previously recorded one.
+ */
+export class Scheduler {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(
+    readonly store: ScheduleStore,
+    readonly schedules: readonly Schedule[],
+  ) {}
+
+  async start(): Promise<void> {
+    await this.store.connect();
+    for (const schedule of this.schedules) {
+      const now = Date.now();
+      if (schedule.misfire !== "skip") {
+        const missed = firesBetween(schedule.timetable, now - schedule.lateness, now).at(-1);
+        if (missed !== undefined) this.track(this.tryFire(schedule, missed, now));
+      }
+      this.arm(schedule, schedule.timetable.next(now));
+    }
+    log.info("schedules started", { schedules: this.schedules.map((s) => `${s.name} (${s.timetable.description})`), store: this.store.description });
+  }
+
+  private arm(schedule: Schedule, tick: number | undefined): void {
+    if (this.stopped || tick === undefined) return;
+    const wait = Math.min(MAX_TIMER, Math.max(0, tick - Date.now()));
+    this.timers.set(schedule.name, setTimeout(() => this.onTimer(schedule, tick), wait));
+  }
+
+  private onTimer(schedule: Schedule, tick: number): void {
+    const now = Date.now();
+    if (now < tick) return this.arm(schedule, tick);
+    // The latest tick due: earlier ones the loop slept through are past saving by this process.
+    const due = firesBetween(schedule.timetable, tick, now).at(-1) ?? tick;
+    const fired = now - due <= schedule.lateness ? this.tryFire(schedule, due, now) : Promise.resolve();
+    if (now - due > schedule.lateness) log.warn("tick reached too late to fire here", { schedule: schedule.name, tick: new Date(due).toISOString(), lateMs: now - due });
+    this.track(fired);
+    // The next tick is armed at once, not after the store answers: a slow store must not delay the next tick.
+    this.arm(schedule, schedule.timetable.next(due));
+  }
+
+  /**
+   * Ask the store for `tick` until it answers: a failed call (the store is unreachable) is retried with backoff
+   * while the tick is within the schedule's lateness, so a short outage delays a tick rather than losing it.
+   */
+  private async tryFire(schedule: Schedule, tick: number, now: number): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.fireOnce(schedule, tick);
+      } catch (err) {
+        const retryIn = Math.min(2000, 100 * 2 ** attempt);
+        if (this.stopped || Date.now() + retryIn - tick > schedule.lateness) {
+          log.error("schedule could not fire; the tick is another process's or missed", { schedule: schedule.name, tick: new Date(tick).toISOString(), lateMs: now - tick, err });
+          return;
+        }
+        log.warn("schedule store call failed; retrying within the tick's lateness", { schedule: schedule.name, tick: new Date(tick).toISOString(), retryIn, err });
+        await new Promise((resolve) => setTimeout(resolve, retryIn));
+      }
+    }
+  }
+
+  private async fireOnce(schedule: Schedule, tick: number): Promise<void> {
+    const outcome = await this.store.fire(schedule, tick, schedule.message(tick));
+    if (!outcome.fired) return;
+    const labels = { schedule: schedule.name, actor_name: schedule.actorName };
+    workerMetrics().scheduleFires.inc(labels);
+    if (outcome.previous !== undefined) {
+      const missed = firesBetween(schedule.timetable, outcome.previous, tick - 1, MAX_MISFIRES_COUNTED).length;
+      if (missed > 0) {
+        workerMetrics().scheduleMisfires.inc(labels, missed);
+        log.warn("schedule missed ticks", { schedule: schedule.name, missed, since: new Date(outcome.previous).toISOString() });
+      }
+    }
+    log.info("schedule fired", { schedule: schedule.name, actor: schedule.actorName, tick: new Date(tick).toISOString(), lateMs: Date.now() - tick });
+  }
+
+  private track(work: Promise<void>): void {
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work));
+  }
+
+  /** Stop arming ticks, let fires in progress finish, close the store. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    await Promise.all(this.running);
+    await this.store.close();
+  }
+}
+
+/**
+ * Start firing the schedules this process declared (`schedule(...)` in its modules) on `broker`; undefined when
+ * there are none. `troupe worker` calls this in each worker process; call it yourself when you embed a Worker.
+ */
+export async function startScheduler(broker: Broker, schedules: readonly Schedule[] = defaultSchedules.list()): Promise<Scheduler | undefined> {
+  if (schedules.length === 0) return undefined;
+  const scheduler = new Scheduler(scheduleStoreFor(broker), schedules);
+  await scheduler.start();
+  return scheduler;
+}

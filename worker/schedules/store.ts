@@ -1,0 +1,218 @@
+import { hostname } from "node:os";
+import type { Redis } from "ioredis";
+import type { Broker } from "../broker.js";
+import { MemoryBroker } from "../brokers/memory.js";
+import { RedisBroker } from "../brokers/redis.js";
+import { asBrokerError, connectRedis, createRedisClient, type RedisConnectionOptions } from "../brokers/redis/connection.js";
+import { withScheduleScripts, type ScheduleCommands } from "../brokers/redis/scripts.js";
+import { TroupeError } from "../errors.js";
+import { nodeCrypto } from "../lazy.js";
+import { redactUrl } from "../logging.js";
+import type { Message } from "../message.js";
+import { parseServiceUrl } from "../setup.js";
+import type { Schedule } from "./schedule.js";
+
+/** The last tick of a schedule that fired, as kept in the store (Redis: the hash `<ns>:schedules`). */
+export interface FireRecord {
+  tick: number;
+  /** When the firing process enqueued it (its clock). */
+  firedAt: number;
+  /** `host:pid` of the process that fired it. */
+  by: string;
+  messageId: string;
+}
+
+export interface FireOutcome {
+  /** This process won the tick and its message was enqueued. */
+  fired: boolean;
+  /** The tick recorded before this call, if any (the firer counts the ticks in between as misfires). */
+  previous: number | undefined;
+}
+
+/**
+ * Where the processes running a schedule elect one firer per tick and keep the last fired tick. A tick at or
+ * before the recorded one is never fired again, so a late, resent or duplicated call cannot double a tick.
+ */
+export interface ScheduleStore {
+  readonly description: string;
+  connect(): Promise<void>;
+  /** Elect this process for `tick` of `schedule` and, if elected, enqueue `message`. */
+  fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome>;
+  records(): Promise<Map<string, FireRecord>>;
+  close(): Promise<void>;
+}
+
+export const FIRED_BY = `${hostname()}:${process.pid}`;
+
+/** How long a tick's election key lives: longer than any process may still try the tick (it is late by then). */
+export function electionTtl(schedule: Schedule): number {
+  return Math.max(60_000, 2 * schedule.lateness);
+}
+
+function recordFor(tick: number, message: Message): FireRecord {
+  return { tick, firedAt: Date.now(), by: FIRED_BY, messageId: message.messageId };
+}
+
+/**
+ * The election in Redis (worker/brokers/redis/schedule-fire.lua): `SET <ns>:schedule:<name>:<tick> NX PX ttl`,
+ * the record, and — when `body` is given — the publication of the message on a Redis broker, in one script.
+ */
+class RedisElection {
+  readonly client: Redis & ScheduleCommands;
+
+  constructor(
+    private readonly connection: RedisConnectionOptions,
+    readonly namespace: string,
+  ) {
+    // No offline queue and no retry of a command cut by a disconnect: a call that reached Redis late would fire a
+    // tick late, whatever the misfire policy; it fails instead, and the tick is the next live process's or missed.
+    this.client = withScheduleScripts(createRedisClient(connection, "schedules", { enableOfflineQueue: false, maxRetriesPerRequest: 0 }));
+  }
+
+  connect(): Promise<void> {
+    return connectRedis(this.client, this.connection.url);
+  }
+
+  async elect(schedule: Schedule, tick: number, record: FireRecord, publish?: { queue: string; redisId: string; body: string }): Promise<FireOutcome> {
+    const argv: (string | number)[] = [Date.now(), schedule.name, tick, electionTtl(schedule), schedule.queueName, FIRED_BY, JSON.stringify(record)];
+    if (publish) argv.push(publish.redisId, publish.body);
+    try {
+      const [fired, previous] = await this.client.troupeScheduleFire(this.namespace, ...argv);
+      return { fired: fired === 1, previous: previous < 0 ? undefined : previous };
+    } catch (err) {
+      throw asBrokerError(err, `schedule ${schedule.name}: election for tick ${new Date(tick).toISOString()} failed`);
+    }
+  }
+
+  async records(): Promise<Map<string, FireRecord>> {
+    const raw = await this.client.hgetall(`${this.namespace}:schedules`);
+    return new Map(Object.entries(raw).map(([name, json]) => [name, JSON.parse(json) as FireRecord]));
+  }
+
+  async close(): Promise<void> {
+    await this.client.quit().catch(() => undefined);
+    this.client.disconnect();
+  }
+}
+
+/**
+ * On a Redis broker: election, record and enqueue are one Lua script, so a tick is enqueued exactly once — no
+ * crash can fall between winning a tick and publishing its message. Middleware see the publication as usual.
+ */
+export class RedisBrokerScheduleStore implements ScheduleStore {
+  readonly description: string;
+  private readonly election: RedisElection;
+
+  constructor(private readonly broker: RedisBroker) {
+    this.election = new RedisElection(broker.connection, broker.namespace);
+    this.description = `${broker.displayUrl} (namespace ${broker.namespace})`;
+  }
+
+  connect(): Promise<void> {
+    return this.election.connect();
+  }
+
+  async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
+    const redisId = nodeCrypto().randomUUID();
+    const sent = message.copy({ options: { redis_message_id: redisId } });
+    await this.broker.declareQueue(schedule.queueName);
+    await this.broker.emitBefore("beforeEnqueue", sent, undefined);
+    const outcome = await this.election.elect(schedule, tick, recordFor(tick, sent), { queue: schedule.queueName, redisId, body: sent.encode() });
+    if (outcome.fired) await this.broker.emitAfter("afterEnqueue", sent, undefined);
+    return outcome;
+  }
+
+  records(): Promise<Map<string, FireRecord>> {
+    return this.election.records();
+  }
+
+  close(): Promise<void> {
+    return this.election.close();
+  }
+}
+
+/**
+ * A broker that is not Redis (RabbitMQ) cannot elect: its queues hold messages, not keys. The election runs on
+ * a Redis the deployment already shares for coordination — the rate limiter's (TROUPE_RATE_LIMITER_URL, which
+ * also holds barriers and group callbacks), else the results backend's (TROUPE_RESULTS_URL) — and the elected
+ * process then publishes on the broker with its confirms. The two systems cannot commit together: a process
+ * killed between winning a tick and the broker's confirm (one publish round trip) loses that tick; nothing can
+ * double it, since the record is written with the election.
+ */
+export class ClaimScheduleStore implements ScheduleStore {
+  readonly description: string;
+  private readonly election: RedisElection;
+
+  constructor(
+    private readonly broker: Broker,
+    url: string,
+    namespace: string,
+  ) {
+    this.election = new RedisElection({ url }, namespace);
+    this.description = `${redactUrl(url)} (namespace ${namespace}), publishing on ${broker.displayUrl}`;
+  }
+
+  connect(): Promise<void> {
+    return this.election.connect();
+  }
+
+  async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
+    const outcome = await this.election.elect(schedule, tick, recordFor(tick, message));
+    if (outcome.fired) await this.broker.enqueue(message);
+    return outcome;
+  }
+
+  records(): Promise<Map<string, FireRecord>> {
+    return this.election.records();
+  }
+
+  close(): Promise<void> {
+    return this.election.close();
+  }
+}
+
+/** The memory broker lives in one process: so does its election. */
+export class MemoryScheduleStore implements ScheduleStore {
+  readonly description = "memory (this process)";
+  private readonly fired = new Map<string, FireRecord>();
+
+  constructor(private readonly broker: Broker) {}
+
+  async connect(): Promise<void> {}
+
+  async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
+    const previous = this.fired.get(schedule.name)?.tick;
+    if (previous !== undefined && previous >= tick) return { fired: false, previous };
+    this.fired.set(schedule.name, recordFor(tick, message));
+    await this.broker.enqueue(message);
+    return { fired: true, previous };
+  }
+
+  async records(): Promise<Map<string, FireRecord>> {
+    return new Map(this.fired);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The Redis URL that elects schedules for a broker that cannot (RabbitMQ), or undefined when none is configured. */
+export function electionUrlFromEnv(): string | undefined {
+  for (const name of ["TROUPE_RATE_LIMITER_URL", "TROUPE_RESULTS_URL"]) {
+    const url = process.env[name];
+    if (url && parseServiceUrl(url, name === "TROUPE_RESULTS_URL" ? "results" : "rate limiter").family === "redis") return url;
+  }
+  return undefined;
+}
+
+/** The store schedules on `broker` elect in; a broker with no Redis to elect on is an error at boot, not a silent double. */
+export function scheduleStoreFor(broker: Broker): ScheduleStore {
+  if (broker instanceof RedisBroker) return new RedisBrokerScheduleStore(broker);
+  if (broker instanceof MemoryBroker) return new MemoryScheduleStore(broker);
+  const url = electionUrlFromEnv();
+  if (!url) {
+    throw new TroupeError(
+      `schedules on ${broker.displayUrl} need a Redis to elect one firer per tick: set TROUPE_RATE_LIMITER_URL (or TROUPE_RESULTS_URL) to a redis:// URL shared by every worker`,
+    );
+  }
+  return new ClaimScheduleStore(broker, url, process.env.TROUPE_REDIS_NAMESPACE || "dramatiq");
+}
