@@ -7,6 +7,8 @@ export { MemoryBroker } from "./brokers/memory.js";
 export { RedisBroker, type RedisBrokerOptions } from "./brokers/redis.js";
 export { RedisResultBackend, type RedisResultBackendOptions } from "./results/redis.js";
 export { RedisRateLimiterBackend, type RedisRateLimiterBackendOptions } from "./rate-limits/redis.js";
+export { MemcachedResultBackend, type MemcachedResultBackendOptions } from "./results/memcached.js";
+export { MemcachedRateLimiterBackend, type MemcachedRateLimiterBackendOptions } from "./rate-limits/memcached.js";
 export { RabbitmqBroker, type RabbitmqBrokerOptions } from "./brokers/rabbitmq.js";
 export {
   createBroker,

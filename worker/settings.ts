@@ -19,8 +19,8 @@ export interface Setting {
 
 export const SETTINGS: readonly Setting[] = [
   { flag: "broker", env: "TROUPE_BROKER_URL", default: "memory://", doc: "broker URL: memory://, redis://, rediss://, amqp://, amqps://" },
-  { env: "TROUPE_RESULTS_URL", default: "the broker's Redis, or memory on the memory broker", doc: "results backend URL: memory://, redis://, rediss://" },
-  { env: "TROUPE_RATE_LIMITER_URL", default: "the broker's Redis, else memory", doc: "rate-limiter and barrier backend URL: memory://, redis://, rediss://" },
+  { env: "TROUPE_RESULTS_URL", default: "the broker's Redis, or memory on the memory broker", doc: "results backend URL: memory://, redis://, rediss://, memcached://" },
+  { env: "TROUPE_RATE_LIMITER_URL", default: "the broker's Redis, else memory", doc: "rate-limiter and barrier backend URL: memory://, redis://, rediss://, memcached://" },
   { flag: "processes", default: "CPU count (1 on the memory broker)", doc: "worker processes under one supervisor" },
   { flag: "threads", default: "8", doc: "worker threads per process" },
   { flag: "concurrency", default: "1", doc: "messages one thread runs at once (async actors)" },

@@ -13,10 +13,12 @@ import * as slots from "./global.js";
 import { redactUrl } from "./logging.js";
 import { setResultLookup } from "./message.js";
 import type { RateLimiterBackend } from "./rate-limits/backend.js";
+import { MemcachedRateLimiterBackend } from "./rate-limits/memcached.js";
 import { MemoryRateLimiterBackend } from "./rate-limits/memory.js";
 import { RedisRateLimiterBackend } from "./rate-limits/redis.js";
 import { ThreadRateLimiterBackend } from "./rate-limits/thread.js";
 import type { ResultBackend, ResultBackendOptions } from "./results/backend.js";
+import { MemcachedResultBackend } from "./results/memcached.js";
 import { MemoryResultBackend } from "./results/memory.js";
 import { RedisResultBackend } from "./results/redis.js";
 import { callMain } from "./runtime/rpc.js";
@@ -27,7 +29,7 @@ export const DEFAULT_BROKER_URL = "memory://";
 export type ServiceRole = "broker" | "results" | "rate limiter";
 
 /** The service behind a scheme: every scheme of a family is built by the same constructors. */
-type Family = "memory" | "redis" | "rabbitmq";
+type Family = "memory" | "redis" | "rabbitmq" | "memcached";
 
 const SCHEMES: Readonly<Record<string, Family>> = {
   memory: "memory",
@@ -35,6 +37,7 @@ const SCHEMES: Readonly<Record<string, Family>> = {
   rediss: "redis",
   amqp: "rabbitmq",
   amqps: "rabbitmq",
+  memcached: "memcached",
 };
 
 const BROKERS: Partial<Record<Family, (url: string, options: BrokerOptions) => Broker>> = {
@@ -46,11 +49,13 @@ const BROKERS: Partial<Record<Family, (url: string, options: BrokerOptions) => B
 const RESULT_BACKENDS: Partial<Record<Family, (url: string, options: ResultBackendOptions) => ResultBackend>> = {
   memory: (_url, options) => new MemoryResultBackend(options),
   redis: (url, options) => new RedisResultBackend({ ...options, url }),
+  memcached: (url, options) => new MemcachedResultBackend({ ...options, url }),
 };
 
 const RATE_LIMITER_BACKENDS: Partial<Record<Family, (url: string) => RateLimiterBackend>> = {
   memory: () => new MemoryRateLimiterBackend(),
   redis: (url) => new RedisRateLimiterBackend({ url }),
+  memcached: (url) => new MemcachedRateLimiterBackend({ url }),
 };
 
 const ROLES: Record<ServiceRole, Partial<Record<Family, unknown>>> = {

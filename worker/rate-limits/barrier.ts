@@ -2,6 +2,9 @@ import type { RateLimiterBackend } from "./backend.js";
 import { getRateLimiterBackend } from "../global.js";
 import { positive } from "./rate-limiter.js";
 
+/** Where blocking waiters are notified: `<barrier key>@events`, Dramatiq's name. */
+export const BARRIER_EVENTS_SUFFIX = "@events";
+
 export interface BarrierOptions {
   backend?: RateLimiterBackend;
   /** ms the barrier lives (default 15 minutes). */
@@ -24,7 +27,7 @@ export class Barrier {
   ) {
     this.configured = backend;
     this.ttl = positive("ttl", ttl);
-    this.eventsKey = `${key}@events`;
+    this.eventsKey = `${key}${BARRIER_EVENTS_SUFFIX}`;
   }
 
   /** Resolved on first use, so that a limiter declared at import time finds the process wired by then. */
