@@ -1,11 +1,16 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer } from "node:net";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { connect } from "amqplib";
+import { repoRoot } from "./env.js";
 import { isRunning } from "./process.js";
 import { freePort } from "./redis.js";
 import { until } from "./wait.js";
+
+const execFileAsync = promisify(execFile);
 
 const SERVER_SCRIPT = ["/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/sbin/rabbitmq-server"].find((p) => existsSync(p)) ?? "rabbitmq-server";
 
@@ -93,3 +98,74 @@ export class OwnRabbitServer {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+const CLUSTER_SCRIPT = join(repoRoot, "scripts", "rabbitmq-cluster.sh");
+
+/** Whether nothing listens on `port` of loopback. */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A three-node RabbitMQ cluster of its own (scripts/rabbitmq-cluster.sh): nodes a, b and c on three consecutive
+ * loopback ports, in a folder of its own, which a test may kill -9 and restart one node at a time.
+ */
+export class RabbitCluster {
+  /** How long `start` took: three nodes booted and joined. */
+  startMs = 0;
+
+  private constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    readonly port: number,
+  ) {}
+
+  static async start(): Promise<RabbitCluster> {
+    // Three AMQP ports and the three distribution ports 20000 above them, all free.
+    let base = 0;
+    for (let attempt = 0; attempt < 50 && base === 0; attempt++) {
+      const candidate = 10_000 + Math.floor(Math.random() * 20_000);
+      const ports = [0, 1, 2].flatMap((i) => [candidate + i, candidate + i + 20_000]);
+      if ((await Promise.all(ports.map(portIsFree))).every(Boolean)) base = candidate;
+    }
+    if (base === 0) throw new Error("no free ports for a RabbitMQ cluster");
+    const env = { ...process.env, TROUPE_CLUSTER_DIR: mkdtempSync(join(tmpdir(), "troupe-cluster-")) + "/nodes", TROUPE_CLUSTER_PORT: String(base) };
+    const started = Date.now();
+    const cluster = new RabbitCluster(env, base);
+    try {
+      await cluster.script("start");
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    cluster.startMs = Date.now() - started;
+    return cluster;
+  }
+
+  static readonly NODES = ["a", "b", "c"] as const;
+
+  /** The AMQP port of node `a`, `b` or `c`. */
+  portOf(node: ClusterNode): number {
+    return this.port + RabbitCluster.NODES.indexOf(node);
+  }
+
+  /** The URL naming every node, as a user would give it. */
+  get url(): string {
+    return `amqp://guest:guest@${RabbitCluster.NODES.map((n) => `127.0.0.1:${this.portOf(n)}`).join(",")}/`;
+  }
+
+  async stop(): Promise<void> {
+    await this.script("stop");
+    rmSync(join(this.env.TROUPE_CLUSTER_DIR!, ".."), { recursive: true, force: true });
+  }
+
+  private async script(...args: string[]): Promise<string> {
+    const { stdout } = await execFileAsync(CLUSTER_SCRIPT, args, { env: this.env, timeout: 120_000 });
+    return stdout;
+  }
+}
+
+export type ClusterNode = (typeof RabbitCluster.NODES)[number];

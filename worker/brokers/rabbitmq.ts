@@ -14,6 +14,9 @@ import { parseAmqpUrl, parseHost, type QueueType } from "./rabbitmq/url.js";
 
 const log = getLogger("broker.rabbitmq");
 
+/** How long an empty count of a quorum queue waits before it is read again (a leader election, see queueStats). */
+const QUORUM_RECHECK_MS = 1000;
+
 export interface RabbitmqBrokerOptions extends BrokerOptions {
   /** Declare queues with `x-max-priority` (1..255), enabling `broker_priority`. Default: $TROUPE_RABBITMQ_MAX_PRIORITY, else none. */
   maxPriority?: number;
@@ -93,6 +96,8 @@ export class RabbitmqBroker extends Broker {
 
   protected async doConnect(): Promise<void> {
     this.publishConnection = await openConnection(this.settings, "publisher");
+    // After a reconnect (on a cluster, maybe to another node) queues are declared again on first use.
+    this.publishConnection.on("connect", () => this.topology.forgetAll());
   }
 
   private connection(): RecoveringChannelModel {
@@ -165,10 +170,18 @@ export class RabbitmqBroker extends Broker {
   async queueStats(queue: string): Promise<QueueStats> {
     await this.connect();
     const canonical = qName(queue);
+    const names = [canonical, dqName(canonical), xqName(canonical)];
     const count = async (name: string) => (await this.onExistingQueue(name, (channel) => channel.checkQueue(name)))?.messageCount ?? 0;
-    const ready = await count(canonical);
-    const delayedReady = await count(dqName(canonical));
-    const dead = await count(xqName(canonical));
+    const counts: number[] = [];
+    for (const name of names) counts.push(await count(name));
+    if (this.topology.options.queueType === "quorum" && counts.includes(0)) {
+      // A quorum queue whose leader just died reads as empty until its members elect another (measured: under
+      // 0.6 s after a kill -9 on 3.10). An autoscaler must not see "empty" then, so an empty count is read again
+      // after the election timeout before it is believed.
+      await new Promise((resolve) => setTimeout(resolve, QUORUM_RECHECK_MS));
+      for (const [i, name] of names.entries()) if (counts[i] === 0) counts[i] = await count(name);
+    }
+    const [ready, delayedReady, dead] = counts as [number, number, number];
     // This process's unsettled deliveries are exact; the management API adds other processes' (a few seconds stale).
     let inFlight = this.localOutstanding(canonical);
     let delayedHeld = this.localOutstanding(dqName(canonical));

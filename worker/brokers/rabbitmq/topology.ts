@@ -137,6 +137,11 @@ export class Topology {
     this.ready.delete(qName(queue));
   }
 
+  forgetAll(): void {
+    this.declared.clear();
+    this.ready.clear();
+  }
+
   private async declare(canonical: string): Promise<void> {
     const channel = await this.channel();
     const declarations = queueDeclarations(canonical, this.options);
