@@ -6,6 +6,7 @@ import { isDeepStrictEqual } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import jsonpatch from "fast-json-patch";
 import { parse as parseYaml } from "yaml";
+import { type Cause, causeText, checkLabels, checkAnnotations, checkMetadata, nameRuleOf } from "./names.js";
 import { CrdValidator, type SchemaNode } from "./schema.js";
 import { parseFieldSelector, parseLabelSelector } from "./selectors.js";
 
@@ -16,7 +17,9 @@ import { parseFieldSelector, parseLabelSelector } from "./selectors.js";
  * selectors), status and scale subresources, generation bumped only by spec changes, no-op writes that keep the
  * resourceVersion, finalizers, owner-reference garbage collection, JSON / merge patches, namespaces that must exist,
  * CRDs served as soon as they are created and validated by their structural schema (pruning, defaults, CEL rules).
- * No controllers run: Deployments get no pods and no status unless a test writes them.
+ * Names per kind, labels, annotations and the resourceVersion precondition are checked as kube-apiserver does (see
+ * docs/testing.md for what is and is not modelled). No controllers run: Deployments get no pods and no status unless
+ * a test writes them.
  */
 
 type Obj = Record<string, unknown> & { apiVersion?: string; kind?: string; metadata: Meta; status?: unknown };
@@ -60,10 +63,18 @@ class ApiError extends Error {
     readonly code: number,
     readonly reason: string,
     message: string,
-    readonly causes: string[] = [],
+    readonly causes: Cause[] = [],
+    readonly details: { name?: string; group?: string; kind?: string } = {},
   ) {
     super(message);
   }
+}
+
+/** 422 Invalid as kube-apiserver words it: `Kind.group "name" is invalid: field: message` (several in brackets). */
+function invalidError(type: ResourceType, name: string, causes: Cause[]): ApiError {
+  const kind = type.group ? `${type.kind}.${type.group}` : type.kind;
+  const text = causes.length === 1 ? causeText(causes[0]!) : `[${causes.map(causeText).join(", ")}]`;
+  return new ApiError(422, "Invalid", `${kind} "${name}" is invalid: ${text}`, causes, { name, group: type.group, kind: type.kind });
 }
 
 const BUILTINS: Omit<ResourceType, "custom">[] = [
@@ -338,8 +349,10 @@ export class FakeApiServer {
   private createInternal(type: ResourceType, namespace: string | undefined, input: Record<string, unknown>): Obj {
     const obj = structuredClone(input) as Obj;
     obj.metadata = { ...(obj.metadata ?? {}) } as Meta;
-    if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = obj.metadata.generateName + randomBytes(3).toString("hex").slice(0, 5);
-    if (!obj.metadata.name) throw new ApiError(422, "Invalid", "metadata.name: Required value: name or generateName is required");
+    if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = generatedName(obj.metadata.generateName);
+    if (!obj.metadata.name) throw invalidError(type, "", [{ reason: "FieldValueRequired", field: "metadata.name", message: "Required value: name or generateName is required" }]);
+    const metaCauses = checkMetadata(obj.metadata, nameRuleOf(type.plural, type.group));
+    if (metaCauses.length) throw invalidError(type, obj.metadata.name, metaCauses);
     if (obj.metadata.namespace !== undefined && namespace !== undefined && obj.metadata.namespace !== namespace) {
       throw new ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request");
     }
@@ -371,6 +384,10 @@ export class FakeApiServer {
     const view = subresource === "scale" ? toScale(type, current) : structuredClone(current);
     const input = produce(structuredClone(view)) as Obj;
     const requestedRv = input.metadata?.resourceVersion;
+    // Custom resources (like most kinds whose strategy forbids unconditional updates) need the resourceVersion on PUT.
+    if (isPut && type.custom && !subresource && (requestedRv === undefined || requestedRv === "")) {
+      throw invalidError(type, current.metadata.name, [{ reason: "FieldValueInvalid", field: "metadata.resourceVersion", message: "Invalid value: 0x0: must be specified for an update" }]);
+    }
     if (requestedRv !== undefined && requestedRv !== "" && requestedRv !== current.metadata.resourceVersion) {
       throw new ApiError(409, "Conflict", `Operation cannot be fulfilled on ${type.plural}${type.group ? "." + type.group : ""} "${current.metadata.name}": the object has been modified; please apply your changes to the latest version and try again`);
     }
@@ -391,6 +408,8 @@ export class FakeApiServer {
     }
     next.apiVersion = current.apiVersion;
     next.kind = current.kind;
+    const metaCauses = [...checkLabels(next.metadata.labels), ...checkAnnotations(next.metadata.annotations)];
+    if (metaCauses.length) throw invalidError(type, current.metadata.name, metaCauses);
     this.validate(type, next);
     if (isDeepStrictEqual(withoutVolatile(next), withoutVolatile(current))) return subresource === "scale" ? toScale(type, current) : current;
     if (!isDeepStrictEqual(specOf(next), specOf(current))) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
@@ -460,7 +479,7 @@ export class FakeApiServer {
   private validate(type: ResourceType, obj: Obj): void {
     if (!type.validator) return;
     const causes = type.validator.check(obj);
-    if (causes.length) throw new ApiError(422, "Invalid", `${type.kind}.${type.group} "${obj.metadata.name}" is invalid: ${causes.join("; ")}`, causes);
+    if (causes.length) throw invalidError(type, obj.metadata.name, causes.map((text) => ({ reason: "FieldValueInvalid", field: text.split(":")[0]!, message: text.slice(text.indexOf(":") + 2) })));
   }
 
   private serveCrd(crd: Obj): void {
@@ -508,6 +527,13 @@ export class FakeApiServer {
     ]);
     return { kind: "APIResourceList", apiVersion: "v1", groupVersion: group ? `${group}/${version}` : version, resources };
   }
+}
+
+/** generateName plus five characters of apimachinery's alphabet (no vowels, no look-alikes), the base cut to fit 63. */
+function generatedName(base: string): string {
+  const alphabet = "bcdfghjklmnpqrstvwxz2456789";
+  const suffix = [...randomBytes(5)].map((b) => alphabet[b % alphabet.length]).join("");
+  return base.slice(0, 58) + suffix;
 }
 
 function typeKey(group: string, plural: string): string {
@@ -638,7 +664,7 @@ function statusBody(err: ApiError): Record<string, unknown> {
     message: err.message,
     reason: err.reason,
     code: err.code,
-    ...(err.causes.length ? { details: { causes: err.causes.map((message) => ({ message })) } } : {}),
+    ...(err.causes.length || err.details.name !== undefined ? { details: { ...err.details, ...(err.causes.length ? { causes: err.causes } : {}) } } : {}),
   };
 }
 
