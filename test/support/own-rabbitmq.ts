@@ -157,6 +157,55 @@ export class RabbitCluster {
     return `amqp://guest:guest@${RabbitCluster.NODES.map((n) => `127.0.0.1:${this.portOf(n)}`).join(",")}/`;
   }
 
+  /** The Erlang node name of `a`, `b` or `c`. */
+  static nodeName(node: ClusterNode): string {
+    return `troupe-${node}@localhost`;
+  }
+
+  /** SIGKILL a node's VM: a node crash. */
+  async kill(node: ClusterNode): Promise<void> {
+    await this.script("kill", node);
+  }
+
+  /** Start a killed node again on its data; resolves once it runs (it rejoins the cluster). */
+  async restart(node: ClusterNode): Promise<void> {
+    await this.script("restart", node);
+  }
+
+  /** `rabbitmqctl ARGS...` against a node, its stdout. */
+  ctl(node: ClusterNode, ...args: string[]): Promise<string> {
+    return this.script("ctl", node, ...args);
+  }
+
+  /** The node leading each quorum queue of the default vhost whose name starts with `prefix`. */
+  async leaders(via: ClusterNode, prefix: string): Promise<Map<string, ClusterNode>> {
+    const rows = (await this.ctl(via, "list_queues", "--no-table-headers", "name", "leader")).trim().split("\n");
+    const leaders = new Map<string, ClusterNode>();
+    for (const [name, leader] of rows.map((row) => row.split("\t"))) {
+      const node = RabbitCluster.NODES.find((n) => RabbitCluster.nodeName(n) === leader);
+      if (name?.startsWith(prefix) && node) leaders.set(name, node);
+    }
+    return leaders;
+  }
+
+  /** Make `node` the leader of quorum queues of the default vhost (what maintenance mode does before a node stops). */
+  async moveLeaders(queues: string[], node: ClusterNode): Promise<void> {
+    const moves = queues.map((q) => `{ok, Q${queues.indexOf(q)}} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"${q}">>)), rabbit_quorum_queue:transfer_leadership(Q${queues.indexOf(q)}, '${RabbitCluster.nodeName(node)}')`);
+    await this.ctl(node, "eval", `${moves.join(", ")}.`);
+  }
+
+  /** The node each client connection is on, by the connection_name client property (Troupe: "troupe ROLE pid N"). */
+  async connectionNodes(via: ClusterNode): Promise<{ name: string; node: ClusterNode }[]> {
+    const rows = (await this.ctl(via, "list_connections", "--no-table-headers", "port", "client_properties")).trim().split("\n");
+    const connections: { name: string; node: ClusterNode }[] = [];
+    for (const row of rows) {
+      const match = /^(\d+)\t.*\{"connection_name","([^"]*)"\}/.exec(row);
+      const node = match && RabbitCluster.NODES.find((n) => this.portOf(n) === Number(match[1]));
+      if (match && node) connections.push({ name: match[2]!, node });
+    }
+    return connections;
+  }
+
   async stop(): Promise<void> {
     await this.script("stop");
     rmSync(join(this.env.TROUPE_CLUSTER_DIR!, ".."), { recursive: true, force: true });
