@@ -80,7 +80,7 @@ export class RedisBroker extends Broker {
     this.maxPollInterval = options.maxPollInterval ?? 1000;
     if (this.maxUnpackedMessages < 1 || this.maxUnpackedMessages > 7999) throw new TroupeError("maxUnpackedMessages must be between 1 and 7999 (the Lua stack limit)");
     this.client = withBrokerScripts(this.createClient("broker"));
-    this.dispatch = new Dispatch(this.client, this.namespace, this.workerId);
+    this.dispatch = new Dispatch(this.client, this.namespace, this.workerId, this.deadMessageTtl);
     this.wake = new WakeSubscriber(this.namespace, () => this.createClient("wake"));
     this.client.on("ready", () => this.onReady());
   }

@@ -183,7 +183,7 @@ export class RedisDeadLetters implements DeadLetterStore {
     const canonical = qName(queue);
     const xq = this.key(queue);
     if (!options.ids && !hasFilter(options.filter)) {
-      const replies = await client.multi().hlen(`${xq}.msgs`).del(xq, `${xq}.msgs`, `${xq}.reasons`).exec();
+      const replies = await client.multi().hlen(`${xq}.msgs`).del(xq, `${xq}.msgs`, `${xq}.reasons`, `${xq}.reasons.at`).exec();
       return Number(replies?.[0]?.[1] ?? 0);
     }
     const { ids } = await this.select(queue, options.ids, options.filter);

@@ -20,6 +20,8 @@ export class Dispatch {
     readonly client: Redis & BrokerCommands,
     readonly namespace: string,
     readonly workerId: string,
+    /** How long dead letters live; their reasons expire with them. */
+    readonly deadMessageTtl: number,
   ) {}
 
   private async run<T>(what: string, call: () => Promise<T>): Promise<T> {
@@ -58,14 +60,14 @@ export class Dispatch {
 
   nack(queue: string, entries: [id: string, reason: string][]): Promise<unknown> {
     return this.run(`nack on ${queue}`, () =>
-      this.chunked(entries, 2, (chunk) => this.client.troupeNack(this.namespace, Date.now(), queue, this.workerId, ...chunk.flat())),
+      this.chunked(entries, 2, (chunk) => this.client.troupeNack(this.namespace, Date.now(), queue, this.workerId, this.deadMessageTtl, ...chunk.flat())),
     );
   }
 
   /** Dead-letter a body found in the queue list in place of an id, keeping its bytes under `deadLetterId`. */
   deadLetterListedBody(queue: string, listed: string, deadLetterId: string, reason: string): Promise<unknown> {
     return this.run(`dead-lettering on ${queue}`, () =>
-      this.client.troupeDeadLetterListedBody(this.namespace, Date.now(), queue, this.workerId, listed, deadLetterId, reason),
+      this.client.troupeDeadLetterListedBody(this.namespace, Date.now(), queue, this.workerId, listed, deadLetterId, reason, this.deadMessageTtl),
     );
   }
 

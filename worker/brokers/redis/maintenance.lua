@@ -1,7 +1,9 @@
 -- Dramatiq's maintenance for one queue: give the unacked messages of dead workers (heartbeat older than the
--- timeout) back to the queue, forget dead workers with no ack set left, and expire old dead letters.
+-- timeout) back to the queue, forget dead workers with no ack set left, and expire old dead letters; then drop the
+-- reasons of dead letters that are gone, whoever removed them.
 -- KEYS[1] = namespace. ARGV = now, queue_name, worker_id, heartbeat_timeout, dead_message_ttl, max_unpack.
 -- @include push-ids
+-- @include dead-letter-reasons
 
 local ns = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -36,6 +38,6 @@ while true do
   end
   redis.call("zrem", xq, unpack(expired))
   redis.call("hdel", xq .. ".msgs", unpack(expired))
-  redis.call("hdel", xq .. ".reasons", unpack(expired))
 end
+sweep_reasons(xq, max_unpack)
 return #recovered

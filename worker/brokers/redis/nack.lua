@@ -1,13 +1,14 @@
 -- Dead-letter deliveries into `ns:<canonical>.XQ` (score = now) and `.XQ.msgs`, as Dramatiq does, keeping
--- the stored body. A non-empty reason goes to `.XQ.reasons`, a hash Python peers ignore.
--- KEYS[1] = namespace. ARGV = now, queue_name, worker_id, then (id, reason) pairs.
+-- the stored body. A non-empty reason is kept beside it (see dead-letter-reasons), where Python peers ignore it.
+-- KEYS[1] = namespace. ARGV = now, queue_name, worker_id, dead_message_ttl, then (id, reason) pairs.
+-- @include dead-letter-reasons
 local ns = KEYS[1]
 local msgs = ns .. ":" .. ARGV[2] .. ".msgs"
 local acks = ns .. ":__acks__." .. ARGV[3] .. "." .. ARGV[2]
 local xq = ns .. ":" .. string.gsub(ARGV[2], "%.DQ$", "") .. ".XQ"
 redis.call("zadd", ns .. ":__heartbeats__", ARGV[1], ARGV[3])
 
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local id = ARGV[i]
   if redis.call("srem", acks, id) == 1 then
     local body = redis.call("hget", msgs, id)
@@ -16,7 +17,7 @@ for i = 4, #ARGV, 2 do
       redis.call("hset", xq .. ".msgs", id, body)
       redis.call("hdel", msgs, id)
       if ARGV[i + 1] ~= "" then
-        redis.call("hset", xq .. ".reasons", id, ARGV[i + 1])
+        keep_reason(xq, id, ARGV[i + 1], ARGV[1], tonumber(ARGV[4]))
       end
     end
   end

@@ -5,5 +5,5 @@ local ns = KEYS[1]
 local queue = ns .. ":" .. ARGV[2]
 local xq = ns .. ":" .. string.gsub(ARGV[2], "%.DQ$", "") .. ".XQ"
 redis.call("zadd", ns .. ":__heartbeats__", ARGV[1], ARGV[3])
-redis.call("del", queue, queue .. ".msgs", ns .. ":__acks__." .. ARGV[3] .. "." .. ARGV[2], xq, xq .. ".msgs", xq .. ".reasons")
+redis.call("del", queue, queue .. ".msgs", ns .. ":__acks__." .. ARGV[3] .. "." .. ARGV[2], xq, xq .. ".msgs", xq .. ".reasons", xq .. ".reasons.at")
 return 0
