@@ -22,6 +22,33 @@ interface Deployment extends KubeObject {
   status?: { replicas?: number; readyReplicas?: number };
 }
 
+type Rejection = NonNullable<PoolOutcome["rejection"]>;
+
+/** Is this child object controlled by this pool (and not a same-named object someone else made)? */
+function ours(pool: WorkerPool, child: KubeObject | undefined): boolean {
+  const refs = child?.metadata.ownerReferences as { uid?: string; controller?: boolean }[] | undefined;
+  return Boolean(refs?.some((r) => r.controller && r.uid === pool.metadata.uid));
+}
+
+function nameTaken(kind: string, name: string): Rejection {
+  return { reason: `${kind}NameTaken`, message: `a ${kind} named ${name} already exists and does not belong to this WorkerPool; rename or remove one of them` };
+}
+
+/**
+ * Write one child object. A client error a retry cannot fix (an invalid object from pass-through pod fields the
+ * schema does not check, RBAC, a quota) is the user's to fix: it comes back as a rejection to report, and the pool
+ * is retried with backoff instead of in a hot loop. Not found, conflict and throttling are transient and thrown.
+ */
+async function rejected(kind: string, write: () => Promise<Rejection | void>): Promise<Rejection | undefined> {
+  try {
+    return (await write()) ?? undefined;
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === undefined || code < 400 || code >= 500 || code === 404 || code === 409 || code === 429) throw err;
+    return { reason: code === 403 ? `${kind}Forbidden` : `${kind}Rejected`, message: `the API server rejected the ${kind}: ${scrubCredentials(describeApiError(err))}` };
+  }
+}
+
 /** The queues a pool consumes: its own list plus the queues of the Actors its selector picks. */
 export function poolQueues(pool: WorkerPool, actors: readonly ActorResource[]): string[] {
   const queues = new Set(pool.spec.queues ?? []);
@@ -55,7 +82,8 @@ export class WorkerPoolReconciler {
     const problems = workerPoolProblems(pool, queues);
     const { brokerUrl, problem: secretProblem } = await this.brokerUrl(pool);
     // Read, not cached: a cache that has not yet seen our last scale would make the next poll decide from a stale size.
-    const deployment = await this.ctx.api.get<Deployment>(DEPLOYMENTS, namespace, name);
+    const found = await this.ctx.api.get<Deployment>(DEPLOYMENTS, namespace, name);
+    const deployment = ours(pool, found) ? found : undefined;
     const current = deployment?.spec?.replicas ?? (autoscaling ? autoscaling.minReplicas : (pool.spec.replicas ?? 1));
     // Pod loads measure throughput (processed counters) and pick the pods to remove; read once per poll when needed.
     let loads = autoscaling?.targetDrainSeconds !== undefined && deployment ? await this.podLoads(namespace, name) : undefined;
@@ -64,21 +92,17 @@ export class WorkerPoolReconciler {
 
     // An invalid spec holds what exists: never start workers on a guess (an empty queue list means every queue).
     let applied = deployment;
-    if (problems.length === 0) {
+    let rejection = found && !deployment ? nameTaken("Deployment", name) : undefined;
+    if (problems.length === 0 && !rejection) {
       if (deployment && decision.desired < current) await this.markLeastBusyPods(namespace, (loads ??= await this.podLoads(namespace, name)));
-      try {
-        applied = await this.applyDeployment(pool, queues, decision.desired, deployment);
-      } catch (err) {
-        // Pass-through pod fields (env, resources, affinity…) are not checked by our schema; the API server may
-        // reject the Deployment they produce. That is the user's to fix: report it, keep reconciling.
-        if (errorCode(err) !== 422 && errorCode(err) !== 400) throw err;
-        problems.push(`the API server rejected the Deployment: ${scrubCredentials(describeApiError(err))}`);
-      }
-      await this.ensureService(pool, !deployment);
-      await this.ensurePodMonitor(pool);
+      rejection =
+        (await rejected("Deployment", async () => void (applied = await this.applyDeployment(pool, queues, decision.desired, deployment)))) ??
+        (await rejected("Service", () => this.ensureService(pool, !deployment))) ??
+        (await rejected("PodMonitor", () => this.ensurePodMonitor(pool)));
     }
     const desired = applied?.spec?.replicas ?? current;
-    await this.report(pool, { current, desired, reason: decision.reason, message: decision.message, problems, brokerProblem, stats: decision.stats, throughput: decision.throughput, deploymentStatus: applied?.status }, { existed: Boolean(deployment), recommended: decision.recommended }, now);
+    await this.report(pool, { current, desired, reason: decision.reason, message: decision.message, problems, rejection, brokerProblem, stats: decision.stats, throughput: decision.throughput, deploymentStatus: applied?.status }, { existed: Boolean(applied), recommended: decision.recommended }, now);
+    if (rejection) return { backoff: true };
     return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
   };
 
@@ -134,6 +158,7 @@ export class WorkerPoolReconciler {
     }
     if (brokerProblem) await this.ctx.events.record(pool, "Warning", brokerProblem.reason, "ReadQueueDepth", brokerProblem.message);
     if (problems.length) await this.ctx.events.record(pool, "Warning", "InvalidSpec", "Validate", problems.join("; "));
+    if (outcome.rejection) await this.ctx.events.record(pool, "Warning", outcome.rejection.reason, "Apply", outcome.rejection.message);
     this.exportMetrics(namespace, name, { pool, running: outcome.deploymentStatus?.replicas ?? 0, desired, recommended, stats: outcome.stats, throughput: outcome.throughput, brokerUp: brokerProblem === undefined });
     const status = poolStatus(pool, outcome, now);
     if (!isDeepStrictEqual(status, pool.status)) await this.ctx.api.patchStatus(WORKERPOOLS, namespace, name, status);
@@ -188,12 +213,13 @@ export class WorkerPoolReconciler {
   }
 
   /** The metrics Service exists: checked when the Deployment is new and then every few minutes, not every poll. */
-  private async ensureService(pool: WorkerPool, force: boolean): Promise<void> {
+  private async ensureService(pool: WorkerPool, force: boolean): Promise<Rejection | undefined> {
     const key = `${pool.metadata.namespace}/${pool.metadata.name}`;
-    if (!force && (this.servicesChecked.get(key) ?? 0) > Date.now() - SERVICE_CHECK_MS) return;
+    if (!force && (this.servicesChecked.get(key) ?? 0) > Date.now() - SERVICE_CHECK_MS) return undefined;
     const service = poolMetricsService(pool);
     try {
-      await this.ctx.api.core.readNamespacedService({ namespace: pool.metadata.namespace!, name: service.metadata.name });
+      const existing = await this.ctx.api.core.readNamespacedService({ namespace: pool.metadata.namespace!, name: service.metadata.name });
+      if (!ours(pool, existing as unknown as KubeObject)) return nameTaken("Service", service.metadata.name);
     } catch (err) {
       if (errorCode(err) !== 404) throw err;
       try {
@@ -203,10 +229,11 @@ export class WorkerPoolReconciler {
       }
     }
     this.servicesChecked.set(key, Date.now());
+    return undefined;
   }
 
   /** A PodMonitor only where the Prometheus Operator's CRD is installed (looked up at most once a minute). */
-  private async ensurePodMonitor(pool: WorkerPool): Promise<void> {
+  private async ensurePodMonitor(pool: WorkerPool): Promise<Rejection | undefined> {
     const { api } = this.ctx;
     const namespace = pool.metadata.namespace!;
     const now = Date.now();
@@ -219,12 +246,15 @@ export class WorkerPoolReconciler {
         this.podMonitorsKnown = { at: now, present: false };
       }
     }
-    if (!this.podMonitorsKnown.present || (await api.get(PODMONITORS, namespace, pool.metadata.name))) return;
+    if (!this.podMonitorsKnown.present) return undefined;
+    const existing = await api.get(PODMONITORS, namespace, pool.metadata.name);
+    if (existing) return ours(pool, existing) ? undefined : nameTaken("PodMonitor", pool.metadata.name);
     try {
       await api.create(PODMONITORS, namespace, poolPodMonitor(pool));
     } catch (err) {
       if (errorCode(err) !== 409) throw err;
     }
+    return undefined;
   }
 
   /** The pool's pods with what each reports on its metrics port (undefined: not reachable). */

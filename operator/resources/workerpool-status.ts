@@ -11,6 +11,8 @@ export interface PoolOutcome {
   reason: string;
   message: string;
   problems: readonly string[];
+  /** A write of a child object the API server refused, or a child's name held by an object that is not ours. */
+  rejection?: { reason: string; message: string };
   brokerProblem?: { reason: string; message: string };
   stats?: QueueStats[];
   throughput?: number;
@@ -22,12 +24,12 @@ export interface PoolOutcome {
  * an unchanged outcome gives an identical status and no write.
  */
 export function poolStatus(pool: WorkerPool, outcome: PoolOutcome, now: Date): WorkerPoolStatus {
-  const { current, desired, reason, message, problems, brokerProblem, stats, throughput } = outcome;
+  const { current, desired, reason, message, problems, rejection, brokerProblem, stats, throughput } = outcome;
   const observedGeneration = pool.metadata.generation;
   const previous = pool.status ?? {};
   const scaled = desired !== current;
-  let conditions = setCondition(previous.conditions, problems.length
-    ? { type: "Ready", status: "False", reason: "InvalidSpec", message: problems.join("; "), observedGeneration }
+  let conditions = setCondition(previous.conditions, problems.length || rejection
+    ? { type: "Ready", status: "False", reason: problems.length ? "InvalidSpec" : rejection!.reason, message: [...problems, ...(rejection ? [rejection.message] : [])].join("; "), observedGeneration }
     : { type: "Ready", status: "True", reason: "Reconciled", message: `Deployment ${pool.metadata.name} at ${desired} replicas`, observedGeneration }, now);
   conditions = setCondition(conditions, scaled
     ? { type: "Scaling", status: "True", reason: desired > current ? "ScaledUp" : "ScaledDown", message: `${current} → ${desired}: ${message}`, observedGeneration }

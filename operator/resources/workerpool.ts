@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { API_VERSION, type WorkerPool } from "../api/types.js";
 import type { KubeObject } from "../kube/api.js";
+import { metricsServiceName } from "./names.js";
 import { ACTORS_CONFIGMAP, ACTORS_FILE, ACTORS_MOUNT, MANAGED_BY, METRICS_PORT, poolSelectorLabels } from "./labels.js";
 
 export const TEMPLATE_HASH = "troupe.dev/template-hash";
@@ -100,7 +101,7 @@ export function poolMetricsService(pool: WorkerPool) {
   return {
     apiVersion: "v1",
     kind: "Service",
-    metadata: { name: `${pool.metadata.name}-metrics`, namespace: pool.metadata.namespace, labels: commonLabels(pool), ownerReferences: ownerReference(pool) },
+    metadata: { name: metricsServiceName(pool.metadata.name), namespace: pool.metadata.namespace, labels: commonLabels(pool), ownerReferences: ownerReference(pool) },
     spec: { clusterIP: "None", selector: poolSelectorLabels(pool.metadata.name), ports: [{ name: "metrics", port: METRICS_PORT, targetPort: "metrics", protocol: "TCP" }] },
   };
 }

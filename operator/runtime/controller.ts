@@ -7,6 +7,11 @@ import { WorkQueue } from "./work-queue.js";
 export interface ReconcileResult {
   /** Reconcile this key again after this many ms even if nothing changes (polling, schedules). */
   requeueAfterMs?: number;
+  /**
+   * The API server refused a write that only the user can fix: reconcile again after this key's exponential backoff
+   * (from `rejectionBackoffMs`, doubling up to the queue's cap) rather than at the usual interval.
+   */
+  backoff?: boolean;
 }
 
 export type Reconciler = (key: string) => Promise<ReconcileResult | void>;
@@ -26,11 +31,12 @@ export class Controller {
     private readonly reconcile: Reconciler,
     private readonly metrics: OperatorMetrics,
     private readonly workers = 2,
+    private readonly rejectionBackoffMs = 1000,
   ) {
     this.log = getLogger(`operator.${name}`);
     // Series exist from the start, so rate() and dashboards see zeros rather than nothing.
     metrics.reconcileErrors.inc({ controller: name }, 0);
-    for (const result of ["success", "requeue", "error"]) metrics.reconcileTotal.inc({ controller: name, result }, 0);
+    for (const result of ["success", "requeue", "rejected", "error"]) metrics.reconcileTotal.inc({ controller: name, result }, 0);
   }
 
   enqueue(key: string): void {
@@ -57,6 +63,12 @@ export class Controller {
       const end = this.metrics.reconcileDuration.startTimer({ controller: this.name });
       try {
         const result = await this.reconcile(key);
+        if (result?.backoff) {
+          const delay = this.queue.addRateLimited(key, this.rejectionBackoffMs);
+          this.metrics.reconcileTotal.inc({ controller: this.name, result: "rejected" });
+          this.log.warn("a write was rejected; retrying with backoff", { key, retryInMs: delay });
+          continue;
+        }
         this.queue.forget(key);
         if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
         this.metrics.reconcileTotal.inc({ controller: this.name, result: result?.requeueAfterMs !== undefined ? "requeue" : "success" });

@@ -23,7 +23,7 @@ export class OperatorMetrics {
     const registers = [this.registry];
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "troupe_operator_process_" });
     const pool = ["namespace", "workerpool"] as const;
-    this.reconcileTotal = new Counter({ name: "troupe_operator_reconcile_total", help: "Reconciles by controller and result (success, requeue, error).", labelNames: ["controller", "result"], registers });
+    this.reconcileTotal = new Counter({ name: "troupe_operator_reconcile_total", help: "Reconciles by controller and result (success, requeue, rejected, error).", labelNames: ["controller", "result"], registers });
     this.reconcileErrors = new Counter({ name: "troupe_operator_reconcile_errors_total", help: "Reconciles that failed and were retried with backoff.", labelNames: ["controller"], registers });
     this.reconcileDuration = new Histogram({
       name: "troupe_operator_reconcile_duration_seconds",

@@ -52,10 +52,10 @@ export class WorkQueue {
   }
 
   /** Add after the key's next backoff delay: base × 2^failures, capped. */
-  addRateLimited(key: string): number {
+  addRateLimited(key: string, baseDelayMs = this.baseDelayMs): number {
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
-    const delay = Math.min(this.baseDelayMs * 2 ** failures, this.maxDelayMs);
+    const delay = Math.min(baseDelayMs * 2 ** failures, this.maxDelayMs);
     this.addAfter(key, delay);
     return delay;
   }
