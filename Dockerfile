@@ -24,7 +24,9 @@ RUN npx tsc -p tsconfig.json \
  && cp -r dist package.json /out/ \
  && find /out/dist -name '*.d.ts' -delete \
  # Lua scripts are read at run time from beside the sources, so they keep their paths.
- && find worker operator -name '*.lua' -exec cp --parents {} /out/ \;
+ && find worker operator -name '*.lua' -exec cp --parents {} /out/ \; \
+ # so are the dashboard's script and stylesheet
+ && cp -r --parents worker/console/static /out/
 
 FROM ${NODE_IMAGE}
 # tini is PID 1: it forwards SIGTERM to node (which would ignore it as PID 1) and reaps zombies.

@@ -44,6 +44,8 @@ export { deadLetterStore } from "./dead-letters/store.js";
 export { RedisDeadLetters } from "./brokers/redis/dead-letters.js";
 export { RabbitmqDeadLetters } from "./brokers/rabbitmq/dead-letters.js";
 export type { DeadLetterStore, DeadLetterEntry, DeadLetterFilter, DeadLetterPage, ListOptions, RequeueOptions, RequeueResult, PurgeOptions } from "./dead-letters/types.js";
+export { createDashboard, type Dashboard, type DashboardOptions } from "./console/dashboard.js";
+export { QueueMonitor, type Snapshot, type QueueRow, type WorkerRow } from "./console/monitor.js";
 export { redactUrl, getLogger, setLogSink, setLogLevel } from "./logging.js";
 export * from "./errors.js";
 export { AgeLimit } from "./middleware/age-limit.js";

@@ -41,6 +41,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: "TROUPE_RABBITMQ_QUEUE_TYPE", default: "classic", doc: "RabbitMQ queue type Troupe declares: classic (Dramatiq's) or quorum (replicated)" },
   { env: "TROUPE_RABBITMQ_DELIVERY_LIMIT", default: "none", doc: "x-delivery-limit of quorum queues: deliveries before a message is dead-lettered" },
   { env: "TROUPE_RABBITMQ_MANAGEMENT_URL", default: "none", doc: "RabbitMQ management API URL, for in-flight counts and the queue list" },
+  { env: "TROUPE_DASHBOARD_TOKEN", default: "none (dashboard actions off)", doc: "token that unlocks the dashboard's requeue / delete / purge (16+ characters)" },
   { env: "TROUPE_PROCESS_INDEX", default: "set by the supervisor", doc: "slot of a worker process under `--processes`", internal: true },
   { env: "TROUPE_POD_NAME", default: "set by the operator", doc: "the worker pod's name (Downward API)", internal: true },
 ];

@@ -61,12 +61,13 @@ test("every COPY source from the build context exists and is not excluded by .do
   }
 });
 
-test("the only non-TypeScript files the runtime reads from worker/ and operator/ are the Lua scripts the image copies", () => {
+test("the only non-TypeScript files the runtime reads from worker/ and operator/ are the Lua scripts and the dashboard's static files, which the image copies", () => {
   const assets = ["worker", "operator"]
     .flatMap((dir) => readdirSync(join(repoRoot, dir), { recursive: true }).map((f) => join(repoRoot, dir, String(f))))
     .filter((f) => /\.[a-z]+$/.test(f) && !f.endsWith(".ts"))
     .map((f) => relative(repoRoot, f));
-  const unexpected = assets.filter((f) => !f.endsWith(".lua"));
+  const unexpected = assets.filter((f) => !f.endsWith(".lua") && !f.startsWith("worker/console/static/"));
   assert.deepEqual(unexpected, [], "add these to the Dockerfile's runtime stage");
+  assert.match(keyword(instructions, "RUN").map(args).join("\n"), /cp -r --parents worker\/console\/static /);
   assert.match(keyword(instructions, "RUN").map(args).join("\n"), /find worker operator -name '\*\.lua' -exec cp --parents/);
 });

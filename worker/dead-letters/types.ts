@@ -85,6 +85,11 @@ export function decodeOrUndefined(raw: string): Message | undefined {
   }
 }
 
+/** A letter as JSON (`--json`, the dashboard's API): the message decoded, else the body as stored. */
+export function letterJson(entry: DeadLetterEntry): Record<string, unknown> {
+  return { id: entry.id, deadAt: entry.deadAt, reason: entry.reason, message: entry.message?.toData(), raw: entry.message ? undefined : entry.raw };
+}
+
 export function hasFilter(filter: DeadLetterFilter | undefined): boolean {
   return filter !== undefined && (filter.actor !== undefined || filter.reason !== undefined || filter.olderThan !== undefined);
 }

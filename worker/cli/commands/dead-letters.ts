@@ -2,7 +2,7 @@ import { createInterface } from "node:readline/promises";
 import type { Broker } from "../../broker.js";
 import { createBroker } from "../../setup.js";
 import { deadLetterStore } from "../../dead-letters/store.js";
-import type { DeadLetterEntry, DeadLetterFilter, DeadLetterStore } from "../../dead-letters/types.js";
+import { letterJson, type DeadLetterEntry, type DeadLetterFilter, type DeadLetterStore } from "../../dead-letters/types.js";
 import { qName } from "../../queues.js";
 import { intOption, numberOption, parse, sharedBrokerUrlOption } from "../args.js";
 import { UsageError, type Command } from "../command.js";
@@ -96,11 +96,6 @@ function filterOf(values: Values): DeadLetterFilter | undefined {
   const olderThan = durationOption(values["older-than"], "older-than");
   if (olderThan !== undefined) filter.olderThan = olderThan;
   return Object.keys(filter).length ? filter : undefined;
-}
-
-/** The fields of a letter that `--json` prints: the message decoded, the body as stored. */
-export function letterJson(entry: DeadLetterEntry): Record<string, unknown> {
-  return { id: entry.id, deadAt: entry.deadAt, reason: entry.reason, message: entry.message?.toData(), raw: entry.message ? undefined : entry.raw };
 }
 
 function oneLine(text: string, width: number): string {

@@ -1,0 +1,110 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer, get, type IncomingMessage, type Server } from "node:http";
+import type { Redis } from "ioredis";
+import { Message, RedisBroker, createDashboard, type Dashboard } from "troupe";
+import { REDIS_URL, uniqueName } from "../support/env.js";
+import { deleteNamespace, redisClient } from "../support/redis.js";
+
+const TOKEN = "http-test-token-0123456789abcdef";
+
+interface Letter {
+  id: string;
+  message?: { actor_name: string };
+}
+
+/** The dashboard as a user mounts it: a handler under /troupe in a server of their own, with a password in the broker URL. */
+describe("the dashboard's handler, mounted under a base path", () => {
+  const ns = uniqueName("dashhttp");
+  const queue = "mail";
+  let client: Redis;
+  let broker: RedisBroker;
+  let dashboard: Dashboard;
+  let server: Server;
+  let root: string;
+  let host: string;
+
+  before(async () => {
+    client = redisClient(REDIS_URL);
+    for (let i = 0; i < 60; i++) {
+      const id = `l${String(i).padStart(2, "0")}`;
+      const m = new Message({ queueName: queue, actorName: i % 2 ? "send_mail" : "render", args: [i], options: { redis_message_id: id } });
+      await client.hset(`${ns}:${queue}.XQ.msgs`, id, m.encode());
+      await client.zadd(`${ns}:${queue}.XQ`, 1_700_000_000_000 + i, id);
+    }
+    // Redis here has no password: ioredis' AUTH fails softly, and the URL's password must show nowhere.
+    broker = new RedisBroker(REDIS_URL.replace("redis://", "redis://:hunter2secret@"), { namespace: ns });
+    server = createServer();
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    root = `http://${host}/troupe`;
+    dashboard = createDashboard({ broker, token: TOKEN, queues: [queue], basePath: "/troupe", allowedHosts: [host], interval: 100 });
+    server.on("request", (req, res) => (req.url?.startsWith("/troupe") ? dashboard.handler(req, res) : res.writeHead(404).end()));
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await dashboard.close();
+    await broker.close();
+    await deleteNamespace(client, ns);
+    client.disconnect();
+  });
+
+  test("pages carry the base path, strict security headers and no broker password", async () => {
+    const res = await fetch(`${root}/`);
+    assert.equal(res.status, 200);
+    const page = await res.text();
+    assert.match(page, /href="\/troupe\/queues\/mail\/dead"/);
+    assert.match(page, /src="\/troupe\/static\/uplot\.js"/);
+    assert.doesNotMatch(page, /hunter2secret/);
+    assert.match(page, /redis:\/\/:\*\*\*@127\.0\.0\.1/);
+    const csp = res.headers.get("content-security-policy")!;
+    for (const directive of ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'"]) assert.ok(csp.includes(directive), csp);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    const uplot = await fetch(`${root}/static/uplot.js`);
+    assert.equal(uplot.status, 200);
+    assert.match(uplot.headers.get("content-type")!, /javascript/);
+    assert.ok((await uplot.text()).includes("uPlot"));
+  });
+
+  test("a Host that is not the one it serves is refused (DNS rebinding)", async () => {
+    // fetch() will not send another Host than the URL's; node:http will, as a rebinding browser would.
+    const [, port] = host.split(":");
+    const res = await new Promise<IncomingMessage>((resolve, reject) => get({ host: "127.0.0.1", port: Number(port), path: "/troupe/api/history", headers: { Host: `attacker.example:${port}` } }, resolve).on("error", reject));
+    res.resume();
+    assert.equal(res.statusCode, 421);
+  });
+
+  test("the JSON API pages by cursor, filters by actor and requeues with the bearer token", async () => {
+    const first = (await (await fetch(`${root}/api/queues/${queue}/dead?limit=25`)).json()) as { total: number; next: number; letters: Letter[] };
+    assert.equal(first.total, 60);
+    assert.equal(first.letters.length, 25);
+    assert.equal(first.letters[0]!.id, "l59", "newest first");
+    const second = (await (await fetch(`${root}/api/queues/${queue}/dead?limit=25&cursor=${first.next}`)).json()) as { letters: Letter[] };
+    assert.equal(second.letters[0]!.id, "l34");
+    const mail = (await (await fetch(`${root}/api/queues/${queue}/dead?limit=100&actor=send_mail`)).json()) as { letters: Letter[] };
+    assert.equal(mail.letters.length, 30);
+    assert.ok(mail.letters.every((l) => l.message?.actor_name === "send_mail"));
+    const bad = await fetch(`${root}/api/queues/${queue}/dead?older-than=soon`);
+    assert.equal(bad.status, 400);
+
+    const requeue = await fetch(`${root}/api/queues/${queue}/dead/requeue`, { method: "POST", headers: { Authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ ids: ["l07", "nope"] }) });
+    assert.equal(requeue.status, 200);
+    assert.deepEqual(await requeue.json(), { requeued: 1, missing: ["nope"] });
+    assert.deepEqual(await client.lrange(`${ns}:${queue}`, 0, -1), ["l07"]);
+    const shown = await fetch(`${root}/queues/${queue}/dead/l08`, { headers: { Accept: "text/html" } });
+    assert.match(await shown.text(), /Dead letter <span class="mono">l08<\/span>/);
+    const gone = await fetch(`${root}/api/queues/${queue}/dead/l07`);
+    assert.equal(gone.status, 404);
+  });
+
+  test("wrong tokens are counted: after ten in a minute sign-in answers 429", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) statuses.push((await fetch(`${root}/login`, { method: "POST", body: new URLSearchParams({ token: `wrong-${i}` }) })).status);
+    assert.deepEqual(statuses, [...Array(10).fill(403), 429]);
+    const right = await fetch(`${root}/login`, { method: "POST", body: new URLSearchParams({ token: TOKEN }), redirect: "manual" });
+    assert.equal(right.status, 429, "not even the right token is checked until the minute is over");
+  });
+});

@@ -1,0 +1,281 @@
+import { formatAge } from "../cli/duration.js";
+import type { DeadLetterEntry, DeadLetterFilter, DeadLetterPage } from "../dead-letters/types.js";
+import { html, type Html } from "./html.js";
+import type { Snapshot, WorkerRow } from "./monitor.js";
+
+/** What every page needs to know about the request it answers. */
+export interface PageContext {
+  /** Where the dashboard is mounted ("" at the root), prefixed to every link. */
+  base: string;
+  brokerUrl: string;
+  /** "read-only": started so; "locked": no token configured; "signed-out" / "signed-in": a token is configured. */
+  mode: "read-only" | "locked" | "signed-out" | "signed-in";
+  /** The session's CSRF token, when signed in. */
+  csrf?: string;
+}
+
+/** The filter and paging of a dead-letter list, as its query string carries them. */
+export interface ListQuery {
+  filter: DeadLetterFilter;
+  /** The filter as the user typed it (older-than as text), to fill the form and the links back in. */
+  form: { actor: string; reason: string; olderThan: string };
+  limit: number;
+  cursor: number;
+  /** How many matching letters came before this page (for "41–60"); carried along by the next-page link. */
+  from: number;
+}
+
+const MODE_TEXT: Record<PageContext["mode"], string> = {
+  "read-only": "read-only",
+  locked: "actions off: no TROUPE_DASHBOARD_TOKEN",
+  "signed-out": "sign in to act",
+  "signed-in": "signed in",
+};
+
+export function layout(ctx: PageContext, title: string, body: Html): Html {
+  const b = ctx.base;
+  const account =
+    ctx.mode === "signed-in"
+      ? html`<form method="post" action="${b}/logout" class="inline"><input type="hidden" name="csrf" value="${ctx.csrf}"><button class="link">sign out</button></form>`
+      : ctx.mode === "signed-out"
+        ? html`<a href="${b}/login">sign in</a>`
+        : "";
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · Troupe</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="${b}/static/uplot.css">
+<link rel="stylesheet" href="${b}/static/dashboard.css">
+<script src="${b}/static/uplot.js" defer></script>
+<script src="${b}/static/dashboard.js" defer></script>
+</head>
+<body>
+<header>
+  <a class="brand" href="${b}/">Troupe</a>
+  <span class="broker" title="broker">${ctx.brokerUrl}</span>
+  <span class="mode mode-${ctx.mode}">${MODE_TEXT[ctx.mode]}</span>
+  ${account}
+</header>
+<main>
+${body}
+</main>
+</body>
+</html>`;
+}
+
+function rate(value: number | undefined): string {
+  if (value === undefined) return "–";
+  return value >= 100 ? value.toFixed(0) : value.toFixed(1);
+}
+
+function queueLink(ctx: PageContext, queue: string): string {
+  return `${ctx.base}/queues/${encodeURIComponent(queue)}/dead`;
+}
+
+export function overviewPage(ctx: PageContext, snapshot: Snapshot | undefined, workers: WorkerRow[] | undefined, options: { interval: number; error?: string }): Html {
+  const rows = snapshot?.queues ?? [];
+  const table = rows.length
+    ? html`<table class="queues">
+<thead><tr><th>Queue</th><th class="num">Ready</th><th class="num">Delayed</th><th class="num">In flight</th><th class="num">Dead</th><th class="num">Done/s</th><th class="num">Dead/s</th></tr></thead>
+<tbody>${rows.map(
+        (q) => html`<tr data-queue="${q.queue}">
+<td><a href="${queueLink(ctx, q.queue)}">${q.queue}</a></td>
+<td class="num" data-field="ready">${q.ready}</td><td class="num" data-field="delayed">${q.delayed}</td><td class="num" data-field="inFlight">${q.inFlight}</td>
+<td class="num${q.dead > 0 ? " bad" : ""}" data-field="dead"><a href="${queueLink(ctx, q.queue)}">${q.dead}</a></td>
+<td class="num" data-field="donePerSec">${rate(q.donePerSec)}</td><td class="num" data-field="deadPerSec">${rate(q.deadPerSec)}</td>
+</tr>`,
+      )}</tbody></table>`
+    : html`<p class="empty">No queue found yet${snapshot ? "" : " (the first sample is on its way)"}.</p>`;
+  const noDone = rows.length > 0 && rows.every((q) => q.donePerSec === undefined);
+  return layout(
+    ctx,
+    "Queues",
+    html`${options.error ? html`<p class="banner error">Reading the broker failed: ${options.error}</p>` : ""}
+${snapshot?.blindSpots ? html`<p class="banner warn">${snapshot.blindSpots}</p>` : ""}
+<h1>Queues <small>sampled every ${options.interval / 1000}s${snapshot ? html`, last <time data-at="${snapshot.at}">${new Date(snapshot.at).toISOString()}</time>` : ""}</small></h1>
+${table}
+${noDone ? html`<p class="note">Done/s needs a broker that counts acks (RabbitMQ with its management API); the Redis layout keeps no count.</p>` : ""}
+<section id="charts" data-history="${ctx.base}/api/history" data-interval="${options.interval}">
+  <figure><figcaption>Ready, per queue</figcaption><div class="chart" data-series="ready"></div></figure>
+  <figure><figcaption>Dead letters, per queue</figcaption><div class="chart" data-series="dead"></div></figure>
+  <figure><figcaption>Throughput, all queues (per second)</figcaption><div class="chart" data-series="throughput"></div></figure>
+</section>
+<h2>Workers</h2>
+${workersTable(workers)}`,
+  );
+}
+
+function workersTable(workers: WorkerRow[] | undefined): Html {
+  if (workers === undefined) return html`<p class="note">RabbitMQ does not tell consumers over AMQP: set TROUPE_RABBITMQ_MANAGEMENT_URL to list them.</p>`;
+  if (workers.length === 0) return html`<p class="empty">No live worker.</p>`;
+  const now = Date.now();
+  return html`<table class="workers"><thead><tr><th>Worker</th><th>Last heartbeat</th><th>Queues (in flight)</th></tr></thead><tbody>${workers.map(
+    (w) => html`<tr><td class="mono">${w.id}</td><td>${w.lastSeen === undefined ? "–" : `${formatAge(now - w.lastSeen)} ago`}</td><td>${w.queues.map((q) => html`<span class="chip">${q.queue}${q.inFlight === undefined ? "" : ` (${q.inFlight})`}</span> `)}</td></tr>`,
+  )}</tbody></table>`;
+}
+
+/** The query string of a list with this filter, at `cursor` (the first page without one). */
+export function listHref(ctx: PageContext, queue: string, query: ListQuery, cursor?: number, from?: number): string {
+  const params = new URLSearchParams();
+  if (query.form.actor) params.set("actor", query.form.actor);
+  if (query.form.reason) params.set("reason", query.form.reason);
+  if (query.form.olderThan) params.set("older-than", query.form.olderThan);
+  if (query.limit !== DEFAULT_LIMIT) params.set("limit", String(query.limit));
+  if (cursor !== undefined) params.set("cursor", String(cursor));
+  if (from) params.set("from", String(from));
+  const text = params.toString();
+  return `${queueLink(ctx, queue)}${text ? `?${text}` : ""}`;
+}
+
+export const DEFAULT_LIMIT = 25;
+
+function preview(value: unknown, width = 80): string {
+  const text = JSON.stringify(value) ?? "";
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+}
+
+function canAct(ctx: PageContext): boolean {
+  return ctx.mode === "signed-in";
+}
+
+function filterFields(query: ListQuery): Html {
+  return html`<input type="hidden" name="actor" value="${query.form.actor}"><input type="hidden" name="reason" value="${query.form.reason}"><input type="hidden" name="older-than" value="${query.form.olderThan}">`;
+}
+
+export function deadListPage(ctx: PageContext, queue: string, query: ListQuery, page: DeadLetterPage, error?: string): Html {
+  const now = Date.now();
+  const acting = canAct(ctx);
+  const filtered = Boolean(query.form.actor || query.form.reason || query.form.olderThan);
+  const first = page.letters.length ? query.from + 1 : 0;
+  const rows = page.letters.map(
+    (e) => html`<tr>
+${acting ? html`<td><input type="checkbox" name="id" value="${e.id}" aria-label="select ${e.id}"></td>` : ""}
+<td class="mono"><a href="${queueLink(ctx, queue)}/${encodeURIComponent(e.id)}">${e.id}</a></td>
+<td>${e.message?.actorName ?? html`<em>undecodable</em>`}</td>
+<td>${e.deadAt === undefined ? "?" : formatAge(now - e.deadAt)}</td>
+<td class="num">${String(e.message?.options.retries ?? 0)}</td>
+<td class="mono args">${e.message ? preview(e.message.args) : preview(e.raw)}</td>
+<td class="reason">${e.reason ?? ""}</td>
+</tr>`,
+  );
+  const actions = acting
+    ? html`<div class="actions">
+<input type="hidden" name="csrf" value="${ctx.csrf}">${filterFields(query)}
+<label><input type="checkbox" name="reset-retries" value="1"> reset retries</label>
+<button name="op" value="requeue-selected">Requeue selected</button>
+<button name="op" value="delete-selected" class="danger">Delete selected</button>
+<button name="op" value="requeue-matching">Requeue all ${filtered ? "matching" : ""}</button>
+<button name="op" value="purge-matching" class="danger">Purge all ${filtered ? "matching" : ""}</button>
+</div>`
+    : "";
+  const table = page.letters.length
+    ? html`<table class="letters"><thead><tr>${acting ? html`<th></th>` : ""}<th>Id</th><th>Actor</th><th>Age</th><th class="num">Retries</th><th>Args</th><th>Reason</th></tr></thead><tbody>${rows}</tbody></table>`
+    : html`<p class="empty">No dead letter${filtered ? " matches" : ""}.</p>`;
+  const next = page.next === undefined ? "" : html`<a class="button" href="${listHref(ctx, queue, query, page.next, query.from + page.letters.length)}">Next page →</a>`;
+  const firstLink = query.cursor > 0 ? html`<a class="button" href="${listHref(ctx, queue, query)}">← First page</a>` : "";
+  return layout(
+    ctx,
+    `Dead letters of ${queue}`,
+    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / ${queue} / dead letters</nav>
+<h1>Dead letters of <span class="mono">${queue}</span> <small>${page.total} in ${queue}.XQ</small></h1>
+${error ? html`<p class="banner error">${error}</p>` : ""}
+<form method="get" action="${queueLink(ctx, queue)}" class="filters">
+<label>Actor <input name="actor" value="${query.form.actor}" placeholder="exact name"></label>
+<label>Reason contains <input name="reason" value="${query.form.reason}" placeholder="text"></label>
+<label>Older than <input name="older-than" value="${query.form.olderThan}" placeholder="15m, 2h, 7d" size="8"></label>
+<label>Per page <input name="limit" value="${query.limit}" size="4" inputmode="numeric"></label>
+<button>Filter</button> ${filtered ? html`<a href="${queueLink(ctx, queue)}">clear</a>` : ""}
+</form>
+<form method="post" action="${queueLink(ctx, queue)}/action">
+${actions}
+${table}
+</form>
+<p class="paging">${page.letters.length ? `${first}–${query.from + page.letters.length} shown` : ""} ${firstLink} ${next}</p>`,
+  );
+}
+
+export function letterPage(ctx: PageContext, queue: string, entry: DeadLetterEntry): Html {
+  const m = entry.message;
+  const fields: [string, Html | string][] = [
+    ["Id", entry.id],
+    ["Dead since", entry.deadAt === undefined ? "unknown" : `${new Date(entry.deadAt).toISOString()} (${formatAge(Date.now() - entry.deadAt)} ago)`],
+    ["Reason", entry.reason ?? "(none recorded)"],
+  ];
+  if (m) {
+    fields.push(
+      ["Actor", m.actorName],
+      ["Queue", m.queueName],
+      ["Message id", m.messageId],
+      ["Sent", new Date(m.messageTimestamp).toISOString()],
+      ["Retries", String(m.options.retries ?? 0)],
+    );
+  }
+  const traceback = m?.options.traceback;
+  const actions =
+    canAct(ctx)
+      ? html`<form method="post" action="${queueLink(ctx, queue)}/action" class="actions">
+<input type="hidden" name="csrf" value="${ctx.csrf}"><input type="hidden" name="id" value="${entry.id}">
+<label><input type="checkbox" name="reset-retries" value="1"> reset retries</label>
+<button name="op" value="requeue-selected">Requeue</button>
+<button name="op" value="delete-selected" class="danger">Delete</button>
+</form>`
+      : "";
+  return layout(
+    ctx,
+    `Dead letter ${entry.id}`,
+    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / <a href="${queueLink(ctx, queue)}">${queue}</a> / ${entry.id}</nav>
+<h1>Dead letter <span class="mono">${entry.id}</span></h1>
+${actions}
+<table class="fields"><tbody>${fields.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody></table>
+${m
+  ? html`<h2>Args</h2><pre class="json" id="args">${JSON.stringify(m.args, null, 2)}</pre>
+<h2>Kwargs</h2><pre class="json">${JSON.stringify(m.kwargs, null, 2)}</pre>
+<h2>Options</h2><pre class="json">${JSON.stringify(m.options, null, 2)}</pre>`
+  : html`<p class="banner warn">The body does not decode as a Dramatiq message.</p>`}
+${typeof traceback === "string" ? html`<h2>Traceback</h2><pre class="traceback">${traceback}</pre>` : ""}
+<details><summary>Body as stored</summary><pre class="raw">${entry.raw}</pre></details>`,
+  );
+}
+
+export interface Confirmation {
+  op: string;
+  /** What will happen, in words. */
+  what: string;
+  fields: [string, string][];
+}
+
+export function confirmPage(ctx: PageContext, queue: string, confirmation: Confirmation): Html {
+  return layout(
+    ctx,
+    "Confirm",
+    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / <a href="${queueLink(ctx, queue)}">${queue}</a></nav>
+<h1>${confirmation.what}?</h1>
+<form method="post" action="${queueLink(ctx, queue)}/action" class="confirm">
+${confirmation.fields.map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`)}
+<input type="hidden" name="confirmed" value="1">
+<button name="op" value="${confirmation.op}" class="${confirmation.op.startsWith("requeue") ? "" : "danger"}">Yes, ${confirmation.what.toLowerCase()}</button>
+<a class="button" href="${queueLink(ctx, queue)}">Cancel</a>
+</form>`,
+  );
+}
+
+export function messagePage(ctx: PageContext, title: string, text: string, back?: { href: string; label: string }): Html {
+  return layout(ctx, title, html`<h1>${title}</h1><p class="message">${text}</p>${back ? html`<p><a class="button" href="${back.href}">${back.label}</a></p>` : ""}`);
+}
+
+export function loginPage(ctx: PageContext, error?: string): Html {
+  return layout(
+    ctx,
+    "Sign in",
+    html`<h1>Sign in</h1>
+${error ? html`<p class="banner error">${error}</p>` : ""}
+<form method="post" action="${ctx.base}/login" class="login">
+<label>Dashboard token <input type="password" name="token" autocomplete="current-password" autofocus required></label>
+<button>Sign in</button>
+</form>
+<p class="note">The token is the value of TROUPE_DASHBOARD_TOKEN the dashboard was started with.</p>`,
+  );
+}
