@@ -1,8 +1,19 @@
 import type { Broker, QueueStats } from "../../worker/broker.js";
+import { defaultMiddleware } from "../../worker/middleware/defaults.js";
+import { Results } from "../../worker/middleware/results.js";
 import { createBroker } from "../../worker/setup.js";
 import { redactUrl } from "../../worker/logging.js";
 
 export type BrokerFactory = (url: string) => Broker;
+
+/**
+ * The operator only produces: workers store the results (their boot fails without a backend) and the pipeline
+ * engine reads them from the Pipeline's own results URL, so its brokers do not look for a process-wide backend.
+ */
+export function operatorBroker(url: string): Broker {
+  const middleware = defaultMiddleware().map((m) => (m instanceof Results ? new Results({ checkOnEnqueue: false }) : m));
+  return createBroker(url, { middleware });
+}
 
 /**
  * The operator's broker connections: one per broker URL, reused across polls and reconciles. A failed call drops the
@@ -13,7 +24,7 @@ export class BrokerConnections {
   private readonly brokers = new Map<string, Broker>();
 
   constructor(
-    private readonly factory: BrokerFactory = (url) => createBroker(url),
+    private readonly factory: BrokerFactory = operatorBroker,
     private readonly timeoutMs = 3000,
   ) {}
 

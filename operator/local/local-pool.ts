@@ -12,6 +12,8 @@ export interface LocalPoolOptions {
   stopTimeoutMs: number;
   /** Where child output goes (default: inherited). */
   stdio?: "inherit" | "ignore";
+  /** Called with one human-readable line when a replica exits on its own. */
+  onCrash?: (line: string) => void;
 }
 
 export interface Replica {
@@ -26,7 +28,8 @@ const log = getLogger("up");
 
 /**
  * Worker processes standing in for a Deployment's pods: `scaleTo(n)` starts or stops replicas. A replica that exits
- * on its own is replaced, as a ReplicaSet would. Scale-down stops the least busy replicas first (in-flight count from
+ * on its own is replaced, as a ReplicaSet would, after a backoff that doubles per consecutive crash (a worker that
+ * cannot boot does not restart in a hot loop). Scale-down stops the least busy replicas first (in-flight count from
  * each one's metrics port, the same signal as pod-deletion-cost) with SIGTERM, so they drain within the timeout.
  */
 export class LocalPool {
@@ -35,16 +38,23 @@ export class LocalPool {
   private closed = false;
   /** Consecutive unexpected exits, for the restart backoff of a crash-looping worker. */
   private crashes = 0;
+  private desired = 0;
+  private backoffUntil = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: LocalPoolOptions) {}
 
+  /** The replica count asked for, as a Deployment's `spec.replicas` (replicas waiting out a crash backoff count). */
   get size(): number {
-    return [...this.replicas.values()].filter((r) => !r.stopping).length;
+    return this.desired;
   }
 
   async scaleTo(n: number): Promise<void> {
-    while (this.size < n) await this.startReplica();
-    const surplus = this.size - n;
+    this.desired = n;
+    if (Date.now() >= this.backoffUntil) {
+      while (this.live().length < n && !this.closed) await this.startReplica();
+    } else this.restartAfterBackoff();
+    const surplus = this.live().length - n;
     if (surplus <= 0) return;
     const loads = await this.replicaLoads();
     // Unknown load counts as busy; among equals the newest replica goes first.
@@ -53,10 +63,23 @@ export class LocalPool {
     await Promise.all(loads.slice(0, surplus).map(({ replica }) => this.stopReplica(replica)));
   }
 
+  private live(): Replica[] {
+    return [...this.replicas.values()].filter((r) => !r.stopping);
+  }
+
+  /** One timer for every missing replica: the scaler's own calls in the meantime start nothing. */
+  private restartAfterBackoff(): void {
+    if (this.restartTimer || this.closed) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.closed) void this.scaleTo(this.desired);
+    }, this.backoffUntil - Date.now());
+    this.restartTimer.unref();
+  }
+
   /** What each running replica reports on its metrics port. */
   replicaLoads(): Promise<{ replica: Replica; load: WorkerLoad | undefined }[]> {
-    const live = [...this.replicas.values()].filter((r) => !r.stopping);
-    return Promise.all(live.map(async (replica) => ({ replica, load: await scrapeLoad(`http://127.0.0.1:${replica.metricsPort}/metrics`) })));
+    return Promise.all(this.live().map(async (replica) => ({ replica, load: await scrapeLoad(`http://127.0.0.1:${replica.metricsPort}/metrics`) })));
   }
 
   private async startReplica(): Promise<void> {
@@ -65,7 +88,13 @@ export class LocalPool {
     const [node, ...args] = this.options.command;
     const child = spawn(node!, args, {
       env: { ...this.options.env, TROUPE_METRICS_PORT: String(metricsPort) },
-      stdio: ["ignore", this.options.stdio ?? "inherit", this.options.stdio ?? "inherit"],
+      stdio: ["ignore", this.options.stdio ?? "inherit", "pipe"],
+    });
+    // stderr is read even when quiet, so that a replica that dies says why in the crash line.
+    let stderrTail = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      if (this.options.stdio !== "ignore") process.stderr.write(chunk);
+      stderrTail = (stderrTail + chunk).slice(-4096);
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     const replica: Replica = { id, child, metricsPort, stopping: false, exited };
@@ -75,10 +104,11 @@ export class LocalPool {
       this.replicas.delete(id);
       if (replica.stopping || this.closed) return;
       const delay = Math.min(500 * 2 ** this.crashes++, 30_000);
+      this.backoffUntil = Date.now() + delay;
       log.warn("replica exited; starting a replacement", { pool: this.options.name, replica: id, code, signal, restartInMs: delay });
-      setTimeout(() => {
-        if (!this.closed) void this.startReplica();
-      }, delay).unref();
+      const why = lastWords(stderrTail);
+      this.options.onCrash?.(`${this.options.name}: replica ${id} exited (${signal ?? `code ${code}`})${why ? `: ${why}` : ""}; starting a replacement in ${delay / 1000} s`);
+      this.restartAfterBackoff();
     });
     // A replica that stays up for a while resets the crash backoff.
     setTimeout(() => {
@@ -97,8 +127,15 @@ export class LocalPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.restartTimer);
     await Promise.all([...this.replicas.values()].map((r) => this.stopReplica(r)));
   }
+}
+
+/** The worker's one-line reason (`troupe worker: ...`) when it printed one, else its last line of output. */
+function lastWords(stderr: string): string | undefined {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return (lines.filter((l) => !l.startsWith("{")).pop() ?? lines.pop())?.slice(0, 500);
 }
 
 function freePort(): Promise<number> {

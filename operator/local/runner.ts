@@ -94,6 +94,7 @@ export class LocalRunner {
           ...(resultsRef ? { TROUPE_RESULTS_URL: this.secret(resultsRef.name, resultsRef.key) } : {}),
         },
         stopTimeoutMs: ((pool.spec.shutdownTimeoutSeconds ?? 30) + 5) * 1000,
+        onCrash: this.options.report,
         stdio: this.options.stdio,
       });
       const entry: RunningPool = { pool, local };

@@ -41,8 +41,10 @@ for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] 
     });
 
     test("scales 0 → N under a backlog and back to 0 when drained, every message processed once", async () => {
+      // The module's other actor stores results; on RabbitMQ they go to Redis, as the README's setup says.
       const manifest = [
         { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: brokerUrl } },
+        { apiVersion: "v1", kind: "Secret", metadata: { name: "results" }, stringData: { url: REDIS_URL } },
         {
           apiVersion: "troupe.dev/v1alpha1",
           kind: "WorkerPool",
@@ -52,6 +54,7 @@ for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] 
             modules: [fixture("operator-up")],
             queues: [queue],
             broker: { secretRef: { name: "broker" } },
+            ...(label === "RabbitMQ" ? { results: { secretRef: { name: "results" } } } : {}),
             processes: 1,
             threads: 2,
             concurrency: 4,
@@ -137,6 +140,59 @@ describe("troupe up runs Pipelines with the operator's engine", () => {
       }
       await redis.del(queue, `${queue}.DQ`, `${queue}.XQ`);
       redis.disconnect();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("troupe up with workers that cannot boot", () => {
+  test("restarts them with a doubling backoff and never starts more replicas than it decided", async () => {
+    const queue = uniqueName("up_noboot");
+    const dir = await mkdtemp(join(tmpdir(), "troupe-up-noboot-"));
+    const lines: string[] = [];
+    let up: ChildProcess | undefined;
+    const broker = createBroker(AMQP_URL);
+    try {
+      // RabbitMQ and no results Secret: the module's result-storing actor makes every worker exit 2 at boot.
+      const docs = [
+        { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: AMQP_URL } },
+        {
+          apiVersion: "troupe.dev/v1alpha1",
+          kind: "WorkerPool",
+          metadata: { name: "noboot" },
+          spec: { image: "unused", modules: [fixture("operator-up")], queues: [queue], broker: { secretRef: { name: "broker" } }, threads: 1, autoscaling: { maxReplicas: 1, pollIntervalSeconds: 1 } },
+        },
+      ];
+      await writeFile(join(dir, "pool.yaml"), docs.map((d) => stringify(d)).join("---\n"));
+      await broker.connect();
+      await broker.enqueue(new Message({ queueName: queue, actorName: "operator_up_record", args: [1, 1] }));
+      up = spawn(process.execPath, [cliPath, "up", "-f", join(dir, "pool.yaml"), "--quiet"], {
+        env: { ...process.env, TROUPE_TEST_UP_QUEUE: queue, TROUPE_LOG_LEVEL: "error" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      up.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+      up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
+      await until(() => lines.filter((l) => l.includes("exited (code 2)")).length >= 3, "three boot failures", { timeout: 45_000 });
+      const crashes = lines.filter((l) => l.includes("exited (code 2)"));
+      assert.deepEqual(crashes.slice(0, 3).map((l) => Number(/in ([\d.]+) s$/.exec(l)?.[1])), [0.5, 1, 2], lines.join("\n"));
+      // --quiet keeps the workers' output off the terminal, yet each crash line says why.
+      for (const line of crashes) assert.match(line, /: troupe worker: "operator_up_double" stores results \(storeResults\).*TROUPE_RESULTS_URL/);
+      assert.equal(stderr, "");
+      const decisions = lines.filter((l) => l.includes(" replicas ("));
+      assert.deepEqual(decisions, [decisions[0]], `one scale decision, no replacement counted twice:\n${lines.join("\n")}`);
+      assert.match(decisions[0]!, /^noboot: 0 → 1 replicas/);
+    } finally {
+      if (up && up.exitCode === null) {
+        const exited = new Promise((resolve) => up!.once("exit", resolve));
+        up.kill("SIGTERM");
+        await exited;
+      }
+      await broker.purge(queue);
+      await broker.close();
+      const raw = await RawAmqp.open(AMQP_URL);
+      await raw.deleteQueues(queue);
+      await raw.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

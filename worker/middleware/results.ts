@@ -16,6 +16,11 @@ export interface ResultsOptions {
   backend?: ResultBackend;
   storeResults?: boolean;
   resultTtl?: number;
+  /**
+   * Refuse to send a message that stores results when this process has no results backend (default true). Off
+   * for a producer that reads results from a backend it names itself, as the operator's pipeline engine does.
+   */
+  checkOnEnqueue?: boolean;
 }
 
 const log = getLogger("results");
@@ -30,10 +35,11 @@ export class Results implements Middleware {
   readonly storeResults: boolean;
   readonly resultTtl: number;
   private readonly configured: ResultBackend | undefined;
-  private backendFound = false;
+  private backendFound: boolean;
 
-  constructor({ backend, storeResults = false, resultTtl }: ResultsOptions = {}) {
+  constructor({ backend, storeResults = false, resultTtl, checkOnEnqueue = true }: ResultsOptions = {}) {
     this.configured = backend;
+    this.backendFound = !checkOnEnqueue;
     this.storeResults = storeResults;
     this.resultTtl = resultTtl || DEFAULT_RESULT_TTL;
   }
