@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Message, RabbitmqBroker, type MessageProxy } from "troupe";
 import { AMQP_URL, uniqueName } from "../support/env.js";
-import { RawAmqp, ackingConsumer, globalRabbitmqBroker, managementUrl, startFixtureWorker } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, ackingConsumer, captureLogs, globalRabbitmqBroker, managementUrl, startFixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_delivery");
@@ -150,6 +150,61 @@ describe("RabbitMQ delivery", () => {
       } finally {
         await plain.purge(queue);
         await plain.close();
+      }
+    });
+  });
+
+  describe("confirmDelivery: false", () => {
+    test("an enqueue resolves without a confirm (a silent broker does not hold it up) and every message arrives", async () => {
+      const relay = new BrokerRelay();
+      await relay.start();
+      // Waiting for a confirm through the paused relay would reject after publishTimeout instead of resolving.
+      const unconfirmed = new RabbitmqBroker(`amqp://guest:guest@127.0.0.1:${relay.port}/?confirm_delivery=false`, { publishTimeout: 2000 });
+      try {
+        await unconfirmed.enqueue(tallyMessage("u0"));
+        relay.pause();
+        for (let i = 1; i <= 100; i++) await unconfirmed.enqueue(tallyMessage(`u${i}`));
+        relay.resume();
+        await until(async () => (await raw.channel.checkQueue(queue)).messageCount === 101, "the 101 unconfirmed messages on the queue");
+        assert.deepEqual(await raw.drainIds(queue), Array.from({ length: 101 }, (_, i) => `u${i}`));
+      } finally {
+        await unconfirmed.close();
+        await relay.stop();
+      }
+    });
+
+    test("the option wins over the URL parameter", async () => {
+      const relay = new BrokerRelay();
+      await relay.start();
+      const viaRelay = new RabbitmqBroker(`amqp://guest:guest@127.0.0.1:${relay.port}/?confirm_delivery=false`, { confirmDelivery: true, publishTimeout: 300 });
+      try {
+        await viaRelay.enqueue(tallyMessage("c1"));
+        relay.pause();
+        await assert.rejects(viaRelay.enqueue(tallyMessage("c2")), /did not confirm/);
+        relay.resume();
+      } finally {
+        await viaRelay.close();
+        await relay.stop();
+        await raw.channel.purgeQueue(queue);
+      }
+    });
+
+    test("a message to a queue deleted at runtime is logged as lost and the next one declares the queue again", async () => {
+      const unconfirmed = new RabbitmqBroker(AMQP_URL, { confirmDelivery: false });
+      try {
+        await unconfirmed.enqueue(tallyMessage("before"));
+        await raw.deleteQueues(queue);
+        const lines: string[] = [];
+        await captureLogs(lines, async () => {
+          await unconfirmed.enqueue(tallyMessage("returned"));
+          await until(() => lines.some((l) => l.includes("returned an unconfirmed message as unroutable")), "the lost message to be logged");
+        });
+        assert.ok(lines.some((l) => l.includes(`"queue":"${queue}"`) && l.includes('"level":"error"')), lines.join("\n"));
+        await unconfirmed.enqueue(tallyMessage("after"));
+        await until(async () => (await raw.channel.checkQueue(queue)).messageCount === 1, "the next message on the re-declared queue");
+        assert.deepEqual(await raw.drainIds(queue), ["after"]);
+      } finally {
+        await unconfirmed.close();
       }
     });
   });

@@ -1,4 +1,4 @@
-import type { Channel, ConfirmChannel, GetMessage, RecoveringChannelModel, SocketOptions } from "amqplib";
+import type { Channel, GetMessage, RecoveringChannelModel, SocketOptions } from "amqplib";
 import { Broker, type BrokerOptions, type ConsumeOptions, type Consumer, type DeadLetter, type QueueStats } from "../broker.js";
 import { defaultMiddleware } from "../middleware/defaults.js";
 import { TroupeError } from "../errors.js";
@@ -26,6 +26,13 @@ export interface RabbitmqBrokerOptions extends BrokerOptions {
   managementUrl?: string;
   /** ms an enqueue keeps trying through a lost connection before it is rejected (default 30 000). */
   publishTimeout?: number;
+  /**
+   * `false`: an enqueue resolves once the message is written to the socket, without waiting for RabbitMQ to confirm
+   * it (Dramatiq's default, `confirm_delivery=False`): much faster one at a time, but a message in flight when the
+   * connection or node dies, or one RabbitMQ refuses, is lost without an error. Default: `?confirm_delivery=` of
+   * the URL, else `true`.
+   */
+  confirmDelivery?: boolean;
   /** Longest pause between reconnect attempts in ms (default 5 000). */
   maxReconnectDelay?: number;
   /** Socket and TLS options handed to amqplib (`ca`, `cert`, `key`, `servername`, `timeout`…). */
@@ -46,7 +53,8 @@ export interface RabbitmqBrokerOptions extends BrokerOptions {
 
 /**
  * RabbitMQ broker, wire-compatible with Dramatiq's: the same `q`, `q.DQ`, `q.XQ` queues and arguments, persistent
- * messages with the same properties and body. Unlike Dramatiq every publish waits for a publisher confirm.
+ * messages with the same properties and body. Unlike Dramatiq every publish waits for a publisher confirm unless
+ * `confirmDelivery` is false.
  */
 export class RabbitmqBroker extends Broker {
   readonly displayUrl: string;
@@ -61,7 +69,7 @@ export class RabbitmqBroker extends Broker {
   private adminTurn: Promise<unknown> = Promise.resolve();
   /** Declares, on a channel of their own so that a 404 of a passive check never cuts one off. */
   private readonly declarer: LazyChannel<Channel>;
-  private readonly confirmChannel: LazyChannel<ConfirmChannel>;
+  private readonly publishChannel: LazyChannel<Channel>;
   private readonly publisher: Publisher;
   private readonly consumers = new Set<RabbitmqConsumer>();
   private readonly priorityWarned = new Set<string>();
@@ -90,8 +98,9 @@ export class RabbitmqBroker extends Broker {
     this.management = managementUrl ? new ManagementClient(managementUrl, address.vhost) : undefined;
     this.admin = new LazyChannel(() => this.connection().createChannel(), "admin");
     this.declarer = new LazyChannel(() => this.connection().createChannel(), "declare");
-    this.confirmChannel = new LazyChannel(() => this.connection().createConfirmChannel(), "publish");
-    this.publisher = new Publisher(this.confirmChannel, this.topology, options.publishTimeout ?? 30_000);
+    const confirm = options.confirmDelivery ?? address.troupe.confirmDelivery ?? true;
+    this.publishChannel = new LazyChannel<Channel>(() => (confirm ? this.connection().createConfirmChannel() : this.connection().createChannel()), "publish");
+    this.publisher = new Publisher(this.publishChannel, this.topology, options.publishTimeout ?? 30_000, confirm);
   }
 
   protected async doConnect(): Promise<void> {
@@ -108,7 +117,7 @@ export class RabbitmqBroker extends Broker {
   async close(): Promise<void> {
     this.publisher.close();
     await Promise.all([...this.consumers].map((c) => c.close()));
-    await Promise.all([this.admin.close(), this.declarer.close(), this.confirmChannel.close()]);
+    await Promise.all([this.admin.close(), this.declarer.close(), this.publishChannel.close()]);
     const consuming = this.consumeConnection;
     this.consumeConnection = undefined;
     await Promise.all([this.publishConnection?.close(), consuming?.then((c) => c.close(), () => undefined)]);

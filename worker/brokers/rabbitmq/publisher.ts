@@ -1,4 +1,4 @@
-import type { ConfirmChannel, Message as AmqpMessage } from "amqplib";
+import type { Channel, Message as AmqpMessage } from "amqplib";
 import { BrokerConnectionError, BrokerError, ConnectionClosed } from "../../errors.js";
 import { ChurnSet } from "../../churn.js";
 import { getLogger } from "../../logging.js";
@@ -44,17 +44,25 @@ interface RawConfirmChannel {
  * Publishes with publisher confirms: a publish resolves only once RabbitMQ confirmed it. A publish cut off by a
  * lost channel or connection is sent again (at-least-once) until `timeout` ms have passed, then rejected; a
  * message RabbitMQ refuses (basic.nack) is rejected at once. Nothing is dropped silently.
+ *
+ * All publishes of a broker share one confirm channel, so concurrent ones share RabbitMQ's disk syncs: it confirms
+ * whatever one sync covered with one `multiple` ack.
+ *
+ * Without confirms (`confirm` false, Dramatiq's default) a publish resolves once its frames are handed to the socket
+ * (after the socket drained, when its buffer is full): nothing tells whether RabbitMQ got it.
  */
 export class Publisher {
-  private readonly channels = new Map<ConfirmChannel, ChannelState>();
+  private readonly channels = new Map<Channel, ChannelState>();
   private drained: Promise<void> | undefined;
   private closed = false;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly channel: LazyChannel<ConfirmChannel>,
+    /** A confirm channel when `confirm` is set, else a plain one. */
+    private readonly channel: LazyChannel<Channel>,
     private readonly topology: Topology,
     private readonly timeout: number,
+    private readonly confirm = true,
   ) {}
 
   /** Publish every message; they are written back to back and the confirms awaited together. */
@@ -87,6 +95,7 @@ export class Publisher {
     if (!this.topology.isDeclared(publication.routingKey)) await beforeDeadline(this.topology.ensure(publication.routingKey), deadline);
     const channel = this.channel.open ?? (await beforeDeadline(this.channel.get(), deadline));
     if (this.drained) await beforeDeadline(this.drained, deadline);
+    if (!this.confirm) return this.write(channel, publication);
     const state = this.track(channel);
     const pending = state.pending;
     const confirmed = new Promise<void>((resolve, reject) => {
@@ -94,11 +103,9 @@ export class Publisher {
       pending.add(entry);
       this.sweepLater();
       const raw = channel as unknown as RawConfirmChannel;
-      const fields = { exchange: "", routingKey: publication.routingKey, mandatory: true, immediate: false };
-      const properties = { deliveryMode: 2, priority: publication.priority };
       let writable: boolean;
       try {
-        writable = raw.sendMessage(fields, properties, publication.body);
+        writable = raw.sendMessage(publishFields(publication), publishProperties(publication), publication.body);
       } catch (err) {
         pending.delete(entry);
         reject(/closed/i.test((err as Error).message) ? new ConnectionClosed((err as Error).message) : err);
@@ -111,18 +118,48 @@ export class Publisher {
         else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ConnectionClosed(state.closeReason ? `channel closed: ${state.closeReason}` : String((err as Error).message ?? err)));
         else reject(new BrokerError(`RabbitMQ refused the message for ${publication.routingKey} (basic.nack)`));
       });
-      if (!writable && !this.drained) {
-        this.drained = new Promise<void>((resolve) => {
-          const done = () => {
-            this.drained = undefined;
-            channel.off("drain", done).off("close", done);
-            resolve();
-          };
-          channel.once("drain", done).once("close", done);
-        });
-      }
+      if (!writable) this.awaitDrain(channel);
     });
     return confirmed;
+  }
+
+  /** An unconfirmed publish: written, and done once the socket can take more. */
+  private async write(channel: Channel, publication: Publication): Promise<void> {
+    this.watchReturns(channel);
+    let writable: boolean;
+    try {
+      writable = (channel as unknown as RawConfirmChannel).sendMessage(publishFields(publication), publishProperties(publication), publication.body);
+    } catch (err) {
+      throw /closed/i.test((err as Error).message) ? new ConnectionClosed((err as Error).message) : err;
+    }
+    if (!writable) await this.awaitDrain(channel);
+  }
+
+  /** Later publishes wait until a full socket buffer drained (or the channel closed). */
+  private awaitDrain(channel: Channel): Promise<void> {
+    this.drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.drained = undefined;
+        channel.off("drain", done).off("close", done);
+        resolve();
+      };
+      channel.once("drain", done).once("close", done);
+    });
+    return this.drained;
+  }
+
+  /**
+   * Unconfirmed publishes are mandatory too, so a message to a queue deleted at runtime comes back instead of
+   * vanishing: it is logged as lost, and the queue is declared again before the next publish to it.
+   */
+  private watchReturns(channel: Channel): void {
+    if (this.channels.has(channel)) return;
+    this.channels.set(channel, { pending: new ChurnSet() });
+    channel.on("return", (message: AmqpMessage) => {
+      this.topology.forget(message.fields.routingKey);
+      log.error("RabbitMQ returned an unconfirmed message as unroutable (its queue is gone); it is lost", { queue: message.fields.routingKey, bytes: message.content.length });
+    });
+    channel.once("close", () => this.channels.delete(channel));
   }
 
   /**
@@ -159,7 +196,7 @@ export class Publisher {
   }
 
   /** The publishes awaiting a confirm on a channel, so a `basic.return` can be matched to its publish. */
-  private track(channel: ConfirmChannel): ChannelState {
+  private track(channel: Channel): ChannelState {
     let state = this.channels.get(channel);
     if (!state) {
       const created: ChannelState = { pending: new ChurnSet() };
@@ -181,6 +218,16 @@ export class Publisher {
 }
 
 class UnroutableError extends Error {}
+
+/** basic.publish to the default exchange, mandatory so that a missing queue is noticed. */
+function publishFields(publication: Publication): object {
+  return { exchange: "", routingKey: publication.routingKey, mandatory: true, immediate: false };
+}
+
+/** Dramatiq's properties: persistent, and the priority when there is one. */
+function publishProperties(publication: Publication): object {
+  return { deliveryMode: 2, priority: publication.priority };
+}
 
 /** `promise`, or a ConnectionClosed once `deadline` passes or when it fails because the connection is gone. */
 async function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
