@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
@@ -61,7 +62,7 @@ export class LocalRunner {
     if (pools.length === 0) throw new Error("no WorkerPool in the manifests");
     const plans = pools.map((pool) => {
       const queues = poolQueues(pool, actors);
-      const problems = workerPoolProblems(pool, queues);
+      const problems = [...workerPoolProblems(pool, queues), ...missingModules(pool)];
       if (problems.length) throw new Error(`WorkerPool ${pool.metadata.name}: ${problems.join("; ")}`);
       const brokerUrl = this.brokerUrlOf(pool);
       return { pool, queues, brokerUrl };
@@ -80,7 +81,7 @@ export class LocalRunner {
     const overridesPath = join(this.workDir, ACTORS_FILE);
     await writeFile(overridesPath, JSON.stringify(actorOverrides(actors).overrides, null, 2));
     for (const { pool, queues, brokerUrl } of plans) {
-      const modules = pool.spec.modules.map((m) => (isAbsolute(m) ? m : resolve(pool.sourceDir, m)));
+      const modules = modulePaths(pool);
       const args = workerArgs({ ...pool, spec: { ...pool.spec, modules } }, queues);
       const resultsRef = pool.spec.results?.secretRef;
       const local = new LocalPool({
@@ -154,4 +155,16 @@ export class LocalRunner {
     await this.connections.close();
     if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
   }
+}
+
+/** Module paths are relative to the manifest's directory, as `kubectl apply -f` users write them. */
+function modulePaths(pool: LocalManifests["pools"][number]): string[] {
+  return (pool.spec.modules ?? []).map((m) => (isAbsolute(m) ? m : resolve(pool.sourceDir, m)));
+}
+
+/** A module that is not there would make every replica crash-loop; say so before anything starts. */
+function missingModules(pool: LocalManifests["pools"][number]): string[] {
+  return modulePaths(pool)
+    .filter((path) => !existsSync(path))
+    .map((path) => `module ${path} does not exist (module paths are relative to the manifest's directory)`);
 }

@@ -213,6 +213,11 @@ describe("troupe up refuses unusable manifests before starting anything", () => 
       /Secret absent key url is not in the manifests/,
     ],
     [
+      "a module that does not exist",
+      "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js, missing/actors.js], queues: [q], broker: { secretRef: { name: b } } }\n",
+      /WorkerPool p: module \S*missing\/actors\.js does not exist \(module paths are relative to the manifest's directory\)/,
+    ],
+    [
       "a Pipeline with an invalid schedule",
       "apiVersion: v1\nkind: Secret\nmetadata: { name: b }\nstringData: { url: 'redis://127.0.0.1:6379/0' }\n---\napiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], queues: [q], broker: { secretRef: { name: b } } }\n---\napiVersion: troupe.dev/v1alpha1\nkind: Pipeline\nmetadata: { name: c }\nspec: { broker: { secretRef: { name: b } }, schedule: 'every day', steps: [{ name: s, actor: a }] }\n",
       /Pipeline c: invalid schedule "every day"/,
@@ -223,6 +228,7 @@ describe("troupe up refuses unusable manifests before starting anything", () => 
       const dir = await mkdtemp(join(tmpdir(), "troupe-up-bad-"));
       try {
         await writeFile(join(dir, "pool.yaml"), text);
+        await writeFile(join(dir, "a.js"), "");
         const env = { ...process.env };
         delete env.TROUPE_BROKER_URL;
         const result = spawnSync(process.execPath, [cliPath, "up", "-f", join(dir, "pool.yaml")], { env, encoding: "utf8", timeout: 20_000 });
