@@ -70,6 +70,11 @@ export function getRateLimiterBackend(): RateLimiterBackend {
   return rateLimiterBackend;
 }
 
+/** The backends the slots hold now (none is created). */
+export function heldBackends(): { resultBackend?: ResultBackend; rateLimiterBackend?: RateLimiterBackend } {
+  return { resultBackend, rateLimiterBackend };
+}
+
 /** Empty the backend slots (the next use creates them again) and close what they held. */
 export async function closeBackends(): Promise<void> {
   const held = [resultBackend, rateLimiterBackend];

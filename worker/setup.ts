@@ -210,6 +210,19 @@ export function setRateLimiterBackend(backend: RateLimiterBackend): RateLimiterB
   return slots.setRateLimiterBackend(backend);
 }
 
+/**
+ * Reach the backends the environment names (TROUPE_RESULTS_URL, TROUPE_RATE_LIMITER_URL) or the actor modules set,
+ * so that one that is down fails a worker's boot with its redacted URL instead of failing each message's result or
+ * limit later. Backends on the broker's own service are left to connect on first use: the broker is up.
+ */
+export async function connectBackends(): Promise<void> {
+  wire();
+  const held = slots.heldBackends();
+  const results = process.env.TROUPE_RESULTS_URL ? slots.getResultBackend() : held.resultBackend;
+  const limits = process.env.TROUPE_RATE_LIMITER_URL ? slots.getRateLimiterBackend() : held.rateLimiterBackend;
+  await Promise.all([results?.connect?.(), limits?.connect?.()]);
+}
+
 /** Close the backends the process created (a worker calls this on shutdown so that no connection lingers). */
 export function closeBackends(): Promise<void> {
   return slots.closeBackends();

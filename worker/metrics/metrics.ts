@@ -91,6 +91,13 @@ function createWorkerMetrics() {
       registers,
     }),
     queueMessages: createQueueGauge(Gauge, registry),
+    /** A result lost to its backend (down, or the value too large); each is also logged with its message id. */
+    resultStoreFailures: new Counter({
+      name: "troupe_result_store_failures_total",
+      help: "Results (values or failure records) the results backend did not store.",
+      labelNames,
+      registers,
+    }),
     /** Counted by the process that won each tick, so the sum over a fleet is the number of ticks (docs/schedules.md). */
     scheduleFires: new Counter({
       name: "troupe_schedule_fires_total",

@@ -10,6 +10,7 @@ import type { Message, MessageOptions } from "../message.js";
 import { resolveOption } from "../options.js";
 import { qName } from "../queues.js";
 import { MiddlewareError } from "../errors.js";
+import { workerMetrics } from "../metrics/metrics.js";
 
 export interface ResultsOptions {
   /** Where results go (default: `getResultBackend()`, resolved on first use). */
@@ -85,7 +86,7 @@ export class Results implements Middleware {
   afterProcessMessage(broker: Broker, message: MessageProxy, { result, exception }: ProcessOutcome): void | Promise<void> {
     if (exception !== undefined) return;
     const { store, ttl } = this.settings(broker, message);
-    if (store) return this.backend.storeResult(message.message, result ?? null, ttl);
+    if (store) return this.store(message, (backend) => backend.storeResult(message.message, result ?? null, ttl));
     else if (result !== undefined && result !== null && message.options.pipe_target === undefined) {
       log.debug("actor returned a value but results are not stored; set storeResults to keep it", messageFields(message.message));
     }
@@ -93,7 +94,7 @@ export class Results implements Middleware {
 
   afterSkipMessage(broker: Broker, message: MessageProxy): void | Promise<void> {
     const { store, ttl } = this.settings(broker, message);
-    if (store && !message.failed) return this.backend.storeResult(message.message, null, ttl);
+    if (store && !message.failed) return this.store(message, (backend) => backend.storeResult(message.message, null, ttl));
   }
 
   afterNack(broker: Broker, message: MessageProxy): void | Promise<void> {
@@ -103,6 +104,19 @@ export class Results implements Middleware {
     // Dramatiq stores `Exception("unknown")` when no error was stuffed (e.g. a middleware failed the message).
     const exception = message.exception;
     const error = exception instanceof Error ? { name: errorType(exception), message: exception.message } : { name: "Exception", message: message.deadLetterReason ?? "unknown" };
-    return this.backend.storeException(message.message, error, ttl);
+    return this.store(message, (backend) => backend.storeException(message.message, error, ttl));
+  }
+
+  /**
+   * A store that fails (the backend is down, or refuses the value's size) loses that result only: it is logged with
+   * the message id and counted, and the message is still acked or dead-lettered as decided.
+   */
+  private async store(message: MessageProxy, write: (backend: ResultBackend) => Promise<void>): Promise<void> {
+    try {
+      await write(this.backend);
+    } catch (err) {
+      workerMetrics().resultStoreFailures.inc({ queue_name: message.queueName, actor_name: message.actorName });
+      log.error("result not stored", { ...messageFields(message.message), err });
+    }
   }
 }

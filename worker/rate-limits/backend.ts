@@ -16,5 +16,7 @@ export interface RateLimiterBackend {
   wait(key: string, timeout: number | undefined): Promise<boolean>;
   /** Notify every waiter on `key`, now and until `ttl` expires. */
   waitNotify(key: string, ttl: number): Promise<void>;
+  /** Reach the service now, failing with a ConnectionFailed that names its redacted URL. */
+  connect?(): Promise<void>;
   close?(): Promise<void>;
 }

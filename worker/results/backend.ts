@@ -38,6 +38,8 @@ export abstract class ResultBackend {
   protected abstract storeRaw(key: string, value: string, ttl: number): Promise<void>;
   /** The encoded value, or undefined; when `block`, wait up to `timeout` ms for it to appear. */
   protected abstract getRaw(key: string, block: boolean, timeout: number): Promise<string | undefined>;
+  /** Reach the service now, failing with a ConnectionFailed that names its redacted URL. */
+  connect?(): Promise<void>;
   abstract close(): Promise<void>;
 
   buildMessageKey(message: Pick<Message, "queueName" | "actorName" | "messageId">): string {

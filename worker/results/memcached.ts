@@ -37,7 +37,7 @@ export class MemcachedResultBackend extends ResultBackend {
   }
 
   /** Fail fast with the redacted URL when a server is unreachable (otherwise the first store or get connects). */
-  connect(): Promise<void> {
+  override connect(): Promise<void> {
     return this.client.connect();
   }
 

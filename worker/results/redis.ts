@@ -28,7 +28,7 @@ export class RedisResultBackend extends ResultBackend {
   }
 
   /** Fail fast with a clear error when Redis is unreachable (otherwise the first store or get connects). */
-  async connect(): Promise<void> {
+  override async connect(): Promise<void> {
     await connectRedis(this.client, this.url);
   }
 

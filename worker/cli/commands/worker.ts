@@ -8,7 +8,7 @@ import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
 import { releaseMemory } from "../../runtime/memory.js";
 import { watchActorOverrides } from "../../runtime/overrides.js";
-import { closeBackends, createBroker, isMemoryBrokerUrl, setBroker } from "../../setup.js";
+import { closeBackends, connectBackends, createBroker, isMemoryBrokerUrl, setBroker } from "../../setup.js";
 import { startWorkerMetrics } from "../../metrics/server.js";
 import { brokerUrlOption, intOption, listOption, modulePaths, numberOption, parse } from "../args.js";
 import { defaultRegistry } from "../../registry.js";
@@ -36,7 +36,7 @@ Options:
 Environment: TROUPE_BROKER_URL, TROUPE_RESULTS_URL, TROUPE_RATE_LIMITER_URL, TROUPE_METRICS_PORT (9191; 0 = off),
 TROUPE_ACTOR_OVERRIDES (a JSON/YAML file of actor option overrides, reloaded when it changes), TROUPE_LOG_LEVEL.
 
-Exit codes: 0 stopped cleanly, 1 killed, 2 bad arguments or a module failed to import, 3 broker unreachable.`;
+Exit codes: 0 stopped cleanly, 1 killed, 2 bad arguments or a module failed to import, 3 broker or a results/rate-limiter backend unreachable.`;
 
 const log = getLogger("cli.worker");
 
@@ -125,6 +125,14 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     console.error(`troupe worker: an actor module failed to import: ${(err as Error).stack ?? err}`);
     await broker.close();
     return EXIT_BOOT_FAILURE;
+  }
+  try {
+    await connectBackends();
+  } catch (err) {
+    log.critical("cannot connect to a results or rate-limiter backend", { err });
+    console.error(`troupe worker: ${(err as Error).message}`);
+    await Promise.all([broker.close(), closeBackends()]).catch(() => undefined);
+    return err instanceof ConnectionFailed ? EXIT_BROKER_UNREACHABLE : EXIT_BOOT_FAILURE;
   }
   // A warning, not an error: a queue consumed only to dead-letter what lands there (unknown actors) is legitimate.
   const unserved = unservedQueues(settings.queues);
