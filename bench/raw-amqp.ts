@@ -1,4 +1,5 @@
-import { connect, type ChannelModel, type ConfirmChannel } from "amqplib";
+import { once } from "node:events";
+import { connect, type Channel, type ChannelModel, type ConfirmChannel } from "amqplib";
 import { wallNow } from "./clock.js";
 import type { RawFigures, RawLoopOptions, RawSender } from "./raw-redis.js";
 import { perSecond, RateMeter, timed } from "./stats.js";
@@ -17,6 +18,23 @@ export async function rawAmqpPublisher(url: string, queue: string): Promise<{ ch
   const channel = await openPublisher(connection, queue);
   return {
     channel,
+    close: async () => {
+      await channel.deleteQueue(queue).catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * A persistent publish without a confirm (Dramatiq's default publisher): done once amqplib took it, after a drain
+ * when the socket's buffer is full.
+ */
+export async function rawAmqpUnconfirmedSender(url: string, queue: string, body: Buffer): Promise<RawSender> {
+  const connection = await connect(url);
+  const channel: Channel = await connection.createChannel();
+  await channel.assertQueue(queue, { durable: true });
+  return {
+    send: () => (channel.sendToQueue(queue, body, PUBLISH_OPTIONS) ? Promise.resolve() : once(channel, "drain")),
     close: async () => {
       await channel.deleteQueue(queue).catch(() => undefined);
       await connection.close().catch(() => undefined);

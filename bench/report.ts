@@ -3,16 +3,22 @@ import { join } from "node:path";
 import type { Machine } from "./machine.js";
 import type { RawFigures } from "./raw-redis.js";
 import { WORKLOADS, type BrokerKind } from "./settings.js";
-import type { WorkloadResult } from "./troupe.js";
+import { CONCURRENT_SENDERS, type WorkloadResult } from "./troupe.js";
 import type { RssReading } from "./worker-process.js";
 
 export interface BrokerResult {
   broker: BrokerKind;
-  /** The raw client loops on the same broker, with the prefetch the worker uses; `singleEnqueue` is the raw sender measured alternately with Troupe's single sends. */
-  raw: RawFigures & { singleEnqueue: number; prefetch: number };
-  enqueue: { single: number; batched: number };
+  /**
+   * The raw client loops on the same broker, with the prefetch the worker uses; `singleEnqueue`, `concurrentEnqueue`
+   * and (RabbitMQ) `unconfirmedEnqueue` are the raw senders measured alternately with Troupe's.
+   */
+  raw: RawFigures & { singleEnqueue: number; concurrentEnqueue: number; unconfirmedEnqueue?: number; prefetch: number };
+  /** `unconfirmed`: RabbitMQ with confirmDelivery false, one at a time. */
+  enqueue: { single: number; concurrent: number; batched: number; unconfirmed?: number };
   idle: { processes: number; threads: number; rss: RssReading }[];
   workloads: WorkloadResult[];
+  /** RabbitMQ: the no-op figure of the first worker shape again, on a quorum queue. */
+  quorum?: WorkloadResult;
   /** Worker process trees that stayed up after their graceful stop and had to be killed. */
   lingeringWorkers: number;
 }
@@ -91,6 +97,20 @@ function brokerRows(result: BrokerResult, bullmq: BenchResult["bullmq"]): Row[] 
       target: singleTarget ? `≥ ${rate(singleTarget)}` : "", met: singleTarget ? result.enqueue.single >= singleTarget : undefined,
     }),
     row({
+      broker, workers: "producer", figure: `enqueue, ${CONCURRENT_SENDERS} concurrent senders, each awaiting its send`,
+      troupe: rate(result.enqueue.concurrent), reference: `${RAW[broker].enqueue}, ${CONCURRENT_SENDERS} concurrent ${rate(raw.concurrentEnqueue)}; Troupe one at a time ${rate(result.enqueue.single)}`,
+      ratio: percent(result.enqueue.concurrent / raw.concurrentEnqueue),
+    }),
+  );
+  if (result.enqueue.unconfirmed !== undefined && raw.unconfirmedEnqueue !== undefined) {
+    rows.push(row({
+      broker, workers: "producer", figure: "enqueue, confirmDelivery false, one awaited send at a time",
+      troupe: rate(result.enqueue.unconfirmed), reference: `raw publish without confirm ${rate(raw.unconfirmedEnqueue)}; Troupe confirmed ${rate(result.enqueue.single)}`,
+      ratio: percent(result.enqueue.unconfirmed / raw.unconfirmedEnqueue),
+    }));
+  }
+  rows.push(
+    row({
       broker, workers: "producer", figure: "enqueue, enqueueMany batches",
       troupe: rate(result.enqueue.batched), reference: `${RAW[broker].batched} ${rate(raw.batchedEnqueue)}`, ratio: percent(result.enqueue.batched / raw.batchedEnqueue),
       target: batchedTarget ? `≥ ${rate(batchedTarget)}` : "", met: batchedTarget ? result.enqueue.batched >= batchedTarget : undefined,
@@ -130,6 +150,14 @@ function brokerRows(result: BrokerResult, bullmq: BenchResult["bullmq"]): Row[] 
       reference: `${rate(latency.offered)} offered${latency.capacity < run.processing ? ` (capacity: the broker's combined raw enqueue + processing rate, ${rate(latency.capacity)})` : ""}, ${latency.samples} samples${bare ? `; ${RAW[broker].latency} at that rate: ${ms(bare.toStart.p50)} / ${ms(bare.toStart.p99)} ms` : ""}`,
       ratio: bare ? `p99 ${(latency.toStart.p99 / bare.toStart.p99).toFixed(1)}× raw` : "",
       target: "p99 to start < 10 ms", met: latency.toStart.p99 < 10,
+    }));
+  }
+  const { quorum } = result;
+  const classic = quorum && result.workloads.find((w) => w.workload === quorum.workload && w.processes === quorum.processes);
+  if (quorum && classic) {
+    rows.push(row({
+      broker, workers: shape(quorum.processes, quorum.threads), figure: `processing, ${WORKLOADS[quorum.workload].label}, quorum queue`, troupe: rate(quorum.processing),
+      reference: `classic queue, same shape, measured just before: ${rate(classic.processing)}${measuredOver(quorum)}`, ratio: percent(quorum.processing / classic.processing),
     }));
   }
   for (const idle of result.idle) {

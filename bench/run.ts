@@ -11,14 +11,14 @@ import { calibrate } from "./cpu-work.js";
 import { describeMachine } from "./machine.js";
 import { progress } from "./progress.js";
 import { deleteKeys } from "./redis-keys.js";
-import { rawAmqp, rawAmqpSender } from "./raw-amqp.js";
+import { rawAmqp, rawAmqpSender, rawAmqpUnconfirmedSender } from "./raw-amqp.js";
 import { rawRedis, rawRedisSender } from "./raw-redis.js";
 import { buildRows, renderMarkdown, writeResults, type BenchResult, type BrokerResult } from "./report.js";
 import { loadSettings, messageCounts, type BenchSettings, type BrokerKind } from "./settings.js";
 import { percentile } from "./stats.js";
 import { Tally } from "./tally.js";
 import { rawLatency, type RawLatency } from "./raw-latency.js";
-import { measureEnqueue, measureIdle, measureWorkload, type TroupeTarget } from "./troupe.js";
+import { measureEnqueue, measureIdle, measureQuorumWorkload, measureUnconfirmedEnqueue, measureWorkload, quorumQueue, type TroupeTarget, type WorkloadResult } from "./troupe.js";
 
 /**
  * Raw loops measured before each no-op figure. One raw run varies a lot on this kind of machine (RabbitMQ's from
@@ -82,7 +82,17 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
   try {
     progress(`${kind}: Troupe and raw sends one at a time, alternating (${counts.messages} each after ${counts.warmup} uncounted), then Troupe batches`);
     const rawSender = kind === "redis" ? rawRedisSender(url, `${rawKey}-single`, body) : await rawAmqpSender(url, `${rawKey}-single`, Buffer.from(body));
-    const { rawSingle, ...enqueue } = await measureEnqueue(target, rawSender).finally(() => rawSender.close());
+    const { rawSingle, rawConcurrent, ...sends } = await measureEnqueue(target, rawSender).finally(() => rawSender.close());
+    const enqueue: BrokerResult["enqueue"] = sends;
+    let rawUnconfirmed: number | undefined;
+    if (kind === "rabbitmq") {
+      progress(`${kind}: Troupe with confirmDelivery false and raw publishes without confirms, one at a time, alternating`);
+      const unconfirmedSender = await rawAmqpUnconfirmedSender(url, `${rawKey}-unconfirmed`, Buffer.from(body));
+      const unconfirmed = await measureUnconfirmedEnqueue(target, unconfirmedSender).finally(() => unconfirmedSender.close());
+      enqueue.unconfirmed = unconfirmed.unconfirmed;
+      rawUnconfirmed = unconfirmed.rawUnconfirmed;
+    }
+    let quorum: WorkloadResult | undefined;
     const idle: BrokerResult["idle"] = [];
     const workloads: BrokerResult["workloads"] = [];
     for (const processes of settings.processes) {
@@ -106,14 +116,18 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
           latencyCeiling = await rawLatency(kind, url, key, measured.latency.offered, settings.latencySeconds, prefetch);
         }
         workloads.push({ ...measured, ceiling, ceilingRuns, latencyCeiling });
+        if (kind === "rabbitmq" && workload.name === "noop" && processes === settings.processes[0]) {
+          progress(`${kind}: the same no-op figure on a quorum queue`);
+          quorum = await measureQuorumWorkload(target, workload, processes, combinedRate(raw.batchedEnqueue, ceiling ?? raw.processing));
+        }
       }
     }
     if (target.lingering.count) progress(`${kind}: ${target.lingering.count} worker process trees stayed up after their graceful stop and were killed`);
-    return { result: { broker: kind, raw: { ...raw, singleEnqueue: rawSingle, prefetch }, enqueue, idle, workloads, lingeringWorkers: target.lingering.count }, bullmq };
+    return { result: { broker: kind, raw: { ...raw, singleEnqueue: rawSingle, concurrentEnqueue: rawConcurrent, unconfirmedEnqueue: rawUnconfirmed, prefetch }, enqueue, idle, workloads, quorum, lingeringWorkers: target.lingering.count }, bullmq };
   } finally {
     await broker.purge(queue).catch(() => undefined);
     await broker.close();
-    if (kind === "rabbitmq") await deleteRabbitQueues(url, queue).catch(() => undefined);
+    if (kind === "rabbitmq") for (const name of [queue, quorumQueue(queue)]) await deleteRabbitQueues(url, name).catch(() => undefined);
   }
 }
 

@@ -40,7 +40,8 @@ export function percentile(values: readonly number[], p: number): number {
 const ROUNDS = 10;
 
 /**
- * msg/s of one-at-a-time loops (each `step` awaited before the next), measured in alternating rounds: a tenth of
+ * msg/s of one-at-a-time loops (each `step` awaited before the next; `senders` such loops at once, sharing the
+ * count, for many concurrent callers each awaiting its own send), measured in alternating rounds: a tenth of
  * `count` sends of the first loop, of the second, …, ten times over. This machine's speed drifts by a fifth within
  * minutes, and loops measured one after the other gave ratios from 56 % to 72 % for the same code; alternating
  * makes the drift hit every loop alike. Each loop's round stops early after a tenth of `budget` ms, so that a slow
@@ -49,14 +50,17 @@ const ROUNDS = 10;
  * and then half-optimised for its first few thousand calls (a Troupe send loop here ran at 5–11k msg/s for its
  * first 6,000 sends and 14–16k after), which is start-up, not the rate a long-running producer sees.
  */
-export async function interleavedRates(steps: (() => Promise<unknown>)[], count: number, budget: number, warmup = 0): Promise<number[]> {
+export async function interleavedRates(steps: (() => Promise<unknown>)[], count: number, budget: number, warmup = 0, senders = 1): Promise<number[]> {
   const run = async (step: () => Promise<unknown>, limit: number, ms: number) => {
     const start = performance.now();
     let done = 0;
-    while (done < limit && performance.now() - start < ms) {
-      await step();
-      done++;
-    }
+    const loop = async () => {
+      while (done < limit && performance.now() - start < ms) {
+        done++;
+        await step();
+      }
+    };
+    await Promise.all(Array.from({ length: senders }, loop));
     return { done, ms: performance.now() - start };
   };
   for (const step of steps) await run(step, warmup, budget / 10);

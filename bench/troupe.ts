@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Message, type Broker } from "troupe";
+import { Message, RabbitmqBroker, type Broker } from "troupe";
 import { offer } from "./offer.js";
 import type { RawLatency } from "./raw-latency.js";
 import type { RawSender } from "./raw-redis.js";
@@ -85,11 +85,18 @@ async function fill(target: TroupeTarget, workload: Workload, phase: string, cou
   }
 }
 
+/** How many callers each await their own `enqueue` at once in the concurrent send figure (a busy web server). */
+export const CONCURRENT_SENDERS = 100;
+
 export interface EnqueueRates {
   /** Troupe: one awaited `enqueue` at a time. */
   single: number;
   /** The raw sender, measured in rounds alternating with `single`. */
   rawSingle: number;
+  /** Troupe: CONCURRENT_SENDERS loops of one awaited `enqueue` at a time, on one broker. */
+  concurrent: number;
+  /** The raw sender the same way, alternating with `concurrent`. */
+  rawConcurrent: number;
   /** Troupe: `enqueueMany` batches. */
   batched: number;
 }
@@ -102,9 +109,44 @@ export async function measureEnqueue(target: TroupeTarget, raw: RawSender): Prom
   const troupeSend = () => target.broker.enqueue(benchMessage(target, noop, "enqueue"));
   const [single, rawSingle] = await interleavedRates([troupeSend, raw.send], messages, target.settings.sendBudget, warmup);
   await target.broker.purge(target.queue);
+  const [concurrent, rawConcurrent] = await interleavedRates([troupeSend, raw.send], messages, target.settings.sendBudget, warmup, CONCURRENT_SENDERS);
+  await target.broker.purge(target.queue);
   const batchedMs = await timed(() => fill(target, noop, "enqueue", messages));
   await target.broker.purge(target.queue);
-  return { single: single!, rawSingle: rawSingle!, batched: perSecond(messages, batchedMs) };
+  return { single: single!, rawSingle: rawSingle!, concurrent: concurrent!, rawConcurrent: rawConcurrent!, batched: perSecond(messages, batchedMs) };
+}
+
+/** RabbitMQ with `confirmDelivery: false`: one awaited `enqueue` at a time, alternating with a raw unconfirmed publish. */
+export async function measureUnconfirmedEnqueue(target: TroupeTarget, raw: RawSender): Promise<{ unconfirmed: number; rawUnconfirmed: number }> {
+  const { messages, warmup } = messageCounts(target.settings, "noop");
+  const noop = { name: "noop", actor: "bench_noop" } as Workload;
+  const broker = new RabbitmqBroker(target.brokerUrl, { confirmDelivery: false });
+  try {
+    const send = () => broker.enqueue(benchMessage(target, noop, "enqueue"));
+    const [unconfirmed, rawUnconfirmed] = await interleavedRates([send, raw.send], messages, target.settings.sendBudget, warmup);
+    return { unconfirmed: unconfirmed!, rawUnconfirmed: rawUnconfirmed! };
+  } finally {
+    // Closing the connection lets RabbitMQ take in what was written before the purge.
+    await broker.close();
+    await target.broker.purge(target.queue);
+  }
+}
+
+/** The same workload and worker shape on a quorum queue of its own (`?queue_type=quorum`), on the same node. */
+export async function measureQuorumWorkload(target: TroupeTarget, workload: Workload, processes: number, brokerCapacity: number): Promise<WorkloadResult> {
+  const brokerUrl = `${target.brokerUrl}${target.brokerUrl.includes("?") ? "&" : "?"}queue_type=quorum`;
+  const broker = new RabbitmqBroker(brokerUrl);
+  const quorum: TroupeTarget = { ...target, broker, brokerUrl, label: `${target.label}-quorum`, queue: quorumQueue(target.queue) };
+  try {
+    return await measureWorkload(quorum, workload, processes, brokerCapacity);
+  } finally {
+    await broker.purge(quorum.queue).catch(() => undefined);
+    await broker.close();
+  }
+}
+
+export function quorumQueue(queue: string): string {
+  return `${queue}_quorum`;
 }
 
 async function startWorker(target: TroupeTarget, processes: number): Promise<WorkerProcess> {

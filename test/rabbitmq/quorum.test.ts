@@ -4,7 +4,8 @@ import { BrokerError, Message, RabbitmqBroker, TroupeError, type Consumer } from
 import { API_VERSION, type WorkerPool } from "../../operator/api/types.js";
 import { poolDeployment } from "../../operator/resources/workerpool.js";
 import { AMQP_URL, uniqueName } from "../support/env.js";
-import { RawAmqp, captureLogs, rabbitmqctl, startFixtureWorker } from "../support/rabbitmq.js";
+import { runCli } from "../support/process.js";
+import { RawAmqp, captureLogs, managementUrl, rabbitmqctl, startFixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_quorum");
@@ -210,7 +211,7 @@ describe("RabbitMQ quorum queues", () => {
     }
   });
 
-  test("depth reads count ready, held and delayed messages of quorum queues", async () => {
+  test("depth reads count ready, held and delayed messages of quorum queues, in this process and in troupe queues", async (t) => {
     const name = named("rabbit_quorum_depth");
     const broker = new RabbitmqBroker(AMQP_URL, { queueType: "quorum" });
     await broker.connect();
@@ -223,6 +224,24 @@ describe("RabbitMQ quorum queues", () => {
       consumer = await consumeWith(broker, name, (_c, proxy) => held.push(proxy));
       await until(() => held.length === 10, "ten deliveries held unacked");
       assert.deepEqual(await broker.queueStats(name), { queue: name, ready: 20, delayed: 1, inFlight: 10, dead: 0 });
+      // Another process (troupe queues, the operator) sees the held deliveries through the management API only.
+      const management = await managementUrl();
+      if (!management) {
+        t.diagnostic("the management API is not available: troupe queues not checked");
+        return;
+      }
+      const env = { TROUPE_RABBITMQ_MANAGEMENT_URL: management };
+      const listed = await until(
+        async () => {
+          const run = await runCli(["queues", "-Q", name, "-b", `${AMQP_URL}?queue_type=quorum`, "--json"], { env });
+          assert.equal(run.code, 0, run.output);
+          return /"inFlight": 10/.test(run.output) ? run.output : undefined;
+        },
+        "troupe queues to see the ten held deliveries (management statistics refresh every 5 s)",
+        { timeout: 30_000, interval: 500 },
+      );
+      assert.match(listed, /"ready": 20/);
+      assert.match(listed, /"delayed": 1/);
     } finally {
       await consumer?.close();
       await broker.close();
