@@ -23,21 +23,34 @@ export class CrdValidator {
 
   constructor(private readonly schema: SchemaNode) {
     const ajv = new Ajv({ strict: false, useDefaults: true, removeAdditional: true, allErrors: true });
-    ajv.addFormat("date-time", { validate: (s: string) => !Number.isNaN(Date.parse(s)) });
+    ajv.addFormat("date-time", { validate: isDateTime });
     this.validate = ajv.compile(prunable(schema));
   }
 
-  /** Prunes and defaults `obj` in place. */
-  check(obj: Record<string, unknown>): string[] {
+  /** Prunes and defaults `obj` in place; `old` is the stored object on an update, for transition rules (`oldSelf`). */
+  check(obj: Record<string, unknown>, old?: Record<string, unknown>): string[] {
     dropNulls(this.schema, obj);
     const causes: string[] = [];
     if (!this.validate(obj)) {
-      for (const e of this.validate.errors ?? []) causes.push(`${e.instancePath || "<root>"}: ${e.message ?? "invalid"}`);
+      for (const e of this.validate.errors ?? []) causes.push(`${fieldPath(e.instancePath)}: ${e.message ?? "invalid"}`);
       return causes;
     }
-    celRules(this.schema, obj, "", causes);
+    celRules(this.schema, obj, old, "", causes);
     return causes;
   }
+}
+
+/**
+ * kube-openapi's strfmt.IsDateTime: RFC 3339 `full-date "T" full-time` (T and Z in either case, fraction optional,
+ * an offset required), with a real calendar date and hours, minutes and seconds in range.
+ */
+export function isDateTime(text: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  const realDate = date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+  return realDate && hour <= 23 && minute <= 59 && second <= 59;
 }
 
 /** The schema with `additionalProperties: false` wherever the API server would prune, so ajv removes those fields. */
@@ -68,20 +81,31 @@ function dropNulls(node: SchemaNode, value: unknown): void {
   }
 }
 
-function celRules(node: SchemaNode, value: unknown, path: string, causes: string[]): void {
+/** A JSON pointer as the API server spells field paths: `/spec/steps/0/actor` is `spec.steps[0].actor`. */
+function fieldPath(pointer: string): string {
+  if (!pointer) return "<root>";
+  return pointer.split("/").slice(1).map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : `${i ? "." : ""}${p.replaceAll("~1", "/").replaceAll("~0", "~")}`)).join("");
+}
+
+/** A transition rule (one that reads `oldSelf`) runs only on an update where the old value exists, as in the API server. */
+function celRules(node: SchemaNode, value: unknown, old: unknown, path: string, causes: string[]): void {
   if (value === undefined || value === null) return;
   for (const rule of node["x-kubernetes-validations"] ?? []) {
+    const transition = /\boldSelf\b/.test(rule.rule);
+    if (transition && (old === undefined || old === null)) continue;
     let ok: unknown;
     try {
-      ok = evaluate(rule.rule, { self: value });
+      ok = evaluate(rule.rule, transition ? { self: value, oldSelf: old } : { self: value });
     } catch (err) {
-      causes.push(`${path || "<root>"}: rule ${rule.rule} failed to evaluate: ${(err as Error).message}`);
+      causes.push(`${fieldPath(path)}: rule ${rule.rule} failed to evaluate: ${(err as Error).message}`);
       continue;
     }
-    if (ok !== true) causes.push(`${path || "<root>"}: ${rule.message ?? `failed rule: ${rule.rule}`}`);
+    if (ok !== true) causes.push(`${fieldPath(path)}: ${rule.message ?? `failed rule: ${rule.rule}`}`);
   }
   if (node.properties && typeof value === "object") {
-    for (const [key, child] of Object.entries(node.properties)) celRules(child, (value as Record<string, unknown>)[key], `${path}/${key}`, causes);
+    const before = old && typeof old === "object" ? (old as Record<string, unknown>) : undefined;
+    for (const [key, child] of Object.entries(node.properties)) celRules(child, (value as Record<string, unknown>)[key], before?.[key], `${path}/${key}`, causes);
   }
-  if (node.items && Array.isArray(value)) value.forEach((item, i) => celRules(node.items!, item, `${path}/${i}`, causes));
+  // List items are correlated with old ones only for map-type lists, which the fake does not model: no oldSelf below lists.
+  if (node.items && Array.isArray(value)) value.forEach((item, i) => celRules(node.items!, item, undefined, `${path}/${i}`, causes));
 }

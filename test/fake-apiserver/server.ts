@@ -7,6 +7,9 @@ import * as k8s from "@kubernetes/client-node";
 import jsonpatch from "fast-json-patch";
 import { parse as parseYaml } from "yaml";
 import { type Cause, causeText, checkLabels, checkAnnotations, checkMetadata, nameRuleOf } from "./names.js";
+import { validateBuiltin } from "./builtins.js";
+import { checkCrd } from "./crd-checks.js";
+import { ADMIN, ANONYMOUS, authorize, authorizePath, bootstrapClusterRoles, type RbacObject, type RequestAttributes, serviceAccountUser, type UserInfo } from "./rbac.js";
 import { CrdValidator, type SchemaNode } from "./schema.js";
 import { parseFieldSelector, parseLabelSelector } from "./selectors.js";
 
@@ -14,12 +17,18 @@ import { parseFieldSelector, parseLabelSelector } from "./selectors.js";
  * An in-process stand-in for kube-apiserver on 127.0.0.1, for running the real @kubernetes/client-node against.
  * Real semantics where the operator depends on them: resourceVersion and 409 conflicts, list + watch (headers
  * flushed at once, replay from a resourceVersion, bookmarks, 410 Gone after compaction, label and field
- * selectors), status and scale subresources, generation bumped only by spec changes, no-op writes that keep the
- * resourceVersion, finalizers, owner-reference garbage collection, JSON / merge patches, namespaces that must exist,
- * CRDs served as soon as they are created and validated by their structural schema (pruning, defaults, CEL rules).
- * Names per kind, labels, annotations and the resourceVersion precondition are checked as kube-apiserver does (see
- * docs/testing.md for what is and is not modelled). No controllers run: Deployments get no pods and no status unless
- * a test writes them.
+ * selectors, `timeoutSeconds`), paged lists read from a snapshot with 410 Expired continue tokens, status and scale
+ * subresources, generation bumped only by spec changes, no-op writes that keep the resourceVersion, finalizers,
+ * owner-reference garbage collection, JSON / merge patches, namespaces that must exist, CRDs checked at create
+ * (structural schema, CEL rules that compile) and served at once, custom resources validated by their schema
+ * (pruning, defaults, RFC 3339 date-time, CEL and transition rules). Names per kind, labels, annotations, the
+ * resourceVersion precondition and Deployment/Service specs are checked as kube-apiserver does; bearer tokens are
+ * authenticated and requests authorised by the stored RBAC objects (rbac.ts), with owner-reference admission.
+ *
+ * Not modelled (docs/testing.md keeps the list): RBAC escalation checks, Pod/ConfigMap/Secret field validation,
+ * CEL cost budgets, oldSelf inside lists, managed fields and server-side apply (apply patches are merge patches),
+ * strategic merge (approximated by a merge patch: lists are replaced), admission webhooks, quotas, API priority and
+ * fairness. No controllers run: Deployments get no pods and no status unless a test writes them.
  */
 
 type Obj = Record<string, unknown> & { apiVersion?: string; kind?: string; metadata: Meta; status?: unknown };
@@ -92,7 +101,14 @@ const BUILTINS: Omit<ResourceType, "custom">[] = [
   { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true, status: false },
   { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true, status: false },
   { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", kind: "CustomResourceDefinition", namespaced: false, status: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole", namespaced: false, status: false },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", kind: "ClusterRoleBinding", namespaced: false, status: false },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", namespaced: true, status: false },
+  { group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding", namespaced: true, status: false },
 ];
+
+/** The token of `kubeConfig()`'s default user, a cluster admin (system:masters), as a kubeadm admin.conf is. */
+const ADMIN_TOKEN = "test-token";
 
 export interface FakeApiServerOptions {
   /** Directories or files of CRD YAML to serve from the start (e.g. the repository's crds/). */
@@ -120,12 +136,15 @@ export class FakeApiServer {
   private compactedRv = 0;
   private readonly server: http.Server;
   private faults: ((req: RecordedRequest) => number | undefined)[] = [];
+  /** Bearer tokens: a user, or a ServiceAccount that must still exist when the token is presented. */
+  private readonly tokens = new Map<string, UserInfo | { serviceAccount: [namespace: string, name: string] }>([[ADMIN_TOKEN, ADMIN]]);
   readonly requests: RecordedRequest[] = [];
   port = 0;
 
   constructor(private readonly options: FakeApiServerOptions = {}) {
     for (const t of BUILTINS) this.types.set(typeKey(t.group, t.plural), { ...t, custom: false });
     for (const ns of ["default", "kube-system"]) this.createInternal(this.typeOf("", "namespaces"), undefined, { metadata: { name: ns } });
+    for (const role of bootstrapClusterRoles()) this.createInternal(this.typeOf("rbac.authorization.k8s.io", "clusterroles"), undefined, role as unknown as Record<string, unknown>);
     for (const path of options.crdPaths ?? []) {
       for (const doc of loadYamlDocuments(path)) this.createInternal(this.typeOf("apiextensions.k8s.io", "customresourcedefinitions"), undefined, doc);
     }
@@ -150,16 +169,33 @@ export class FakeApiServer {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** A KubeConfig pointing at this server, as a user's kubeconfig would. */
-  kubeConfig(namespace = "default"): k8s.KubeConfig {
+  /** A KubeConfig pointing at this server, as a user's kubeconfig would: a cluster admin's unless `token` is given. */
+  kubeConfig(namespace = "default", token = ADMIN_TOKEN): k8s.KubeConfig {
     const kc = new k8s.KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: "fake", server: this.url, skipTLSVerify: true }],
-      users: [{ name: "tester", token: "test-token" }],
+      users: [{ name: "tester", token }],
       contexts: [{ name: "fake", cluster: "fake", user: "tester", namespace }],
       currentContext: "fake",
     });
     return kc;
+  }
+
+  /**
+   * A token for a ServiceAccount, as the kubelet mounts one in a pod: requests with it act as
+   * system:serviceaccount:<namespace>:<name>, and are 401 once the ServiceAccount is gone.
+   */
+  serviceAccountToken(namespace: string, name: string): string {
+    const token = `sa-${randomBytes(12).toString("hex")}`;
+    this.tokens.set(token, { serviceAccount: [namespace, name] });
+    return token;
+  }
+
+  /** A token for a plain user (as an OIDC or certificate login would give), in `groups` and system:authenticated. */
+  userToken(name: string, groups: string[] = []): string {
+    const token = `user-${randomBytes(12).toString("hex")}`;
+    this.tokens.set(token, { name, groups: [...groups, "system:authenticated"] });
+    return token;
   }
 
   /** End every open watch, as the API server does when a watch times out; clients re-watch from their last resourceVersion. */
@@ -217,24 +253,40 @@ export class FakeApiServer {
     }
     let body = "";
     for await (const chunk of req) body += chunk;
+    const user = this.authenticate(req.headers.authorization);
+    const method = req.method ?? "GET";
+    const route = parseRoute(url.pathname);
+    if (!route) {
+      const denied = authorizePath(this.rbacStore, user, url.pathname);
+      if (denied) throw new ApiError(403, "Forbidden", `forbidden: ${denied}`);
+    }
     if (url.pathname === "/version") return sendJson(res, 200, { major: "1", minor: "31", gitVersion: "v1.31.0-troupe-fake" });
     const discovery = this.discovery(url.pathname);
     if (discovery) return sendJson(res, 200, discovery);
 
-    const route = parseRoute(url.pathname);
     if (!route) throw new ApiError(404, "NotFound", `no route for ${url.pathname}`);
+    const watching = method === "GET" && url.searchParams.get("watch") === "true";
+    const attrs: RequestAttributes = {
+      verb: watching ? "watch" : verbOf(method, route.name !== undefined),
+      group: route.group,
+      resource: route.plural,
+      subresource: route.subresource,
+      namespace: route.namespace,
+      name: route.name,
+    };
+    this.authorizeOrThrow(user, attrs);
     const type = this.typeOf(route.group, route.plural);
     if (type.version !== route.version) throw new ApiError(404, "NotFound", `${route.group}/${route.version} is not served`);
     if (route.namespace !== undefined && !type.namespaced) throw new ApiError(404, "NotFound", `${type.plural} is not namespaced`);
     const namespace = type.namespaced ? route.namespace : undefined;
-    const method = req.method ?? "GET";
+    const admit = (next: Obj, old?: Obj) => this.admitOwnerReferences(user, type, namespace, next, old);
 
     if (!route.name) {
       if (method === "GET" && url.searchParams.get("watch") === "true") return this.watch(type, namespace, url.searchParams, res);
       if (method === "GET") return sendJson(res, 200, this.listObjects(type, namespace, url.searchParams));
       if (method === "POST") {
         if (type.namespaced && namespace === undefined) throw new ApiError(405, "MethodNotAllowed", "create needs a namespace");
-        return sendJson(res, 201, this.createInternal(type, namespace, parseBody(body, record.contentType)));
+        return sendJson(res, 201, this.createInternal(type, namespace, parseBody(body, record.contentType), admit));
       }
       throw new ApiError(405, "MethodNotAllowed", `${method} on a collection is not supported`);
     }
@@ -249,10 +301,10 @@ export class FakeApiServer {
         return sendJson(res, 200, route.subresource === "scale" ? toScale(type, current) : current);
       }
       case "PUT":
-        return sendJson(res, 200, this.write(type, key, route.subresource, () => parseBody(body, record.contentType), true));
+        return sendJson(res, 200, this.write(type, key, route.subresource, () => parseBody(body, record.contentType), true, admit));
       case "PATCH": {
         const patcher = patchFunction(type, body, record.contentType ?? "");
-        return sendJson(res, 200, this.write(type, key, route.subresource, (current) => patcher(current), false));
+        return sendJson(res, 200, this.write(type, key, route.subresource, (current) => patcher(current), false, admit));
       }
       case "DELETE":
         return sendJson(res, 200, this.deleteInternal(type, key, body ? (JSON.parse(body) as { propagationPolicy?: string }).propagationPolicy : url.searchParams.get("propagationPolicy") ?? undefined));
@@ -261,25 +313,97 @@ export class FakeApiServer {
     }
   }
 
+  /** The user a bearer token stands for; no token is system:anonymous, an unknown one (or a deleted ServiceAccount's) 401. */
+  private authenticate(header: string | undefined): UserInfo {
+    if (!header) return ANONYMOUS;
+    const entry = /^Bearer (.+)$/i.exec(header) ? this.tokens.get(header.slice(7).trim()) : undefined;
+    if (entry && "serviceAccount" in entry) {
+      const [namespace, name] = entry.serviceAccount;
+      if (this.store.has(objectKey("", "serviceaccounts", namespace, name))) return serviceAccountUser(namespace, name);
+    } else if (entry) return entry;
+    throw new ApiError(401, "Unauthorized", "Unauthorized");
+  }
+
+  private authorizeOrThrow(user: UserInfo, attrs: RequestAttributes): void {
+    const denied = authorize(this.rbacStore, user, attrs);
+    if (denied) throw forbidden(attrs, denied);
+  }
+
+  /**
+   * The OwnerReferencesPermissionEnforcement admission plugin: setting blockOwnerDeletion on a reference needs
+   * `update` on the owner's `finalizers` subresource.
+   */
+  private admitOwnerReferences(user: UserInfo, type: ResourceType, namespace: string | undefined, next: Obj, old: Obj | undefined): void {
+    const before = old?.metadata.ownerReferences ?? [];
+    for (const ref of (next.metadata.ownerReferences ?? []) as { apiVersion?: string; kind: string; name: string; uid: string; blockOwnerDeletion?: boolean }[]) {
+      if (!ref.blockOwnerDeletion || before.some((b) => b.uid === ref.uid && (b as { blockOwnerDeletion?: boolean }).blockOwnerDeletion)) continue;
+      const owner = [...this.types.values()].find((t) => t.kind === ref.kind && apiVersionOf(t) === ref.apiVersion);
+      if (!owner) continue;
+      const attrs = { verb: "update", group: owner.group, resource: owner.plural, subresource: "finalizers", namespace: owner.namespaced ? namespace : undefined, name: ref.name };
+      const denied = authorize(this.rbacStore, user, attrs);
+      if (denied) {
+        const what = type.group ? `${type.plural}.${type.group}` : type.plural;
+        throw new ApiError(403, "Forbidden", `${what} "${next.metadata.name}" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't set finalizers on: ${denied}, <nil>`, [], { name: next.metadata.name, group: type.group, kind: type.plural });
+      }
+    }
+  }
+
+  /** The stored RBAC objects, read by the authorizer at each request. */
+  private readonly rbacStore = {
+    clusterRoles: () => this.rbacObjects("clusterroles"),
+    clusterRoleBindings: () => this.rbacObjects("clusterrolebindings"),
+    roles: (namespace: string) => this.rbacObjects("roles", namespace),
+    roleBindings: (namespace: string) => this.rbacObjects("rolebindings", namespace),
+  };
+
+  private rbacObjects(plural: string, namespace?: string): RbacObject[] {
+    const prefix = `${typeKey("rbac.authorization.k8s.io", plural)}/${namespace ?? ""}/`;
+    return [...this.store.entries()].filter(([k]) => k.startsWith(prefix)).map(([, o]) => o as unknown as RbacObject);
+  }
+
   private require(key: string, type: ResourceType, name: string): Obj {
     const current = this.store.get(key);
     if (!current) throw new ApiError(404, "NotFound", `${type.plural}${type.group ? "." + type.group : ""} "${name}" not found`);
     return current;
   }
 
+  /**
+   * A list, paged as etcd3 pages it: the `continue` token carries the list's resourceVersion and the last key
+   * returned, every page is read from the snapshot at that resourceVersion (objects deleted or added after the first
+   * page neither vanish from nor appear in later pages), and a token older than the compaction is 410 Expired.
+   */
   private listObjects(type: ResourceType, namespace: string | undefined, params: URLSearchParams): Obj {
     const matches = this.matcher(type, namespace, params);
-    const all = [...this.store.values()].filter((o) => sameType(o, type) && matches(o)).sort((a, b) => objectKey("", "", a.metadata.namespace, a.metadata.name).localeCompare(objectKey("", "", b.metadata.namespace, b.metadata.name)));
+    const token = params.get("continue");
+    const { rv, start } = token ? decodeContinue(token) : { rv: this.rv, start: "" };
+    if (rv < this.compactedRv) {
+      throw new ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.");
+    }
+    const snapshot = rv === this.rv ? this.store : this.storeAt(rv);
+    const all = [...snapshot.entries()]
+      .filter(([key, o]) => key > start && matches(o))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const limit = Number(params.get("limit") ?? 0);
-    const offset = Number(params.get("continue") ?? 0);
-    const items = limit > 0 ? all.slice(offset, offset + limit) : all.slice(offset);
-    const more = limit > 0 && offset + limit < all.length;
+    const page = limit > 0 ? all.slice(0, limit) : all;
+    const rest = all.length - page.length;
     return {
       apiVersion: apiVersionOf(type),
       kind: `${type.kind}List`,
-      metadata: { name: "", resourceVersion: String(this.rv), ...(more ? { continue: String(offset + limit) } : {}) },
-      items,
+      metadata: { name: "", resourceVersion: String(rv), ...(rest > 0 ? { continue: encodeContinue(rv, page[page.length - 1]![0]), remainingItemCount: rest } : {}) },
+      items: page.map(([, o]) => o),
     };
+  }
+
+  /** The store as it was at resourceVersion `rv`, by undoing the retained history newer than it. */
+  private storeAt(rv: number): Map<string, Obj> {
+    const state = new Map(this.store);
+    for (let i = this.history.length - 1; i >= 0 && this.history[i]!.rv > rv; i--) {
+      const event = this.history[i]!;
+      const key = `${event.typeKey}/${event.object.metadata.namespace ?? ""}/${event.object.metadata.name}`;
+      if (event.type === "ADDED") state.delete(key);
+      else state.set(key, event.old!);
+    }
+    return state;
   }
 
   private matcher(type: ResourceType, namespace: string | undefined, params: URLSearchParams): (o: Obj) => boolean {
@@ -346,7 +470,7 @@ export class FakeApiServer {
     for (const w of this.watchers) w(full);
   }
 
-  private createInternal(type: ResourceType, namespace: string | undefined, input: Record<string, unknown>): Obj {
+  private createInternal(type: ResourceType, namespace: string | undefined, input: Record<string, unknown>, admit?: (next: Obj) => void): Obj {
     const obj = structuredClone(input) as Obj;
     obj.metadata = { ...(obj.metadata ?? {}) } as Meta;
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = generatedName(obj.metadata.generateName);
@@ -363,6 +487,9 @@ export class FakeApiServer {
     obj.apiVersion = apiVersionOf(type);
     obj.kind = type.kind;
     this.validate(type, obj);
+    const builtinCauses = validateBuiltin(type.group, type.plural, obj);
+    if (builtinCauses.length) throw invalidError(type, obj.metadata.name, builtinCauses);
+    admit?.(obj);
     Object.assign(obj.metadata, {
       namespace,
       uid: randomUUID(),
@@ -379,7 +506,7 @@ export class FakeApiServer {
   }
 
   /** PUT (`fromBody` ignores the current object) or PATCH of an object or one of its subresources. */
-  private write(type: ResourceType, key: string, subresource: string | undefined, produce: (current: Obj) => Record<string, unknown>, isPut: boolean): Obj {
+  private write(type: ResourceType, key: string, subresource: string | undefined, produce: (current: Obj) => Record<string, unknown>, isPut: boolean, admit?: (next: Obj, old: Obj) => void): Obj {
     const current = this.require(key, type, key.split("/").pop()!);
     const view = subresource === "scale" ? toScale(type, current) : structuredClone(current);
     const input = produce(structuredClone(view)) as Obj;
@@ -410,7 +537,10 @@ export class FakeApiServer {
     next.kind = current.kind;
     const metaCauses = [...checkLabels(next.metadata.labels), ...checkAnnotations(next.metadata.annotations)];
     if (metaCauses.length) throw invalidError(type, current.metadata.name, metaCauses);
-    this.validate(type, next);
+    this.validate(type, next, current);
+    const builtinCauses = subresource === "status" ? [] : validateBuiltin(type.group, type.plural, next, current);
+    if (builtinCauses.length) throw invalidError(type, current.metadata.name, builtinCauses);
+    admit?.(next, current);
     if (isDeepStrictEqual(withoutVolatile(next), withoutVolatile(current))) return subresource === "scale" ? toScale(type, current) : current;
     if (!isDeepStrictEqual(specOf(next), specOf(current))) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
     next.metadata.resourceVersion = String(++this.rv);
@@ -440,7 +570,7 @@ export class FakeApiServer {
     this.store.delete(key);
     const gone = structuredClone(current);
     gone.metadata.resourceVersion = String(++this.rv);
-    this.emit({ type: "DELETED", typeKey: typeKey(type.group, type.plural), object: gone });
+    this.emit({ type: "DELETED", typeKey: typeKey(type.group, type.plural), object: gone, old: current });
     if (type.plural === "namespaces") this.deleteNamespaceContents(current.metadata.name);
     this.collectGarbage(current.metadata.uid!, propagationPolicy ?? "Background");
     return gone;
@@ -476,9 +606,13 @@ export class FakeApiServer {
     });
   }
 
-  private validate(type: ResourceType, obj: Obj): void {
+  private validate(type: ResourceType, obj: Obj, old?: Obj): void {
+    if (type.plural === "customresourcedefinitions" && type.group === "apiextensions.k8s.io") {
+      const causes = checkCrd(obj);
+      if (causes.length) throw invalidError(type, obj.metadata.name, causes);
+    }
     if (!type.validator) return;
-    const causes = type.validator.check(obj);
+    const causes = type.validator.check(obj, old);
     if (causes.length) throw invalidError(type, obj.metadata.name, causes.map((text) => ({ reason: "FieldValueInvalid", field: text.split(":")[0]!, message: text.slice(text.indexOf(":") + 2) })));
   }
 
@@ -534,6 +668,38 @@ function generatedName(base: string): string {
   const alphabet = "bcdfghjklmnpqrstvwxz2456789";
   const suffix = [...randomBytes(5)].map((b) => alphabet[b % alphabet.length]).join("");
   return base.slice(0, 58) + suffix;
+}
+
+/** The RBAC verb of a resource request (watch is told apart by the caller). */
+function verbOf(method: string, named: boolean): string {
+  switch (method) {
+    case "GET": return named ? "get" : "list";
+    case "POST": return "create";
+    case "PUT": return "update";
+    case "PATCH": return "patch";
+    case "DELETE": return named ? "delete" : "deletecollection";
+    default: return method.toLowerCase();
+  }
+}
+
+/** 403 as the API server words it: `deployments.apps "x" is forbidden: User "…" cannot …`. */
+function forbidden(attrs: RequestAttributes, reason: string): ApiError {
+  const what = attrs.group ? `${attrs.resource}.${attrs.group}` : attrs.resource;
+  return new ApiError(403, "Forbidden", `${what}${attrs.name ? ` ${JSON.stringify(attrs.name)}` : ""} is forbidden: ${reason}`, [], { ...(attrs.name ? { name: attrs.name } : {}), group: attrs.group, kind: attrs.resource });
+}
+
+function encodeContinue(rv: number, lastKey: string): string {
+  return Buffer.from(JSON.stringify({ v: "meta.k8s.io/v1", rv, start: `${lastKey}\u0000` })).toString("base64url");
+}
+
+function decodeContinue(token: string): { rv: number; start: string } {
+  try {
+    const { v, rv, start } = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { v?: string; rv?: unknown; start?: unknown };
+    if (v !== "meta.k8s.io/v1" || typeof rv !== "number" || typeof start !== "string") throw new Error("unexpected contents");
+    return { rv, start };
+  } catch (err) {
+    throw new ApiError(400, "BadRequest", `continue key is not valid: ${(err as Error).message}`);
+  }
 }
 
 function typeKey(group: string, plural: string): string {
@@ -664,7 +830,7 @@ function statusBody(err: ApiError): Record<string, unknown> {
     message: err.message,
     reason: err.reason,
     code: err.code,
-    ...(err.causes.length || err.details.name !== undefined ? { details: { ...err.details, ...(err.causes.length ? { causes: err.causes } : {}) } } : {}),
+    ...(err.causes.length || Object.keys(err.details).length ? { details: { ...err.details, ...(err.causes.length ? { causes: err.causes } : {}) } } : {}),
   };
 }
 

@@ -12,6 +12,8 @@ describe("fake API server semantics, through the real client", () => {
   let ns: string;
   let cr: ReturnType<typeof customObjects>;
   const code = (err: unknown) => (err as { code?: number }).code;
+  /** The kubeconfig's bearer token, for raw fetches of watch streams. */
+  const auth = () => ({ headers: { authorization: `Bearer ${kc.getCurrentUser()!.token}` } });
 
   before(async () => {
     fake = await startFakeApiServer({ bookmarkIntervalMs: 50 });
@@ -116,7 +118,7 @@ describe("fake API server semantics, through the real client", () => {
   });
 
   test("watch streams: bookmarks when asked, 410 ERROR for a compacted resourceVersion, selector transitions", async () => {
-    const res = await fetch(`${fake.url}/api/v1/namespaces/${ns}/configmaps?watch=true&allowWatchBookmarks=true&labelSelector=app%3Dx&resourceVersion=0`);
+    const res = await fetch(`${fake.url}/api/v1/namespaces/${ns}/configmaps?watch=true&allowWatchBookmarks=true&labelSelector=app%3Dx&resourceVersion=0`, auth());
     const reader = res.body!.getReader();
     const core = kc.makeApiClient(k8s.CoreV1Api);
     await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "cm", labels: { app: "x" } } } });
@@ -131,7 +133,7 @@ describe("fake API server semantics, through the real client", () => {
     assert.deepEqual(types, ["ADDED", "DELETED"]);
     await reader.cancel();
     fake.compact();
-    const gone = await (await fetch(`${fake.url}/api/v1/namespaces/${ns}/configmaps?watch=true&resourceVersion=1`)).text();
+    const gone = await (await fetch(`${fake.url}/api/v1/namespaces/${ns}/configmaps?watch=true&resourceVersion=1`, auth())).text();
     assert.equal((JSON.parse(gone) as { type: string; object: { code: number } }).object.code, 410);
   });
 
@@ -154,7 +156,11 @@ describe("fake API server semantics, through the real client", () => {
     const apps = kc.makeApiClient(k8s.CustomObjectsApi);
     await apps.createNamespacedCustomObject({
       group: "apps", version: "v1", plural: "deployments", namespace: ns,
-      body: { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "owned", ownerReferences: [{ apiVersion: "troupe.dev/v1alpha1", kind: "WorkerPool", name: "owner", uid: pool.metadata.uid, controller: true }] }, spec: { replicas: 1 } },
+      body: {
+        apiVersion: "apps/v1", kind: "Deployment",
+        metadata: { name: "owned", ownerReferences: [{ apiVersion: "troupe.dev/v1alpha1", kind: "WorkerPool", name: "owner", uid: pool.metadata.uid, controller: true }] },
+        spec: { replicas: 1, selector: { matchLabels: { app: "owned" } }, template: { metadata: { labels: { app: "owned" } }, spec: { containers: [{ name: "w", image: "img:1" }] } } },
+      },
     });
     await cr.patch("workerpools", ns, "owner", { metadata: { finalizers: ["test/hold"] } });
     await cr.delete("workerpools", ns, "owner");
