@@ -20,6 +20,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ default:
   queues: { summary: "show ready / delayed / in-flight / dead-lettered counts per queue", load: () => import("./commands/queues.js") },
   "dead-letters": { summary: "list, show, requeue or purge dead-lettered messages", load: () => import("./commands/dead-letters.js") },
   dashboard: { summary: "serve the web console (queues, charts, dead letters, requeue)", load: () => import("./commands/dashboard.js") },
+  schedules: { summary: "list, pause, resume or trigger periodic schedules", load: () => import("./commands/schedules.js") },
   demo: { summary: "run a local demo on the in-memory broker", load: () => import("./commands/demo.js") },
   operator: { summary: "run the Kubernetes operator", load: () => importCommand("../../operator/cli/operator-command.js") },
   up: { summary: "run WorkerPool manifests on this machine, without Kubernetes", load: () => importCommand("../../operator/cli/up-command.js") },

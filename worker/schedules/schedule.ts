@@ -18,6 +18,24 @@ export interface ScheduleOptions<A extends unknown[]> {
   misfire?: MisfirePolicy;
 }
 
+/** A schedule as the store keeps it (Redis: the hash `<ns>:schedules.defs`), written by each process that runs it. */
+export interface ScheduleDefinition {
+  name: string;
+  actor: string;
+  queue: string;
+  cron?: string;
+  tz?: string;
+  every?: string | number;
+  misfire: MisfirePolicy;
+  args: JsonValue[];
+  kwargs?: Record<string, JsonValue>;
+}
+
+/** The fire times of a stored definition, as the processes that declared it compute them. */
+export function definitionTimetable(definition: ScheduleDefinition): Timetable {
+  return definition.cron !== undefined ? cronTimetable(definition.cron, definition.tz ?? "UTC") : intervalTimetable(definition.every!);
+}
+
 /** `schedule(actor, { every: "30s" })`: a period (see parseEvery) instead of a cron expression. */
 export interface Every {
   every: string | number;
@@ -39,7 +57,7 @@ export class Schedule {
 
   constructor(
     readonly actor: Pick<Actor<never[], unknown>, "actorName" | "queueName" | "messageWithOptions">,
-    when: string | Every,
+    readonly when: string | Every,
     private readonly options: ScheduleOptions<unknown[]> = {},
   ) {
     for (const key of Object.keys(options)) {
@@ -77,6 +95,20 @@ export class Schedule {
       kwargs: this.options.kwargs,
       options: { [SCHEDULE_OPTION]: this.name, [SCHEDULE_TICK_OPTION]: tick },
     });
+  }
+
+  /** What the store keeps of the schedule for `troupe schedules`, which reads it without the actor's code. */
+  definition(): ScheduleDefinition {
+    const when = typeof this.when === "string" ? { cron: this.when.trim(), tz: this.options.tz ?? "UTC" } : { every: this.when.every };
+    return {
+      name: this.name,
+      actor: this.actorName,
+      queue: this.queueName,
+      ...when,
+      misfire: this.misfire,
+      args: (this.options.args ?? []) as JsonValue[],
+      ...(this.options.kwargs ? { kwargs: this.options.kwargs } : {}),
+    };
   }
 
   /** The next `n` fire times (epoch ms) after `after`. */

@@ -32,6 +32,7 @@ export class Scheduler {
 
   async start(): Promise<void> {
     await this.store.connect();
+    await this.store.declare(this.schedules.map((s) => s.definition()));
     for (const schedule of this.schedules) {
       const now = Date.now();
       if (schedule.misfire !== "skip") {
@@ -83,6 +84,7 @@ export class Scheduler {
 
   private async fireOnce(schedule: Schedule, tick: number): Promise<void> {
     const outcome = await this.store.fire(schedule, tick, schedule.message(tick));
+    if (outcome.paused) log.debug("schedule paused: tick skipped", { schedule: schedule.name, tick: new Date(tick).toISOString() });
     if (!outcome.fired) return;
     const labels = { schedule: schedule.name, actor_name: schedule.actorName };
     workerMetrics().scheduleFires.inc(labels);

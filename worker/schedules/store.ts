@@ -10,7 +10,7 @@ import { nodeCrypto } from "../lazy.js";
 import { redactUrl } from "../logging.js";
 import type { Message } from "../message.js";
 import { parseServiceUrl } from "../setup.js";
-import type { Schedule } from "./schedule.js";
+import type { Schedule, ScheduleDefinition } from "./schedule.js";
 
 /** The last tick of a schedule that fired, as kept in the store (Redis: the hash `<ns>:schedules`). */
 export interface FireRecord {
@@ -25,6 +25,8 @@ export interface FireRecord {
 export interface FireOutcome {
   /** This process won the tick and its message was enqueued. */
   fired: boolean;
+  /** This process won the tick of a paused schedule: nothing was enqueued. */
+  paused?: boolean;
   /** The tick recorded before this call, if any (the firer counts the ticks in between as misfires). */
   previous: number | undefined;
 }
@@ -38,8 +40,27 @@ export interface ScheduleStore {
   connect(): Promise<void>;
   /** Elect this process for `tick` of `schedule` and, if elected, enqueue `message`. */
   fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome>;
+  /** Keep what `troupe schedules` shows of these schedules (each process that runs them writes them at start). */
+  declare(definitions: ScheduleDefinition[]): Promise<void>;
+  definitions(): Promise<Map<string, DeclaredSchedule>>;
   records(): Promise<Map<string, FireRecord>>;
+  paused(): Promise<Map<string, PauseRecord>>;
+  /** Pause (no tick fires, none is fired late on resume) or resume a schedule; false when it already was. */
+  setPaused(name: string, paused: boolean): Promise<boolean>;
+  /** Drop everything the store keeps of a schedule no process declares any more; false when it knew none. */
+  forget(name: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A definition as stored: who wrote it last, and when. */
+export interface DeclaredSchedule extends ScheduleDefinition {
+  declaredBy: string;
+  declaredAt: number;
+}
+
+export interface PauseRecord {
+  since: number;
+  by: string;
 }
 
 export const FIRED_BY = `${hostname()}:${process.pid}`;
@@ -78,15 +99,44 @@ class RedisElection {
     if (publish) argv.push(publish.redisId, publish.body);
     try {
       const [fired, previous] = await this.client.troupeScheduleFire(this.namespace, ...argv);
-      return { fired: fired === 1, previous: previous < 0 ? undefined : previous };
+      return { fired: fired === 1, paused: fired === 2, previous: previous < 0 ? undefined : previous };
     } catch (err) {
       throw asBrokerError(err, `schedule ${schedule.name}: election for tick ${new Date(tick).toISOString()} failed`);
     }
   }
 
-  async records(): Promise<Map<string, FireRecord>> {
-    const raw = await this.client.hgetall(`${this.namespace}:schedules`);
-    return new Map(Object.entries(raw).map(([name, json]) => [name, JSON.parse(json) as FireRecord]));
+  private async hash<T>(suffix: string): Promise<Map<string, T>> {
+    const raw = await this.client.hgetall(`${this.namespace}:${suffix}`);
+    return new Map(Object.entries(raw).map(([name, json]) => [name, JSON.parse(json) as T]));
+  }
+
+  records(): Promise<Map<string, FireRecord>> {
+    return this.hash("schedules");
+  }
+
+  definitions(): Promise<Map<string, DeclaredSchedule>> {
+    return this.hash("schedules.defs");
+  }
+
+  paused(): Promise<Map<string, PauseRecord>> {
+    return this.hash("schedules.paused");
+  }
+
+  async declare(definitions: ScheduleDefinition[]): Promise<void> {
+    if (definitions.length === 0) return;
+    const declared = definitions.map((d): [string, string] => [d.name, JSON.stringify({ ...d, declaredBy: FIRED_BY, declaredAt: Date.now() } satisfies DeclaredSchedule)]);
+    await this.client.hset(`${this.namespace}:schedules.defs`, Object.fromEntries(declared));
+  }
+
+  async setPaused(name: string, paused: boolean): Promise<boolean> {
+    const key = `${this.namespace}:schedules.paused`;
+    if (!paused) return (await this.client.hdel(key, name)) === 1;
+    return (await this.client.hsetnx(key, name, JSON.stringify({ since: Date.now(), by: FIRED_BY } satisfies PauseRecord))) === 1;
+  }
+
+  async forget(name: string): Promise<boolean> {
+    const removed = await this.client.multi().hdel(`${this.namespace}:schedules.defs`, name).hdel(`${this.namespace}:schedules`, name).hdel(`${this.namespace}:schedules.paused`, name).hdel(`${this.namespace}:schedules.skipped`, name).exec();
+    return (removed ?? []).some(([err, count]) => !err && count === 1);
   }
 
   async close(): Promise<void> {
@@ -95,21 +145,57 @@ class RedisElection {
   }
 }
 
+/** What both Redis stores share: the election's keys, read and written the same way. */
+abstract class RedisScheduleStore implements ScheduleStore {
+  abstract readonly description: string;
+
+  constructor(protected readonly election: RedisElection) {}
+
+  abstract fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome>;
+
+  connect(): Promise<void> {
+    return this.election.connect();
+  }
+
+  declare(definitions: ScheduleDefinition[]): Promise<void> {
+    return this.election.declare(definitions);
+  }
+
+  definitions(): Promise<Map<string, DeclaredSchedule>> {
+    return this.election.definitions();
+  }
+
+  records(): Promise<Map<string, FireRecord>> {
+    return this.election.records();
+  }
+
+  paused(): Promise<Map<string, PauseRecord>> {
+    return this.election.paused();
+  }
+
+  setPaused(name: string, paused: boolean): Promise<boolean> {
+    return this.election.setPaused(name, paused);
+  }
+
+  forget(name: string): Promise<boolean> {
+    return this.election.forget(name);
+  }
+
+  close(): Promise<void> {
+    return this.election.close();
+  }
+}
+
 /**
  * On a Redis broker: election, record and enqueue are one Lua script, so a tick is enqueued exactly once — no
  * crash can fall between winning a tick and publishing its message. Middleware see the publication as usual.
  */
-export class RedisBrokerScheduleStore implements ScheduleStore {
+export class RedisBrokerScheduleStore extends RedisScheduleStore {
   readonly description: string;
-  private readonly election: RedisElection;
 
   constructor(private readonly broker: RedisBroker) {
-    this.election = new RedisElection(broker.connection, broker.namespace);
+    super(new RedisElection(broker.connection, broker.namespace));
     this.description = `${broker.displayUrl} (namespace ${broker.namespace})`;
-  }
-
-  connect(): Promise<void> {
-    return this.election.connect();
   }
 
   async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
@@ -121,14 +207,6 @@ export class RedisBrokerScheduleStore implements ScheduleStore {
     if (outcome.fired) await this.broker.emitAfter("afterEnqueue", sent, undefined);
     return outcome;
   }
-
-  records(): Promise<Map<string, FireRecord>> {
-    return this.election.records();
-  }
-
-  close(): Promise<void> {
-    return this.election.close();
-  }
 }
 
 /**
@@ -139,21 +217,16 @@ export class RedisBrokerScheduleStore implements ScheduleStore {
  * killed between winning a tick and the broker's confirm (one publish round trip) loses that tick; nothing can
  * double it, since the record is written with the election.
  */
-export class ClaimScheduleStore implements ScheduleStore {
+export class ClaimScheduleStore extends RedisScheduleStore {
   readonly description: string;
-  private readonly election: RedisElection;
 
   constructor(
     private readonly broker: Broker,
     url: string,
     namespace: string,
   ) {
-    this.election = new RedisElection({ url }, namespace);
+    super(new RedisElection({ url }, namespace));
     this.description = `${redactUrl(url)} (namespace ${namespace}), publishing on ${broker.displayUrl}`;
-  }
-
-  connect(): Promise<void> {
-    return this.election.connect();
   }
 
   async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
@@ -161,35 +234,59 @@ export class ClaimScheduleStore implements ScheduleStore {
     if (outcome.fired) await this.broker.enqueue(message);
     return outcome;
   }
-
-  records(): Promise<Map<string, FireRecord>> {
-    return this.election.records();
-  }
-
-  close(): Promise<void> {
-    return this.election.close();
-  }
 }
 
 /** The memory broker lives in one process: so does its election. */
 export class MemoryScheduleStore implements ScheduleStore {
   readonly description = "memory (this process)";
   private readonly fired = new Map<string, FireRecord>();
+  private readonly skipped = new Map<string, number>();
+  private readonly declared = new Map<string, DeclaredSchedule>();
+  private readonly pauses = new Map<string, PauseRecord>();
 
   constructor(private readonly broker: Broker) {}
 
   async connect(): Promise<void> {}
 
   async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
-    const previous = this.fired.get(schedule.name)?.tick;
-    if (previous !== undefined && previous >= tick) return { fired: false, previous };
+    const previous = Math.max(this.fired.get(schedule.name)?.tick ?? -1, this.skipped.get(schedule.name) ?? -1);
+    const outcome = { fired: false, previous: previous < 0 ? undefined : previous };
+    if (previous >= tick) return outcome;
+    if (this.pauses.has(schedule.name)) {
+      this.skipped.set(schedule.name, tick);
+      return { ...outcome, paused: true };
+    }
     this.fired.set(schedule.name, recordFor(tick, message));
     await this.broker.enqueue(message);
-    return { fired: true, previous };
+    return { ...outcome, fired: true };
+  }
+
+  async declare(definitions: ScheduleDefinition[]): Promise<void> {
+    for (const d of definitions) this.declared.set(d.name, { ...d, declaredBy: FIRED_BY, declaredAt: Date.now() });
+  }
+
+  async definitions(): Promise<Map<string, DeclaredSchedule>> {
+    return new Map(this.declared);
   }
 
   async records(): Promise<Map<string, FireRecord>> {
     return new Map(this.fired);
+  }
+
+  async paused(): Promise<Map<string, PauseRecord>> {
+    return new Map(this.pauses);
+  }
+
+  async setPaused(name: string, paused: boolean): Promise<boolean> {
+    if (!paused) return this.pauses.delete(name);
+    if (this.pauses.has(name)) return false;
+    this.pauses.set(name, { since: Date.now(), by: FIRED_BY });
+    return true;
+  }
+
+  async forget(name: string): Promise<boolean> {
+    const known = [this.declared, this.fired, this.pauses, this.skipped].map((map) => map.delete(name));
+    return known.some(Boolean);
   }
 
   async close(): Promise<void> {}

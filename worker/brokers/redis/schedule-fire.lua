@@ -4,8 +4,11 @@
 -- KEYS[1] = namespace. ARGV = now, schedule name, tick (epoch ms), election ttl (ms), queue_name, fired_by,
 -- record (JSON with "tick", kept in the hash `ns:schedules` under the schedule's name), then either nothing
 -- (claim only: the caller publishes elsewhere, e.g. on RabbitMQ) or redis_message_id and body.
--- Returns {1 if elected else 0, the previously recorded tick or -1}. A tick at or before the recorded one is
--- refused even after its election key expired, so a late or resent call never fires twice.
+-- Returns {1 if elected, 0 if not, 2 if elected while the schedule is paused; the previous tick or -1}. A tick at
+-- or before the recorded one is refused even after its election key expired, so a late or resent call never
+-- fires twice. A paused schedule (its name in the hash `ns:schedules.paused`, set by `troupe schedules pause`)
+-- fires nothing: its elected tick is kept in `ns:schedules.skipped` instead, so that a paused tick is not fired
+-- late after a resume and the ticks it skipped on purpose are not counted as misfires.
 -- @include push-ids
 
 local ns = KEYS[1]
@@ -13,16 +16,20 @@ local name = ARGV[2]
 local tick = tonumber(ARGV[3])
 local records = ns .. ":schedules"
 
-local previous = -1
+local previous = tonumber(redis.call("hget", ns .. ":schedules.skipped", name)) or -1
 local recorded = redis.call("hget", records, name)
 if recorded then
-  previous = tonumber(cjson.decode(recorded).tick) or -1
+  previous = math.max(previous, tonumber(cjson.decode(recorded).tick) or -1)
 end
 if previous >= tick then
   return {0, previous}
 end
 if not redis.call("set", ns .. ":schedule:" .. name .. ":" .. ARGV[3], ARGV[6], "NX", "PX", ARGV[4]) then
   return {0, previous}
+end
+if redis.call("hexists", ns .. ":schedules.paused", name) == 1 then
+  redis.call("hset", ns .. ":schedules.skipped", name, ARGV[3])
+  return {2, previous}
 end
 redis.call("hset", records, name, ARGV[7])
 if #ARGV >= 9 then
