@@ -90,7 +90,14 @@ export interface WorkerPoolSpec {
   modules: string[];
   queues?: string[];
   actorSelector?: LabelSelector;
-  broker: { secretRef: SecretRef };
+  broker: {
+    secretRef: SecretRef;
+    /**
+     * RabbitMQ: the management API the autoscaler reads in-flight (unacked) counts from. `url` (http(s)://host:15672)
+     * inline or under the Secret's `url` key; the Secret's `username` and `password` keys are its credentials.
+     */
+    management?: { url?: string; secretRef?: { name: string } };
+  };
   /** RabbitMQ: the queue type the pool's workers declare (TROUPE_RABBITMQ_QUEUE_TYPE); default classic, as Dramatiq. */
   queueType?: "classic" | "quorum";
   results?: { secretRef: SecretRef };

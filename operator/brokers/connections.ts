@@ -1,4 +1,5 @@
 import type { Broker, QueueStats } from "../../worker/broker.js";
+import type { RabbitmqBrokerOptions } from "../../worker/brokers/rabbitmq.js";
 import { defaultMiddleware } from "../../worker/middleware/defaults.js";
 import { Results } from "../../worker/middleware/results.js";
 import { createBroker } from "../../worker/setup.js";
@@ -12,7 +13,11 @@ export type BrokerFactory = (url: string) => Broker;
  */
 export function operatorBroker(url: string): Broker {
   const middleware = defaultMiddleware().map((m) => (m instanceof Results ? new Results({ checkOnEnqueue: false }) : m));
-  return createBroker(url, { middleware });
+  // The brokers never call the RabbitMQ management API themselves (an empty URL: none, whatever
+  // TROUPE_RABBITMQ_MANAGEMENT_URL says): the backlog reader does, per pool, so that a failing management API costs
+  // only the in-flight figure instead of the whole reading.
+  const options: RabbitmqBrokerOptions = { middleware, managementUrl: "" };
+  return createBroker(url, options);
 }
 
 /**

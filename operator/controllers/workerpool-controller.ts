@@ -10,7 +10,9 @@ import { poolDeployment, poolMetricsService, poolPodMonitor, TEMPLATE_HASH } fro
 import { poolStatus, type PoolOutcome } from "../resources/workerpool-status.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { deletionCosts, POD_DELETION_COST } from "../scaling/deletion-cost.js";
-import { scrapeLoad, totalProcessed, type WorkerLoad } from "../scaling/pod-load.js";
+import { managementUrlOf, type ManagementEndpoint } from "../brokers/management-url.js";
+import type { BacklogCompleteness } from "../scaling/backlog-sizer.js";
+import { scrapeLoad, type WorkerLoad } from "../scaling/pod-load.js";
 import { splitKey, type OperatorContext } from "./context.js";
 
 const log = getLogger("operator.workerpool");
@@ -85,9 +87,11 @@ export class WorkerPoolReconciler {
     const found = await this.ctx.api.get<Deployment>(DEPLOYMENTS, namespace, name);
     const deployment = ours(pool, found) ? found : undefined;
     const current = deployment?.spec?.replicas ?? (autoscaling ? autoscaling.minReplicas : (pool.spec.replicas ?? 1));
-    // Pod loads measure throughput (processed counters) and pick the pods to remove; read once per poll when needed.
-    let loads = autoscaling?.targetDrainSeconds !== undefined && deployment ? await this.podLoads(namespace, name) : undefined;
-    const decision = await this.decide(pool, { key, brokerUrl, queues, current, invalid: problems.length > 0, loads });
+    // Pod loads (read once per poll) keep busy pods, stand in for in-flight counts a broker cannot give, measure
+    // throughput and pick the pods to remove.
+    let loads = autoscaling && deployment ? await this.podLoads(namespace, name) : undefined;
+    const management = autoscaling ? await managementUrlOf(pool.spec, (secret, key) => this.ctx.api.secretValue(namespace, secret, key)) : {};
+    const decision = await this.decide(pool, { key, brokerUrl, queues, current, invalid: problems.length > 0, loads, management });
     const brokerProblem = secretProblem ?? decision.brokerProblem;
 
     // An invalid spec holds what exists: never start workers on a guess (an empty queue list means every queue).
@@ -101,7 +105,7 @@ export class WorkerPoolReconciler {
         (await rejected("PodMonitor", () => this.ensurePodMonitor(pool)));
     }
     const desired = applied?.spec?.replicas ?? current;
-    await this.report(pool, { current, desired, reason: decision.reason, message: decision.message, problems, rejection, brokerProblem, stats: decision.stats, throughput: decision.throughput, deploymentStatus: applied?.status }, { existed: Boolean(applied), recommended: decision.recommended }, now);
+    await this.report(pool, { current, desired, reason: decision.reason, message: decision.message, problems, rejection, brokerProblem, stats: decision.stats, throughput: decision.throughput, completeness: decision.completeness, deploymentStatus: applied?.status }, { existed: Boolean(applied), recommended: decision.recommended }, now);
     if (rejection) return { backoff: true };
     return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
   };
@@ -120,13 +124,14 @@ export class WorkerPoolReconciler {
   /** Read the queues and decide the size (autoscaled), or take spec.replicas (manual); an invalid spec holds. */
   private async decide(
     pool: WorkerPool,
-    { key, brokerUrl, queues, current, invalid, loads }: { key: string; brokerUrl?: string; queues: string[]; current: number; invalid: boolean; loads?: { load: WorkerLoad | undefined }[] },
-  ): Promise<{ desired: number; recommended: number; reason: string; message: string; stats?: QueueStats[]; throughput?: number; brokerProblem?: { reason: string; message: string } }> {
+    { key, brokerUrl, queues, current, invalid, loads, management }: { key: string; brokerUrl?: string; queues: string[]; current: number; invalid: boolean; loads?: { load: WorkerLoad | undefined }[]; management?: ManagementEndpoint },
+  ): Promise<{ desired: number; recommended: number; reason: string; message: string; stats?: QueueStats[]; throughput?: number; brokerProblem?: { reason: string; message: string }; completeness?: BacklogCompleteness }> {
     const autoscaling = autoscalingWithDefaults(pool.spec.autoscaling);
     if (autoscaling && !invalid) {
-      const processed = loads ? totalProcessed(loads.map((l) => l.load)) : undefined;
-      const { decision, stats, error } = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: this.ctx.now().getTime(), processed });
+      const pods = loads?.map((l) => l.load);
+      const { decision, stats, error, completeness } = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: this.ctx.now().getTime(), management, pods });
       return {
+        completeness,
         desired: decision.replicas,
         recommended: decision.recommended,
         reason: decision.reason,

@@ -6,11 +6,11 @@ import { getLogger, redactUrl } from "../../worker/logging.js";
 import { autoscalingWithDefaults, type WorkerPool } from "../api/types.js";
 import { workerPoolProblems } from "../api/validate.js";
 import { BrokerConnections, type BrokerFactory } from "../brokers/connections.js";
+import { managementUrlOf, type ManagementEndpoint } from "../brokers/management-url.js";
 import { actorOverrides } from "../controllers/actor-controller.js";
 import { poolQueues } from "../controllers/workerpool-controller.js";
 import { ACTORS_FILE } from "../resources/labels.js";
 import { brokerSettingsEnv, workerArgs } from "../resources/workerpool.js";
-import { totalProcessed } from "../scaling/pod-load.js";
 import { BacklogSizer } from "../scaling/backlog-sizer.js";
 import { LocalPipelines } from "./local-pipelines.js";
 import { LocalPool } from "./local-pool.js";
@@ -32,6 +32,10 @@ const log = getLogger("up");
 interface RunningPool {
   pool: WorkerPool;
   local: LocalPool;
+  /** RabbitMQ management API for the pool's in-flight counts. */
+  management: ManagementEndpoint;
+  /** The last "part of the backlog could not be read" logged, so each change is logged once. */
+  backlogGap?: string;
   timer?: NodeJS.Timeout;
 }
 
@@ -98,7 +102,9 @@ export class LocalRunner {
         onCrash: this.options.report,
         stdio: this.options.stdio,
       });
-      const entry: RunningPool = { pool, local };
+      const management = await managementUrlOf(pool.spec, (name, key) => this.manifests.secrets.get(`${name}/${key}`));
+      if (management.problem) throw new Error(`WorkerPool ${pool.metadata.name}: ${management.problem}`);
+      const entry: RunningPool = { pool, local, management };
       this.running.push(entry);
       log.info("pool started", { pool: pool.metadata.name, queues, broker: redactUrl(brokerUrl) });
       await this.tick(entry, queues, brokerUrl);
@@ -115,8 +121,13 @@ export class LocalRunner {
     }
     const current = local.size;
     try {
-      const processed = autoscaling.targetDrainSeconds !== undefined ? totalProcessed((await local.replicaLoads()).map((l) => l.load)) : undefined;
-      const { decision, error } = await this.scaler.evaluate({ key: pool.metadata.name, spec: autoscaling, brokerUrl, queues, currentReplicas: current, processed });
+      // Every poll: the replicas' in-progress gauges keep busy ones from being stopped and stand in for in-flight
+      // counts the broker cannot give (RabbitMQ without its management API).
+      const pods = (await local.replicaLoads()).map((l) => l.load);
+      const { decision, error, completeness } = await this.scaler.evaluate({ key: pool.metadata.name, spec: autoscaling, brokerUrl, queues, currentReplicas: current, management: entry.management, pods });
+      const gap = completeness && !completeness.complete ? completeness.message : undefined;
+      if (gap !== undefined && gap !== entry.backlogGap) log.warn("part of the backlog could not be read; the pool does not shrink", { pool: pool.metadata.name, detail: gap });
+      entry.backlogGap = gap;
       if (error) log.warn("queue depth unavailable; holding the pool's size", { pool: pool.metadata.name, error: error.message });
       if (decision.replicas !== current) {
         this.options.report?.(`${pool.metadata.name}: ${current} → ${decision.replicas} replicas (${decision.message})`);
@@ -152,6 +163,7 @@ export class LocalRunner {
     for (const entry of this.running) clearTimeout(entry.timer);
     await this.pipelines?.stop();
     await Promise.all(this.running.map((e) => e.local.close()));
+    await this.scaler.close();
     await this.connections.close();
     if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 import type { QueueStats } from "../../worker/broker.js";
 import { setCondition } from "../api/conditions.js";
 import type { WorkerPool, WorkerPoolStatus } from "../api/types.js";
+import type { BacklogCompleteness } from "../scaling/backlog-sizer.js";
 import { poolSelectorLabels, selectorString } from "./labels.js";
 
 /** What one reconcile of a pool found and did, as its status reports it. */
@@ -16,6 +17,8 @@ export interface PoolOutcome {
   brokerProblem?: { reason: string; message: string };
   stats?: QueueStats[];
   throughput?: number;
+  /** Autoscaled pools whose broker answered: whether the whole backlog was read. */
+  completeness?: BacklogCompleteness;
   deploymentStatus?: { replicas?: number; readyReplicas?: number };
 }
 
@@ -39,6 +42,12 @@ export function poolStatus(pool: WorkerPool, outcome: PoolOutcome, now: Date): W
     : stats
       ? { type: "BrokerReachable", status: "True", reason: "QueueDepthRead", message: `read ${stats.length} queues`, observedGeneration }
       : { type: "BrokerReachable", status: "Unknown", reason: "NotRead", message: "queue depth not read", observedGeneration }, now);
+  if (outcome.completeness) {
+    const { complete, reason: why, message: detail } = outcome.completeness;
+    conditions = setCondition(conditions, { type: "BacklogComplete", status: complete ? "True" : "False", reason: why, message: complete ? detail : `${detail}: the pool does not scale down`, observedGeneration }, now);
+  } else if (brokerProblem && pool.spec.autoscaling) {
+    conditions = setCondition(conditions, { type: "BacklogComplete", status: "Unknown", reason: "BrokerUnreachable", message: "the broker could not be read", observedGeneration }, now);
+  }
   const status: WorkerPoolStatus = {
     observedGeneration,
     replicas: outcome.deploymentStatus?.replicas ?? 0,

@@ -1,14 +1,26 @@
-import type { QueueStats } from "../../worker/broker.js";
+import { qName } from "../../worker/queues.js";
 import type { AutoscalingSpec } from "../api/types.js";
+import { BacklogReader, type BrokerBacklog, type QueueBacklog } from "../brokers/backlog.js";
 import type { BrokerConnections } from "../brokers/connections.js";
-import { SizeDecider, type SizeDecision } from "./size-decider.js";
+import type { ManagementEndpoint } from "../brokers/management-url.js";
+import { totalProcessed, type WorkerLoad } from "./pod-load.js";
+import { SizeDecider, type BacklogReading, type SizeDecision } from "./size-decider.js";
+
+/** Whether the whole backlog was read: the pool's `BacklogComplete` condition. */
+export interface BacklogCompleteness {
+  complete: boolean;
+  reason: "AllRead" | "InFlightFromWorkers" | "InFlightUnknown";
+  message: string;
+}
 
 export interface PoolEvaluation {
   decision: SizeDecision;
-  /** Per-queue depth, when the broker answered. */
-  stats?: QueueStats[];
+  /** Per-queue depth, when the broker answered (in-flight at least what the workers report running). */
+  stats?: QueueBacklog[];
   /** Why the depth is missing (broker unreachable, no credentials). */
   error?: Error;
+  /** Set when the broker answered. */
+  completeness?: BacklogCompleteness;
 }
 
 /**
@@ -17,8 +29,11 @@ export interface PoolEvaluation {
  */
 export class BacklogSizer {
   private readonly deciders = new Map<string, SizeDecider>();
+  private readonly reader: BacklogReader;
 
-  constructor(private readonly connections: BrokerConnections) {}
+  constructor(connections: BrokerConnections) {
+    this.reader = new BacklogReader(connections);
+  }
 
   async evaluate(args: {
     key: string;
@@ -28,14 +43,18 @@ export class BacklogSizer {
     queues: readonly string[];
     currentReplicas: number;
     now?: number;
-    processed?: number;
+    /** RabbitMQ: the management API, when one is configured. */
+    management?: ManagementEndpoint;
+    /** What each of the pool's pods reports (undefined: unreachable); not given when the pods were not read. */
+    pods?: readonly (WorkerLoad | undefined)[];
   }): Promise<PoolEvaluation> {
-    let stats: QueueStats[] | undefined;
+    const now = args.now ?? Date.now();
+    let read: BrokerBacklog | undefined;
     let error: Error | undefined;
     if (args.brokerUrl === undefined) error = new Error("no broker URL");
     else {
       try {
-        stats = await this.connections.queueStats(args.brokerUrl, args.queues);
+        read = await this.reader.read(args.brokerUrl, args.queues, { dueBy: now + args.spec.delayedHorizonSeconds * 1000, management: args.management });
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));
       }
@@ -45,18 +64,49 @@ export class BacklogSizer {
       decider = new SizeDecider();
       this.deciders.set(args.key, decider);
     }
-    const reading = stats
-      ? { backlog: sum(stats, (s) => s.ready + s.inFlight), delayedUnknownEta: sum(stats, (s) => s.delayed), processed: args.processed }
-      : { backlog: undefined };
-    const decision = decider.decide(args.spec, reading, args.currentReplicas, args.now ?? Date.now());
-    return { decision, stats, error };
+    const processed = args.pods ? totalProcessed(args.pods) : undefined;
+    const signals = read ? backlogSignals(read, args.pods) : undefined;
+    const reading: BacklogReading = signals ? { ...signals.reading, processed } : { backlog: undefined };
+    const decision = decider.decide(args.spec, reading, args.currentReplicas, now);
+    return { decision, stats: signals?.queues, error, completeness: signals?.completeness };
   }
 
   forget(key: string): void {
     this.deciders.delete(key);
   }
+
+  close(): Promise<void> {
+    return this.reader.close();
+  }
 }
 
-function sum(stats: readonly QueueStats[], of: (s: QueueStats) => number): number {
-  return stats.reduce((total, s) => total + of(s), 0);
+/**
+ * The decision's signals from what the broker and the pods said. In-flight per queue is the larger of the broker's
+ * figure and the sum of the pods' `dramatiq_messages_inprogress`: the broker's may be stale (the management API) or
+ * missing (RabbitMQ without it), and a message a pod is running is work whatever the broker shows. Where the broker
+ * cannot see in-flight at all, the pods' figure is the whole of it, so the reading is complete only if every pod
+ * answered.
+ */
+export function backlogSignals(read: BrokerBacklog, pods: readonly (WorkerLoad | undefined)[] | undefined): { reading: Omit<BacklogReading, "processed">; queues: QueueBacklog[]; completeness: BacklogCompleteness } {
+  const known = (pods ?? []).filter((p): p is WorkerLoad => p !== undefined);
+  const running = (queue: string) => known.reduce((n, p) => n + Object.entries(p.inFlightByQueue).reduce((m, [q, v]) => (qName(q) === queue ? m + v : m), 0), 0);
+  const queues = read.queues.map((q) => ({ ...q, inFlight: Math.max(q.inFlight, running(q.queue)) }));
+  const sum = (of: (q: QueueBacklog) => number) => queues.reduce((n, q) => n + of(q), 0);
+  const unanswered = (pods?.length ?? 0) - known.length;
+  let completeness: BacklogCompleteness;
+  if (read.inFlightUnseen === undefined) completeness = { complete: true, reason: "AllRead", message: `ready, in-flight and delayed messages of ${queues.length} queues read from the broker` };
+  else if (pods === undefined) completeness = { complete: false, reason: "InFlightUnknown", message: `in-flight messages unknown: ${read.inFlightUnseen}, and the workers' gauges were not read` };
+  else if (unanswered > 0) completeness = { complete: false, reason: "InFlightUnknown", message: `in-flight messages partly unknown: ${read.inFlightUnseen}, and ${unanswered} of ${pods.length} pods did not answer on their metrics port` };
+  else completeness = { complete: true, reason: "InFlightFromWorkers", message: `in-flight messages from the ${pods.length} pods' dramatiq_messages_inprogress: ${read.inFlightUnseen}` };
+  return {
+    reading: {
+      backlog: sum((q) => q.ready + q.inFlight),
+      delayedDue: sum((q) => q.delayedDue),
+      delayedUnknownEta: sum((q) => q.delayedUnknownEta),
+      busyPods: pods === undefined ? undefined : known.filter((p) => p.inFlight > 0).length,
+      complete: completeness.complete,
+    },
+    queues,
+    completeness,
+  };
 }

@@ -8,20 +8,41 @@ export const PROCESSED_METRIC = "dramatiq_messages_total";
 /** What one worker (pod or local process) reports about its work. */
 export interface WorkerLoad {
   inFlight: number;
+  /** In-flight messages per canonical queue (the gauge's `queue_name` label). */
+  inFlightByQueue: Record<string, number>;
   processed: number;
 }
 
 /** Sum of every series of a metric in a Prometheus text exposition; undefined when the metric is absent. */
 export function sumMetric(text: string, name: string): number | undefined {
-  let total: number | undefined;
+  const series = metricSeries(text, name);
+  return series.length ? series.reduce((total, s) => total + s.value, 0) : undefined;
+}
+
+/** A metric's series summed by the value of one label (series without it are left out). */
+export function sumMetricBy(text: string, name: string, label: string): Record<string, number> {
+  const sums: Record<string, number> = {};
+  for (const s of metricSeries(text, name)) {
+    const key = s.labels[label];
+    if (key !== undefined) sums[key] = (sums[key] ?? 0) + s.value;
+  }
+  return sums;
+}
+
+function metricSeries(text: string, name: string): { labels: Record<string, string>; value: number }[] {
+  const series: { labels: Record<string, string>; value: number }[] = [];
   for (const line of text.split("\n")) {
     if (!line.startsWith(name)) continue;
     const rest = line.slice(name.length);
     if (rest[0] !== " " && rest[0] !== "{") continue;
+    const labelText = /^\{([^}]*)\}/.exec(rest)?.[1] ?? "";
     const value = Number(rest.replace(/^\{[^}]*\}/, "").trim().split(/\s+/)[0]);
-    if (Number.isFinite(value)) total = (total ?? 0) + value;
+    if (!Number.isFinite(value)) continue;
+    const labels: Record<string, string> = {};
+    for (const m of labelText.matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_e, c: string) => (c === "n" ? "\n" : c));
+    series.push({ labels, value });
   }
-  return total;
+  return series;
 }
 
 /** A worker's load from its `/metrics`; undefined when it cannot be read. */
@@ -30,7 +51,7 @@ export async function scrapeLoad(url: string, timeoutMs = 1000): Promise<WorkerL
     const res = await withTimeout(fetch(url), timeoutMs, `scraping ${url}`);
     if (!res.ok) return undefined;
     const text = await res.text();
-    return { inFlight: sumMetric(text, IN_PROGRESS_METRIC) ?? 0, processed: sumMetric(text, PROCESSED_METRIC) ?? 0 };
+    return { inFlight: sumMetric(text, IN_PROGRESS_METRIC) ?? 0, inFlightByQueue: sumMetricBy(text, IN_PROGRESS_METRIC, "queue_name"), processed: sumMetric(text, PROCESSED_METRIC) ?? 0 };
   } catch {
     return undefined;
   }

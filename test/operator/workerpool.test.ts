@@ -169,9 +169,13 @@ describe("WorkerPool controller against the fake API server", () => {
       await core.createNamespacedPod({ namespace: ns, body: { metadata: { name, labels: { "troupe.dev/workerpool": "gentle" } }, spec: { containers: [{ name: "worker", image: "x" }] }, status: { podIP: "10.0.0.1" } } });
     }
     await broker.purge(queue);
-    await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 0, "scale-down");
+    // Two pods are running messages: the pool comes down to them, not below.
+    await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 2, "scale-down to the busy pods");
     const costs = Object.fromEntries(fake.list("", "pods", ns).map((p) => [p.metadata.name, (p.metadata as { annotations?: Record<string, string> }).annotations?.["controller.kubernetes.io/pod-deletion-cost"]]));
     assert.deepEqual(costs, { "gentle-a": "5", "gentle-b": "0", "gentle-c": "2" });
+    await until(async () => (await cr.get("workerpools", ns, "gentle")).status.conditions.find((c: { type: string }) => c.type === "Scaling").reason === "BusyPods", "Scaling held by BusyPods");
+    for (const name of ["gentle-a", "gentle-c"]) loads.set(name, 0);
+    await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 0, "scale-down once the pods are idle");
   });
 
   test("the drain rate is measured from the pods' processed counters", async () => {
