@@ -1,6 +1,6 @@
 import { connect } from "amqplib";
 import { Redis } from "ioredis";
-import { availableParallelism, cpus, totalmem } from "node:os";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 
 export interface Machine {
   cpu: string;
@@ -9,6 +9,8 @@ export interface Machine {
   node: string;
   redis: string;
   rabbitmq: string;
+  /** The 1-minute load average when the run started and when it ended: how busy the machine was. */
+  load?: { start: number; end?: number };
 }
 
 async function redisVersion(url: string): Promise<string> {
@@ -39,5 +41,6 @@ export async function describeMachine(redisUrl: string, amqpUrl: string | undefi
     node: process.version,
     redis: await redisVersion(redisUrl),
     rabbitmq: amqpUrl ? await rabbitmqVersion(amqpUrl) : "not measured",
+    load: { start: loadavg()[0]! },
   };
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { ChurnMap, type Broker, type Middleware, type MessageProxy, type ProcessOutcome } from "troupe";
 import { wallNow } from "./clock.js";
@@ -6,6 +7,8 @@ import { RateMeter } from "./stats.js";
 
 /** How often a worker process reports its tallies: coarse enough to cost nothing, fine enough to see progress. */
 const FLUSH_MS = 25;
+/** Longest a process waits for the others at the start barrier (a crashed sibling must not hang the bench). */
+const BARRIER_TIMEOUT_MS = 60_000;
 
 interface PhaseTally {
   meter: RateMeter;
@@ -17,6 +20,7 @@ interface PhaseTally {
 
 /** Redis keys where the probes report and the bench reads (see tally.ts). */
 export const tallyKeys = {
+  ready: (key: string) => `${key}:ready`,
   booted: (key: string) => `${key}:booted`,
   stopped: (key: string) => `${key}:stopped`,
   phase: (key: string, phase: string) => `${key}:phase:${phase}`,
@@ -39,10 +43,25 @@ export class BenchProbe implements Middleware {
   constructor(
     private readonly redis: Redis,
     private readonly key: string,
+    /** Worker processes of this `troupe worker` (BENCH_WORKER_PROCESSES, set by worker-process.ts): how many `beforeWorkerBoot` waits for. */
+    private readonly processes: number,
     private readonly profile?: { profiler: CpuProfile; dir: string },
   ) {
     this.timer = setInterval(() => void this.flush(), FLUSH_MS);
     this.timer.unref();
+  }
+
+  /**
+   * A barrier: runs once this process's threads have booted, before it starts consuming, and returns when every
+   * process of the worker got there. Processes forked together boot in turn on 2 cores (each boots 8 threads,
+   * with a collection after each), and the last one used to start acking 1.8 s after the first: a third of a
+   * 1 ms I/O drain then ran on one process, and the 2 × 8 figure measured the boot skew, which a long-running
+   * worker never sees (as the boot of a single process is not counted either).
+   */
+  async beforeWorkerBoot(): Promise<void> {
+    await this.redis.hset(tallyKeys.ready(this.key), String(process.pid), "1");
+    const deadline = Date.now() + BARRIER_TIMEOUT_MS;
+    while ((await this.redis.hlen(tallyKeys.ready(this.key))) < this.processes && Date.now() < deadline) await sleep(5);
   }
 
   async afterWorkerBoot(): Promise<void> {
@@ -111,5 +130,6 @@ export function installProbe(broker: Broker, env: NodeJS.ProcessEnv = process.en
   const key = env.BENCH_TALLY_KEY;
   if (!url || !key) throw new Error("the bench actor module needs BENCH_TALLY_URL and BENCH_TALLY_KEY (it is started by npm run bench)");
   const dir = env.BENCH_CPU_PROF;
-  broker.addMiddleware(new BenchProbe(new Redis(url), key, dir ? { profiler: new CpuProfile(), dir } : undefined));
+  const processes = Number(env.BENCH_WORKER_PROCESSES) || 1;
+  broker.addMiddleware(new BenchProbe(new Redis(url), key, processes, dir ? { profiler: new CpuProfile(), dir } : undefined));
 }

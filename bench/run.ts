@@ -3,6 +3,7 @@
  * machine, printed as one table of figures with their ratios. See docs/bench.md.
  */
 import { randomBytes } from "node:crypto";
+import { loadavg } from "node:os";
 import { connect } from "amqplib";
 import { Redis } from "ioredis";
 import { createBroker, dqName, Message, xqName } from "troupe";
@@ -18,13 +19,16 @@ import { loadSettings, messageCounts, type BenchSettings, type BrokerKind } from
 import { percentile } from "./stats.js";
 import { Tally } from "./tally.js";
 import { rawLatency, type RawLatency } from "./raw-latency.js";
-import { measureEnqueue, measureIdle, measureQuorumWorkload, measureUnconfirmedEnqueue, measureWorkload, quorumQueue, type TroupeTarget, type WorkloadResult } from "./troupe.js";
+import { measureEnqueue, measureIdle, measureQuorumWorkload, measureShapes, measureUnconfirmedEnqueue, measureWorkload, quorumQueue, type TroupeTarget, type WorkloadResult } from "./troupe.js";
+import { timerMs } from "./clock.js";
 
 /**
  * Raw loops measured before each no-op figure. One raw run varies a lot on this kind of machine (RabbitMQ's from
  * 27k to 44k msg/s in four runs in a row), more than the figure it divides, so the ceiling is the median of three.
  */
 const CEILING_RUNS = 3;
+/** Rounds of the alternating 1 ms I/O drains by each process count (the `--processes` comparison). */
+const SHAPE_ROUNDS = 3;
 
 async function deleteRabbitQueues(url: string, queue: string): Promise<void> {
   const connection = await connect(url);
@@ -122,8 +126,10 @@ async function measureBroker(kind: BrokerKind, settings: BenchSettings, runId: s
         }
       }
     }
+    const io = settings.workloads.find((w) => w.name === "io");
+    const shapes = io && settings.processes.length > 1 ? await measureShapes(target, io, settings.processes, SHAPE_ROUNDS) : undefined;
     if (target.lingering.count) progress(`${kind}: ${target.lingering.count} worker process trees stayed up after their graceful stop and were killed`);
-    return { result: { broker: kind, raw: { ...raw, singleEnqueue: rawSingle, concurrentEnqueue: rawConcurrent, unconfirmedEnqueue: rawUnconfirmed, prefetch }, enqueue, idle, workloads, quorum, lingeringWorkers: target.lingering.count }, bullmq };
+    return { result: { broker: kind, raw: { ...raw, singleEnqueue: rawSingle, concurrentEnqueue: rawConcurrent, unconfirmedEnqueue: rawUnconfirmed, prefetch }, enqueue, idle, workloads, quorum, shapes, lingeringWorkers: target.lingering.count }, bullmq };
   } finally {
     await broker.purge(queue).catch(() => undefined);
     await broker.close();
@@ -146,6 +152,7 @@ async function main(): Promise<void> {
     const machine = await describeMachine(settings.redisUrl, settings.brokers.includes("rabbitmq") ? settings.amqpUrl : undefined);
     progress(`${machine.cpu}, ${machine.cores} cores; Node ${machine.node}; Redis ${machine.redis}; RabbitMQ ${machine.rabbitmq}`);
     const cpuIterations = calibrate(5);
+    const timer = await timerMs();
     const workerEnv = { BENCH_TALLY_URL: settings.redisUrl, BENCH_TALLY_KEY: tally.key, TROUPE_REDIS_NAMESPACE: namespace, BENCH_CPU_ITERATIONS: String(cpuIterations) };
     const brokers: BrokerResult[] = [];
     let bullmq: BenchResult["bullmq"] = [];
@@ -155,17 +162,18 @@ async function main(): Promise<void> {
       if (run.bullmq.length) bullmq = run.bullmq;
     }
 
+    machine.load!.end = loadavg()[0]!;
     const result: BenchResult = {
       date: new Date(started).toISOString(),
       durationSeconds: (Date.now() - started) / 1000,
       machine,
       settings: {
         messages: settings.messages, noopMessages: settings.noopMessages, warmup: settings.warmup, latencySeconds: settings.latencySeconds, latencyLoad: settings.latencyLoad,
-        threads: settings.threads, batchSize: settings.batchSize, cpuIterations, quick: settings.quick,
+        threads: settings.threads, batchSize: settings.batchSize, cpuIterations, timerMs: timer, quick: settings.quick,
       },
       brokers,
       bullmq,
-      rows: buildRows(brokers, bullmq),
+      rows: buildRows(brokers, bullmq, timer),
     };
     const files = writeResults(settings.outDir, result);
     process.stdout.write(renderMarkdown(result));

@@ -32,7 +32,7 @@ export class Tally {
 
   /** Forget earlier boots and stops, before starting another worker. */
   async forgetWorkers(): Promise<void> {
-    await this.redis.del(tallyKeys.booted(this.key), tallyKeys.stopped(this.key));
+    await this.redis.del(tallyKeys.ready(this.key), tallyKeys.booted(this.key), tallyKeys.stopped(this.key));
   }
 
   async count(phase: string): Promise<PhaseCount> {

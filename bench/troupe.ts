@@ -9,6 +9,8 @@ import { interleavedRates, percentile, perSecond, timed } from "./stats.js";
 import type { LatencySample, ProcessSpan, Tally } from "./tally.js";
 import { CpuWindow, RssSampler, WorkerProcess, type CpuReading, type RssReading } from "./worker-process.js";
 
+const BOOT_TIMEOUT_MS = 120_000;
+
 /** What one broker's Troupe measurements share. */
 export interface TroupeTarget {
   settings: BenchSettings;
@@ -164,7 +166,8 @@ async function stopWorker(target: TroupeTarget, worker: WorkerProcess, processes
 export async function measureIdle(target: TroupeTarget, processes: number): Promise<RssReading> {
   const worker = await startWorker(target, processes);
   try {
-    await worker.watch(target.tally.waitForBoot(processes, target.settings.stallTimeout));
+    // Boot is not progress the stall timeout can see; on a loaded machine 2 × 8 threads took over 30 s to boot.
+    await worker.watch(target.tally.waitForBoot(processes, Math.max(target.settings.stallTimeout, BOOT_TIMEOUT_MS)));
     // Let boot-time garbage be collected and threads settle before reading memory.
     await sleep(target.settings.quick ? 200 : 1000);
     return worker.rss().sort((a, b) => b - a);
@@ -173,15 +176,24 @@ export async function measureIdle(target: TroupeTarget, processes: number): Prom
   }
 }
 
+/** A drain of one workload's queue by a freshly started worker, which is left running for the caller to use and stop. */
+interface Drain {
+  worker: WorkerProcess;
+  /** Messages the rate was measured over (fewer than requested when the time budget ran out). */
+  count: number;
+  processing: number;
+  rssLoad: RssReading;
+  cpu: CpuReading;
+  spans: WorkloadResult["spans"];
+}
+
 /**
- * One workload on one worker shape: fill the queue (warm-up messages first), start the workers, time the drain of
- * the measured messages from the first ack to the last (so start-up and warm-up are not counted), then offer a
- * share (half, by default) of the capacity (see LatencyResult) and record latencies.
+ * Fill the queue (warm-up messages first), start the workers, and time the drain of the measured messages from
+ * the first ack to the last (so start-up and warm-up are not counted). Every process starts consuming at once
+ * (the probe's start barrier), so a multi-process figure is not diluted by one process booting later.
  */
-export async function measureWorkload(target: TroupeTarget, workload: Workload, processes: number, brokerCapacity: number): Promise<WorkloadResult> {
+async function drain(target: TroupeTarget, workload: Workload, processes: number, phase: string, name: string): Promise<Drain> {
   const { settings, tally } = target;
-  const name = `${target.label} ${processes}×${settings.threads} ${workload.name}`;
-  const phase = `${target.label}-${workload.name}-${processes}`;
   const { messages, warmup } = messageCounts(settings, workload.name);
   await target.broker.purge(target.queue);
   // Served first and not counted: a long-running worker has its hot paths compiled, a fresh one has not.
@@ -191,6 +203,7 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
   const worker = await startWorker(target, processes);
   try {
     const sampler = new RssSampler(worker);
+    await worker.watch(tally.waitForBoot(processes, Math.max(settings.stallTimeout, BOOT_TIMEOUT_MS)));
     // Waited for on its own, so that a slow warm-up (2,000 CPU messages on a busy machine) is progress, not a stall.
     if (warmup > 0) await worker.watch(tally.waitFor(`${phase}-warmup`, warmup, settings.stallTimeout, `${name} warm-up`));
     const cpuWindow = new CpuWindow(worker);
@@ -198,7 +211,6 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
     const cpu = cpuWindow.end();
     const spans = relativeSpans(await tally.perProcess(phase));
     const rssLoad = sampler.stop();
-    const processing = drained.rate;
     if (drained.count < messages) {
       // The time budget cut the measurement short. What is left is finished, uncounted, before the latency phase:
       // purging the queue would leave the worker its prefetched messages (up to the prefetch per process), and
@@ -207,13 +219,57 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
       progress(`${name}: finishing the ${messages - drained.count} messages left, uncounted, before the latency phase`);
       await worker.watch(tally.waitFor(phase, messages, settings.stallTimeout, `${name} rest`));
     }
+    return { worker, count: drained.count, processing: drained.rate, rssLoad, cpu, spans };
+  } catch (err) {
+    await stopWorker(target, worker, processes);
+    throw err;
+  }
+}
+
+/**
+ * One workload on one worker shape: a drain (see `drain`), then, on the same worker, a share (half, by default)
+ * of the capacity offered at a fixed rate (see LatencyResult) to record latencies.
+ */
+export async function measureWorkload(target: TroupeTarget, workload: Workload, processes: number, brokerCapacity: number): Promise<WorkloadResult> {
+  const { settings } = target;
+  const name = `${target.label} ${processes}×${settings.threads} ${workload.name}`;
+  const phase = `${target.label}-${workload.name}-${processes}`;
+  const { messages } = messageCounts(settings, workload.name);
+  const { worker, count, processing, rssLoad, cpu, spans } = await drain(target, workload, processes, phase, name);
+  try {
     progress(`${name}: ${Math.round(processing)} msg/s; measuring latency`);
     const capacity = Math.min(processing, brokerCapacity);
     const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, capacity, name));
-    return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: drained.count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad, cpu, spans };
+    return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad, cpu, spans };
   } finally {
     await stopWorker(target, worker, processes);
   }
+}
+
+/** Drains of one workload by each worker shape in turn, `rounds` times over (see measureShapes). */
+export interface ShapesResult {
+  workload: Workload["name"];
+  threads: number;
+  /** Per process count, its rate in each round (msg/s). */
+  rates: { processes: number; runs: number[] }[];
+}
+
+/**
+ * The same workload drained by each process count in turn, round after round, on the same queue contents: the
+ * side-by-side comparison behind the default `--processes`. Figures of different shapes measured minutes apart
+ * differ by the machine's drift as much as by the shape; alternating makes the drift hit every shape alike.
+ */
+export async function measureShapes(target: TroupeTarget, workload: Workload, shapes: number[], rounds: number): Promise<ShapesResult> {
+  const rates = shapes.map((processes) => ({ processes, runs: [] as number[] }));
+  for (let round = 0; round < rounds; round++) {
+    for (const entry of rates) {
+      const name = `${target.label} ${entry.processes}×${target.settings.threads} ${workload.name}, round ${round + 1}/${rounds}`;
+      const { worker, processing } = await drain(target, workload, entry.processes, `${target.label}-${workload.name}-shapes-${entry.processes}-${round}`, name);
+      await stopWorker(target, worker, entry.processes);
+      entry.runs.push(processing);
+    }
+  }
+  return { workload: workload.name, threads: target.settings.threads, rates };
 }
 
 async function measureLatency(target: TroupeTarget, workload: Workload, phase: string, capacity: number, name: string): Promise<LatencyResult> {

@@ -39,6 +39,7 @@ export class WorkerProcess {
         // The exporter's fixed port would clash with any other worker on this machine (tests run beside the bench).
         TROUPE_METRICS_PORT: process.env.TROUPE_METRICS_PORT ?? "off",
         BENCH_QUEUE: options.queue,
+        BENCH_WORKER_PROCESSES: String(options.processes),
         ...options.env,
       },
       stdio: ["ignore", "ignore", "pipe"],
