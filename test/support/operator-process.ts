@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type * as k8s from "@kubernetes/client-node";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
+import { installChartRbac } from "./chart-rbac.js";
 import { CliProcess } from "./process.js";
 import { REDIS_URL, uniqueName } from "./env.js";
 import { customObjects, namespaceWithBroker, startFakeApiServer } from "./operator.js";
@@ -45,13 +47,16 @@ export class OperatorSandbox {
   private constructor(
     readonly fake: FakeApiServer,
     readonly namespace: string,
+    operatorKubeConfig: k8s.KubeConfig,
   ) {
-    writeFileSync(this.kubeconfig, fake.kubeConfig().exportConfig());
+    writeFileSync(this.kubeconfig, operatorKubeConfig.exportConfig());
   }
 
+  /** The operators run as the chart's ServiceAccount, released in kube-system (their Lease) and watching `namespace`. */
   static async create(): Promise<OperatorSandbox> {
     const fake = await startFakeApiServer();
-    return new OperatorSandbox(fake, await namespaceWithBroker(fake.kubeConfig(), REDIS_URL));
+    const namespace = await namespaceWithBroker(fake.kubeConfig(), REDIS_URL);
+    return new OperatorSandbox(fake, namespace, await installChartRbac(fake, { releaseNamespace: "kube-system", watchNamespaces: [namespace] }));
   }
 
   get objects(): ReturnType<typeof customObjects> {

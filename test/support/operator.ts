@@ -4,6 +4,7 @@ import type { Broker } from "troupe";
 import { Operator, type OperatorOptions } from "../../operator/operator.js";
 import { OperatorMetrics } from "../../operator/runtime/metrics.js";
 import { FakeApiServer, type FakeApiServerOptions } from "../fake-apiserver/server.js";
+import { installChartRbac } from "./chart-rbac.js";
 import { repoRoot, uniqueName } from "./env.js";
 
 export const crdDir = join(repoRoot, "crds");
@@ -82,9 +83,13 @@ export function borrowed(broker: Broker): Broker {
   });
 }
 
-/** Start an operator against a fake API server, with fast polls and the given broker factory. */
+/**
+ * Start an operator against a fake API server, with fast polls and the given broker factory. It runs as the chart's
+ * ServiceAccount with the chart's RBAC (released in its Lease's namespace, watching its namespaces), as in a cluster.
+ */
 export async function startOperator(fake: FakeApiServer, options: Partial<OperatorOptions> = {}): Promise<Operator> {
-  const operator = new Operator({ kubeConfig: fake.kubeConfig(), port: 0, host: "127.0.0.1", brokerTimeoutMs: 1000, discoveryRefreshMs: 200, pipelineFollowMs: 200, metrics: new OperatorMetrics({ defaultMetrics: false }), ...options });
+  const kubeConfig = await installChartRbac(fake, { releaseNamespace: options.leaderElection?.namespace ?? "troupe-system", watchNamespaces: options.namespaces });
+  const operator = new Operator({ kubeConfig, port: 0, host: "127.0.0.1", brokerTimeoutMs: 1000, discoveryRefreshMs: 200, pipelineFollowMs: 200, metrics: new OperatorMetrics({ defaultMetrics: false }), ...options });
   await operator.start();
   return operator;
 }
