@@ -42,7 +42,8 @@ describe("the dashboard in Chromium", () => {
         await client.hset(`${ns}:${queue}.XQ.msgs`, m.options.redis_message_id as string, m.encode());
         await client.zadd(`${ns}:${queue}.XQ`, Date.now() - i * 1000, m.options.redis_message_id as string);
       }
-      await broker.enqueue(new Message({ queueName: "other", actorName: "nobody", args: [] }));
+      await broker.enqueue(new Message({ queueName: "other", actorName: "nobody", args: XSS_ARGS }));
+      await broker.enqueue(new Message({ queueName: "other", actorName: "later", args: [], messageId: "delayed-1" }), { delay: 3_600_000 });
       const env = { TROUPE_REDIS_NAMESPACE: ns, TROUPE_DASHBOARD_TOKEN: TOKEN };
       dashboard = await startDashboard(["-b", REDIS_URL, "-Q", `${queue},other`], env);
       worker = new CliProcess(["worker", fixture("redis-tally"), "-p", "1", "-t", "1", "-Q", queue, "-b", REDIS_URL], { TROUPE_REDIS_NAMESPACE: ns });
@@ -132,6 +133,32 @@ describe("the dashboard in Chromium", () => {
       await page.close();
     });
 
+    test("the ready and delayed pages list what waits, and a delayed message is run now through the UI", async () => {
+      const page = await browser.newPage();
+      const problems = watchProblems(page);
+      await page.goto(`${dashboard.url}queues/other/ready`);
+      assert.equal(await page.locator("table.messages tbody tr").count(), 1);
+      assert.match(await page.locator("table.messages").innerText(), /nobody[\s\S]*<script>window\.__xss = 1<\/script>/);
+      assert.equal(await page.evaluate("window.__xss"), undefined);
+      await screenshot(page, "ready-redis");
+      await page.goto(`${dashboard.url}login`);
+      await page.fill('input[name="token"]', TOKEN);
+      await page.click("form.login button");
+      await page.waitForSelector(".mode-signed-in");
+      await page.goto(`${dashboard.url}queues/other/delayed`);
+      assert.match(await page.locator("table.messages").innerText(), /later[\s\S]*in 60m/);
+      await screenshot(page, "delayed-redis");
+      const id = await page.locator('input[name="id"]').first().getAttribute("value");
+      await page.check(`input[name="id"][value="${id}"]`);
+      await page.click('button[value="run-now"]');
+      await page.click("form.confirm button");
+      assert.match(await page.locator("p.message").innerText(), /Moved 1 of 1 delayed message to the end of other/);
+      assert.deepEqual(await client.lrange(`${ns}:other`, 0, -1).then((ids) => ids.length), 2);
+      assert.equal(await client.llen(`${ns}:other.DQ`), 0);
+      assert.deepEqual(problems, []);
+      await page.close();
+    });
+
     test("--read-only shows no action and refuses them even with the token", async () => {
       const readOnly = await startDashboard(["-b", REDIS_URL, "-Q", queue, "--read-only"], { TROUPE_REDIS_NAMESPACE: ns, TROUPE_DASHBOARD_TOKEN: TOKEN });
       try {
@@ -169,6 +196,9 @@ describe("the dashboard in Chromium", () => {
       await page.goto(dashboard.url);
       await until(async () => (await page.reload(), (await page.locator(`tr[data-queue="${queue}"] [data-field="dead"]`).innerText()) === "3"), "the overview to count 3 dead letters", { interval: 100 });
       assert.doesNotMatch(await page.content(), /guest:guest/, "the broker password is not on the page");
+      await page.goto(`${dashboard.url}queues/${queue}/ready`);
+      assert.match(await page.locator("p.note").innerText(), /cannot show waiting messages without taking them/);
+      await page.goto(dashboard.url);
       await screenshot(page, "overview-rabbitmq");
 
       await page.goto(`${dashboard.url}login`);

@@ -100,6 +100,55 @@ describe("the dashboard's handler, mounted under a base path", () => {
     assert.equal(gone.status, 404);
   });
 
+  test("ready and delayed messages are paged next-first, searched, deleted and run now, leaving a message a worker holds alone", async () => {
+    const ready = "work";
+    for (let i = 0; i < 40; i++) await broker.enqueue(new Message({ queueName: ready, actorName: i % 4 ? "resize" : "notify", args: [i], messageId: `ready-${i}` }));
+    for (let i = 0; i < 3; i++) await broker.enqueue(new Message({ queueName: ready, actorName: "remind", args: [i], messageId: `later-${i}` }), { delay: 3_600_000 * (i + 1) });
+    // A delayed message a worker fetched and holds until due: its body is stored, its id is in no list.
+    await client.hset(`${ns}:${ready}.DQ.msgs`, "held-1", new Message({ queueName: `${ready}.DQ`, actorName: "remind", args: [], options: { redis_message_id: "held-1", eta: Date.now() + 60_000 } }).encode());
+    type Listed = { total: number; held: number; next?: number; messages: { id: string; eta?: number; message: { message_id: string; actor_name: string; queue_name: string } }[] };
+    const list = async (kind: string, query = "") => (await (await fetch(`${root}/api/queues/${ready}/${kind}${query}`)).json()) as Listed;
+
+    const first = await list("ready", "?limit=10");
+    assert.equal(first.total, 40);
+    assert.deepEqual(first.messages.map((m) => m.message.message_id), Array.from({ length: 10 }, (_, i) => `ready-${i}`), "next to run first");
+    assert.equal(first.next, 10);
+    const byActor = await list("ready", "?limit=100&search=notify");
+    assert.equal(byActor.messages.length, 10);
+    const byId = await list("ready", "?search=ready-33");
+    assert.deepEqual(byId.messages.map((m) => m.message.message_id), ["ready-33"]);
+
+    const delayed = await list("delayed");
+    assert.equal(delayed.total, 3);
+    assert.equal(delayed.held, 1);
+    assert.ok(delayed.messages.every((m) => m.eta! > Date.now()));
+    const html = await (await fetch(`${root}/queues/${ready}/delayed`, { headers: { Accept: "text/html" } })).text();
+    assert.match(html, /1 more delayed message is held by workers/);
+    assert.match(html, /in 60m<\/td>/);
+
+    const bearer = { Authorization: `Bearer ${TOKEN}` };
+    const soon = delayed.messages[0]!.id;
+    const run = await fetch(`${root}/api/queues/${ready}/delayed/run-now`, { method: "POST", headers: bearer, body: JSON.stringify({ ids: [soon, "held-1"] }) });
+    assert.equal(run.status, 200);
+    assert.deepEqual(await run.json(), { done: [soon], missing: ["held-1"] });
+    assert.equal((await client.lrange(`${ns}:${ready}`, -1, -1))[0], soon, "at the end of the ready queue");
+    const moved = Message.decode((await client.hget(`${ns}:${ready}.msgs`, soon))!);
+    assert.equal(moved.queueName, ready);
+    assert.equal(moved.options.eta, undefined);
+    assert.equal(moved.messageId, delayed.messages[0]!.message.message_id);
+    assert.equal(await client.hexists(`${ns}:${ready}.DQ.msgs`, soon), 0);
+    assert.equal(await client.hexists(`${ns}:${ready}.DQ.msgs`, "held-1"), 1, "the held message is left to its worker");
+
+    const victim = first.messages[3]!.id;
+    const deleted = await fetch(`${root}/api/queues/${ready}/ready/delete`, { method: "POST", headers: bearer, body: JSON.stringify({ ids: [victim] }) });
+    assert.deepEqual(await deleted.json(), { done: [victim], missing: [] });
+    assert.equal((await list("ready")).total, 40, "39 left plus the one run now");
+    const refused = await fetch(`${root}/api/queues/${ready}/ready/run-now`, { method: "POST", headers: bearer, body: JSON.stringify({ ids: [first.messages[0]!.id] }) });
+    assert.equal(refused.status, 400, "run now is for delayed messages");
+    const anonymous = await fetch(`${root}/api/queues/${ready}/ready/delete`, { method: "POST", body: JSON.stringify({ ids: [first.messages[0]!.id] }) });
+    assert.equal(anonymous.status, 403);
+  });
+
   test("wrong tokens are counted: after ten in a minute sign-in answers 429", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 11; i++) statuses.push((await fetch(`${root}/login`, { method: "POST", body: new URLSearchParams({ token: `wrong-${i}` }) })).status);

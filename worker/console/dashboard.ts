@@ -10,7 +10,24 @@ import { qName } from "../queues.js";
 import { DashboardAuth, SESSION_COOKIE, sameOrigin } from "./auth.js";
 import type { Html } from "./html.js";
 import { QueueMonitor, type Snapshot } from "./monitor.js";
-import { DEFAULT_LIMIT, confirmPage, deadListPage, letterPage, listHref, loginPage, messagePage, overviewPage, type ListQuery, type PageContext } from "./pages.js";
+import { RedisBroker } from "../brokers/redis.js";
+import { RedisQueuedMessages, type QueuedEntry, type QueuedKind } from "../brokers/redis/queued.js";
+import {
+  DEFAULT_LIMIT,
+  confirmPage,
+  deadListPage,
+  letterPage,
+  listHref,
+  loginPage,
+  messagePage,
+  overviewPage,
+  queuedListPage,
+  queuedPage,
+  type ListQuery,
+  type PageContext,
+  type QueueCounts,
+  type QueuedQuery,
+} from "./pages.js";
 
 const log = getLogger("dashboard");
 
@@ -134,6 +151,15 @@ function listQuery(params: URLSearchParams): ListQuery {
   return { filter, form, limit: int("limit", DEFAULT_LIMIT, 1, 500), cursor: int("cursor", 0, 0, Number.MAX_SAFE_INTEGER), from: int("from", 0, 0, Number.MAX_SAFE_INTEGER) };
 }
 
+function queuedQuery(params: URLSearchParams): QueuedQuery {
+  const paging = listQuery(new URLSearchParams([...params].filter(([k]) => ["limit", "cursor", "from"].includes(k))));
+  return { search: params.get("search")?.trim() ?? "", limit: paging.limit, cursor: paging.cursor, from: paging.from };
+}
+
+function queuedJson(entry: QueuedEntry): Record<string, unknown> {
+  return { id: entry.id, eta: entry.eta, message: entry.message?.toData(), raw: entry.message ? undefined : entry.raw };
+}
+
 function hasAny(filter: DeadLetterFilter): boolean {
   return Object.keys(filter).length > 0;
 }
@@ -160,6 +186,10 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     storeTurn = run.catch(() => undefined);
     return run;
   };
+
+  // Ready and delayed messages can be read in place on Redis only (RabbitMQ hands each to one consumer).
+  const queued = broker instanceof RedisBroker ? new RedisQueuedMessages(broker.createClient("console"), broker.namespace, broker.displayUrl) : undefined;
+  const counts = (queue: string): QueueCounts => monitor.history().at(-1)?.queues.find((q) => q.queue === queue);
 
   let lastError: string | undefined;
   let sampling: Promise<Snapshot | undefined> | undefined;
@@ -257,7 +287,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         const query = listQuery(url.searchParams);
         const page = await withStore((s) => s.list(queue, { limit: query.limit, cursor: query.cursor, filter: query.filter }));
         if (api) return sendJson(res, 200, { total: page.total, next: page.next, letters: page.letters.map(letterJson) });
-        return sendPage(res, 200, deadListPage(ctx, queue, query, page));
+        return sendPage(res, 200, deadListPage(ctx, queue, query, page, counts(queue)));
       }
       if (method === "GET" && tail.length === 1) {
         const entry = await withStore((s) => s.show(queue, tail[0]!));
@@ -266,6 +296,27 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       }
       if (method === "POST" && api && tail.length === 1 && (tail[0] === "requeue" || tail[0] === "purge")) return apiAction(req, res, queue, tail[0]);
       if (method === "POST" && !api && tail.length === 1 && tail[0] === "action") return formAction(req, res, ctx, queue);
+    }
+    if (rest[0] === "queues" && rest.length === 2 && method === "GET" && !api) return send(res, 303, "text/plain; charset=utf-8", "see the ready messages\n", { Location: `${base}/queues/${encodeURIComponent(rest[1]!)}/ready` });
+    if (rest[0] === "queues" && (rest[2] === "ready" || rest[2] === "delayed")) {
+      const queue = qName(rest[1]!);
+      const kind: QueuedKind = rest[2];
+      const tail = rest.slice(3);
+      if (method === "GET" && tail.length === 0) {
+        const query = queuedQuery(url.searchParams);
+        const page = await queued?.list(queue, kind, { cursor: query.cursor, limit: query.limit, search: query.search });
+        if (api) {
+          if (!page) throw new HttpError(501, "this broker cannot show waiting messages without taking them from the workers");
+          return sendJson(res, 200, { total: page.total, held: page.held, next: page.next, scanned: page.scanned, messages: page.entries.map(queuedJson) });
+        }
+        return sendPage(res, 200, queuedListPage(ctx, queue, kind, query, page, counts(queue)));
+      }
+      if (method === "GET" && tail.length === 1) {
+        const entry = await queued?.show(queue, kind, tail[0]!);
+        if (!entry) throw new HttpError(404, `no ${kind} message ${tail[0]} waiting in ${queue} (fetched by a worker, done, or never there)`);
+        return api ? sendJson(res, 200, queuedJson(entry)) : sendPage(res, 200, queuedPage(ctx, queue, kind, entry));
+      }
+      if (method === "POST" && tail.length === 1) return queuedAction(req, res, ctx, queue, kind, api ? tail[0]! : undefined);
     }
     throw new HttpError(404, "no such page");
   }
@@ -342,6 +393,51 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     return sendPage(res, 200, messagePage(ctx, "Deleted", `Deleted ${deleted} dead letter${deleted === 1 ? "" : "s"} of ${queue}.`, back));
   }
 
+  /**
+   * Delete or run now (delayed only) waiting messages: from a form (confirmation page first), or from the API
+   * (`op` from the path: POST /api/queues/Q/delayed/run-now, /api/queues/Q/ready/delete, body {ids}).
+   */
+  async function queuedAction(req: IncomingMessage, res: ServerResponse, ctx: PageContext, queue: string, kind: QueuedKind, apiOp: string | undefined): Promise<void> {
+    const text = await readBody(req);
+    const form = apiOp === undefined ? new URLSearchParams(text) : undefined;
+    const why = refusal(req, form);
+    if (why) throw new HttpError(403, why);
+    if (!queued) throw new HttpError(501, "this broker cannot act on waiting messages");
+    let op: string;
+    let ids: string[];
+    if (form) {
+      op = form.get("op") ?? "";
+      ids = form.getAll("id").filter(Boolean);
+    } else {
+      op = apiOp!;
+      let body: { ids?: unknown };
+      try {
+        body = text ? (JSON.parse(text) as typeof body) : {};
+      } catch {
+        throw new HttpError(400, "the body must be JSON");
+      }
+      ids = Array.isArray(body.ids) ? body.ids.filter((id): id is string => typeof id === "string") : [];
+    }
+    if (op !== "delete" && !(op === "run-now" && kind === "delayed")) throw new HttpError(400, `unknown action "${op}" on ${kind} messages`);
+    if (ids.length === 0) throw new HttpError(400, "select at least one message");
+    const scope = `${ids.length} ${kind} message${ids.length === 1 ? "" : "s"}`;
+    if (form && form.get("confirmed") !== "1") {
+      const fields: [string, string][] = [["csrf", ctx.csrf ?? ""], ...ids.map((id): [string, string] => ["id", id])];
+      return sendPage(res, 200, confirmPage(ctx, queue, { op, what: `${op === "delete" ? "Delete" : "Run now"} ${scope} of ${queue}`, fields }, kind));
+    }
+    const done = op === "delete" ? await queued.delete(queue, kind, ids) : await queued.runNow(queue, ids);
+    const missing = ids.filter((id) => !done.includes(id));
+    log.info(`${kind} messages ${op === "delete" ? "deleted" : "run now"} from the dashboard`, { queue, count: done.length });
+    if (!form) return sendJson(res, 200, { done, missing });
+    const note = missing.length ? ` ${missing.length} were no longer waiting (a worker had fetched them, or they were gone): ${missing.join(", ")}.` : "";
+    const said = op === "delete" ? `Deleted ${done.length} of ${scope} of ${queue}.` : `Moved ${done.length} of ${scope} to the end of ${queue}, to run as soon as a worker is free.`;
+    return sendPage(
+      res,
+      200,
+      messagePage(ctx, op === "delete" ? "Deleted" : "Run now", `${said}${note}`, { href: `${base}/queues/${encodeURIComponent(queue)}/${kind}`, label: `Back to the ${kind} messages` }),
+    );
+  }
+
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     route(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
@@ -363,6 +459,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       await sampling;
       await storeTurn;
       await store?.close();
+      await queued?.close();
       await monitor.close();
     },
   };

@@ -1,5 +1,7 @@
 import { formatAge } from "../cli/duration.js";
+import type { QueuedEntry, QueuedKind, QueuedPage } from "../brokers/redis/queued.js";
 import type { DeadLetterEntry, DeadLetterFilter, DeadLetterPage } from "../dead-letters/types.js";
+import type { Message } from "../message.js";
 import { html, type Html } from "./html.js";
 import type { Snapshot, WorkerRow } from "./monitor.js";
 
@@ -71,8 +73,20 @@ function rate(value: number | undefined): string {
   return value >= 100 ? value.toFixed(0) : value.toFixed(1);
 }
 
-function queueLink(ctx: PageContext, queue: string): string {
-  return `${ctx.base}/queues/${encodeURIComponent(queue)}/dead`;
+export type Section = "ready" | "delayed" | "dead";
+
+/** A queue's page of one section: its ready, delayed or dead-lettered messages. */
+function queueLink(ctx: PageContext, queue: string, section: Section = "dead"): string {
+  return `${ctx.base}/queues/${encodeURIComponent(queue)}/${section}`;
+}
+
+/** Counts for the tabs of a queue's pages, from the latest sample (absent before the first). */
+export type QueueCounts = { ready: number; delayed: number; dead: number } | undefined;
+
+function tabs(ctx: PageContext, queue: string, current: Section, counts: QueueCounts): Html {
+  const tab = (section: Section, label: string) =>
+    html`<a class="tab${section === current ? " current" : ""}" href="${queueLink(ctx, queue, section)}">${label}${counts ? html` <span class="count">${counts[section]}</span>` : ""}</a>`;
+  return html`<nav class="tabs">${tab("ready", "Ready")}${tab("delayed", "Delayed")}${tab("dead", "Dead letters")}</nav>`;
 }
 
 export function overviewPage(ctx: PageContext, snapshot: Snapshot | undefined, workers: WorkerRow[] | undefined, options: { interval: number; error?: string }): Html {
@@ -82,8 +96,8 @@ export function overviewPage(ctx: PageContext, snapshot: Snapshot | undefined, w
 <thead><tr><th>Queue</th><th class="num">Ready</th><th class="num">Delayed</th><th class="num">In flight</th><th class="num">Dead</th><th class="num">Done/s</th><th class="num">Dead/s</th></tr></thead>
 <tbody>${rows.map(
         (q) => html`<tr data-queue="${q.queue}">
-<td><a href="${queueLink(ctx, q.queue)}">${q.queue}</a></td>
-<td class="num" data-field="ready">${q.ready}</td><td class="num" data-field="delayed">${q.delayed}</td><td class="num" data-field="inFlight">${q.inFlight}</td>
+<td><a href="${queueLink(ctx, q.queue, "ready")}">${q.queue}</a></td>
+<td class="num" data-field="ready"><a href="${queueLink(ctx, q.queue, "ready")}">${q.ready}</a></td><td class="num" data-field="delayed"><a href="${queueLink(ctx, q.queue, "delayed")}">${q.delayed}</a></td><td class="num" data-field="inFlight">${q.inFlight}</td>
 <td class="num${q.dead > 0 ? " bad" : ""}" data-field="dead"><a href="${queueLink(ctx, q.queue)}">${q.dead}</a></td>
 <td class="num" data-field="donePerSec">${rate(q.donePerSec)}</td><td class="num" data-field="deadPerSec">${rate(q.deadPerSec)}</td>
 </tr>`,
@@ -145,7 +159,7 @@ function filterFields(query: ListQuery): Html {
   return html`<input type="hidden" name="actor" value="${query.form.actor}"><input type="hidden" name="reason" value="${query.form.reason}"><input type="hidden" name="older-than" value="${query.form.olderThan}">`;
 }
 
-export function deadListPage(ctx: PageContext, queue: string, query: ListQuery, page: DeadLetterPage, error?: string): Html {
+export function deadListPage(ctx: PageContext, queue: string, query: ListQuery, page: DeadLetterPage, counts: QueueCounts): Html {
   const now = Date.now();
   const acting = canAct(ctx);
   const filtered = Boolean(query.form.actor || query.form.reason || query.form.olderThan);
@@ -181,7 +195,7 @@ ${acting ? html`<td><input type="checkbox" name="id" value="${e.id}" aria-label=
     `Dead letters of ${queue}`,
     html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / ${queue} / dead letters</nav>
 <h1>Dead letters of <span class="mono">${queue}</span> <small>${page.total} in ${queue}.XQ</small></h1>
-${error ? html`<p class="banner error">${error}</p>` : ""}
+${tabs(ctx, queue, "dead", counts)}
 <form method="get" action="${queueLink(ctx, queue)}" class="filters">
 <label>Actor <input name="actor" value="${query.form.actor}" placeholder="exact name"></label>
 <label>Reason contains <input name="reason" value="${query.form.reason}" placeholder="text"></label>
@@ -204,16 +218,7 @@ export function letterPage(ctx: PageContext, queue: string, entry: DeadLetterEnt
     ["Dead since", entry.deadAt === undefined ? "unknown" : `${new Date(entry.deadAt).toISOString()} (${formatAge(Date.now() - entry.deadAt)} ago)`],
     ["Reason", entry.reason ?? "(none recorded)"],
   ];
-  if (m) {
-    fields.push(
-      ["Actor", m.actorName],
-      ["Queue", m.queueName],
-      ["Message id", m.messageId],
-      ["Sent", new Date(m.messageTimestamp).toISOString()],
-      ["Retries", String(m.options.retries ?? 0)],
-    );
-  }
-  const traceback = m?.options.traceback;
+  fields.push(...messageFields(m));
   const actions =
     canAct(ctx)
       ? html`<form method="post" action="${queueLink(ctx, queue)}/action" class="actions">
@@ -230,14 +235,32 @@ export function letterPage(ctx: PageContext, queue: string, entry: DeadLetterEnt
 <h1>Dead letter <span class="mono">${entry.id}</span></h1>
 ${actions}
 <table class="fields"><tbody>${fields.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody></table>
-${m
-  ? html`<h2>Args</h2><pre class="json" id="args">${JSON.stringify(m.args, null, 2)}</pre>
+${messageDetails(m, entry.raw)}`,
+  );
+}
+
+/** Identity fields of a decoded message, for the tables of message pages. */
+function messageFields(m: Message | undefined): [string, string][] {
+  if (!m) return [];
+  return [
+    ["Actor", m.actorName],
+    ["Queue", m.queueName],
+    ["Message id", m.messageId],
+    ["Sent", new Date(m.messageTimestamp).toISOString()],
+    ["Retries", String(m.options.retries ?? 0)],
+  ];
+}
+
+/** The whole message below a message page's fields: args, kwargs, options, Dramatiq's traceback and the body as stored. */
+function messageDetails(m: Message | undefined, raw: string): Html {
+  const traceback = m?.options.traceback;
+  return html`${m
+    ? html`<h2>Args</h2><pre class="json" id="args">${JSON.stringify(m.args, null, 2)}</pre>
 <h2>Kwargs</h2><pre class="json">${JSON.stringify(m.kwargs, null, 2)}</pre>
 <h2>Options</h2><pre class="json">${JSON.stringify(m.options, null, 2)}</pre>`
-  : html`<p class="banner warn">The body does not decode as a Dramatiq message.</p>`}
+    : html`<p class="banner warn">The body does not decode as a Dramatiq message.</p>`}
 ${typeof traceback === "string" ? html`<h2>Traceback</h2><pre class="traceback">${traceback}</pre>` : ""}
-<details><summary>Body as stored</summary><pre class="raw">${entry.raw}</pre></details>`,
-  );
+<details><summary>Body as stored</summary><pre class="raw">${raw}</pre></details>`;
 }
 
 export interface Confirmation {
@@ -247,18 +270,118 @@ export interface Confirmation {
   fields: [string, string][];
 }
 
-export function confirmPage(ctx: PageContext, queue: string, confirmation: Confirmation): Html {
+/** The page between an action's button and the action: what will happen, and a form that repeats the request confirmed. */
+export function confirmPage(ctx: PageContext, queue: string, confirmation: Confirmation, section: Section = "dead"): Html {
   return layout(
     ctx,
     "Confirm",
-    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / <a href="${queueLink(ctx, queue)}">${queue}</a></nav>
+    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / <a href="${queueLink(ctx, queue, section)}">${queue}</a></nav>
 <h1>${confirmation.what}?</h1>
-<form method="post" action="${queueLink(ctx, queue)}/action" class="confirm">
+<form method="post" action="${queueLink(ctx, queue, section)}/action" class="confirm">
 ${confirmation.fields.map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`)}
 <input type="hidden" name="confirmed" value="1">
-<button name="op" value="${confirmation.op}" class="${confirmation.op.startsWith("requeue") ? "" : "danger"}">Yes, ${confirmation.what.toLowerCase()}</button>
-<a class="button" href="${queueLink(ctx, queue)}">Cancel</a>
+<button name="op" value="${confirmation.op}" class="${confirmation.op.startsWith("delete") || confirmation.op.startsWith("purge") ? "danger" : ""}">Yes, ${confirmation.what.toLowerCase()}</button>
+<a class="button" href="${queueLink(ctx, queue, section)}">Cancel</a>
 </form>`,
+  );
+}
+
+/** The search and paging of a ready or delayed list. */
+export interface QueuedQuery {
+  search: string;
+  limit: number;
+  cursor: number;
+  from: number;
+}
+
+function queuedHref(ctx: PageContext, queue: string, kind: QueuedKind, query: QueuedQuery, cursor?: number, from?: number): string {
+  const params = new URLSearchParams();
+  if (query.search) params.set("search", query.search);
+  if (query.limit !== DEFAULT_LIMIT) params.set("limit", String(query.limit));
+  if (cursor !== undefined) params.set("cursor", String(cursor));
+  if (from) params.set("from", String(from));
+  const text = params.toString();
+  return `${queueLink(ctx, queue, kind)}${text ? `?${text}` : ""}`;
+}
+
+function eta(value: number | undefined, now: number): string {
+  if (value === undefined) return "–";
+  return value <= now ? `due ${formatAge(now - value)} ago` : `in ${formatAge(value - now)}`;
+}
+
+/**
+ * Ready or delayed messages of a queue, next to run first, or a note where the broker cannot show them (RabbitMQ:
+ * a message on a queue can only be read by taking it from the workers).
+ */
+export function queuedListPage(ctx: PageContext, queue: string, kind: QueuedKind, query: QueuedQuery, page: QueuedPage | undefined, counts: QueueCounts): Html {
+  const now = Date.now();
+  const label = kind === "ready" ? "Ready messages" : "Delayed messages";
+  const header = html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / ${queue} / ${kind}</nav>
+<h1>${label} of <span class="mono">${queue}</span>${page ? html` <small>${page.total} waiting in ${kind === "ready" ? queue : `${queue}.DQ`}</small>` : ""}</h1>
+${tabs(ctx, queue, kind, counts)}`;
+  if (!page) {
+    return layout(
+      ctx,
+      `${label} of ${queue}`,
+      html`${header}<p class="note">This broker cannot show waiting messages without taking them from the workers (RabbitMQ hands a message to one consumer at a time). The counts are on the queues page; RabbitMQ's management UI can peek at a queue ("Get messages" with requeue), at the cost of redelivering what it shows.</p>`,
+    );
+  }
+  const acting = canAct(ctx);
+  const rows = page.entries.map(
+    (e) => html`<tr>
+${acting ? html`<td><input type="checkbox" name="id" value="${e.id}" aria-label="select ${e.id}"></td>` : ""}
+<td class="mono"><a href="${queueLink(ctx, queue, kind)}/${encodeURIComponent(e.id)}">${e.id}</a></td>
+<td>${e.message?.actorName ?? html`<em>undecodable</em>`}</td>
+<td>${e.message ? `${formatAge(now - e.message.messageTimestamp)} ago` : "?"}</td>
+${kind === "delayed" ? html`<td>${eta(e.eta, now)}</td>` : ""}
+<td class="mono args">${e.message ? preview(e.message.args) : preview(e.raw)}</td>
+</tr>`,
+  );
+  const actions = acting
+    ? html`<div class="actions"><input type="hidden" name="csrf" value="${ctx.csrf}">
+${kind === "delayed" ? html`<button name="op" value="run-now">Run selected now</button>` : ""}
+<button name="op" value="delete" class="danger">Delete selected</button></div>`
+    : "";
+  const table = page.entries.length
+    ? html`<table class="messages"><thead><tr>${acting ? html`<th></th>` : ""}<th>Id</th><th>Actor</th><th>Sent</th>${kind === "delayed" ? html`<th>ETA</th>` : ""}<th>Args</th></tr></thead><tbody>${rows}</tbody></table>`
+    : html`<p class="empty">${query.search ? `Nothing matches "${query.search}"${page.scanned ? ` in the ${page.scanned} messages read` : ""}.` : "No message waiting."}</p>`;
+  const next = page.next === undefined ? "" : html`<a class="button" href="${queuedHref(ctx, queue, kind, query, page.next, query.from + page.entries.length)}">${page.entries.length || !query.search ? "Next page →" : "Search further →"}</a>`;
+  const firstLink = query.cursor > 0 ? html`<a class="button" href="${queuedHref(ctx, queue, kind, query)}">← First page</a>` : "";
+  return layout(
+    ctx,
+    `${label} of ${queue}`,
+    html`${header}
+${page.held ? html`<p class="note">${page.held} more delayed message${page.held === 1 ? " is" : "s are"} held by workers until due (fetched, so not listed and not movable).</p>` : ""}
+<form method="get" action="${queueLink(ctx, queue, kind)}" class="filters">
+<label>Message id, Redis id or actor <input name="search" value="${query.search}" size="36"></label>
+<label>Per page <input name="limit" value="${query.limit}" size="4" inputmode="numeric"></label>
+<button>Search</button> ${query.search ? html`<a href="${queueLink(ctx, queue, kind)}">clear</a>` : ""}
+</form>
+<form method="post" action="${queueLink(ctx, queue, kind)}/action">
+${actions}
+${table}
+</form>
+<p class="paging">${page.entries.length ? `${query.from + 1}–${query.from + page.entries.length} shown` : ""} ${firstLink} ${next}</p>`,
+  );
+}
+
+export function queuedPage(ctx: PageContext, queue: string, kind: QueuedKind, entry: QueuedEntry): Html {
+  const fields: [string, string][] = [["Redis id", entry.id], ...(kind === "delayed" ? [["ETA", entry.eta === undefined ? "none" : `${new Date(entry.eta).toISOString()} (${eta(entry.eta, Date.now())})`] as [string, string]] : []), ...messageFields(entry.message)];
+  const actions = canAct(ctx)
+    ? html`<form method="post" action="${queueLink(ctx, queue, kind)}/action" class="actions">
+<input type="hidden" name="csrf" value="${ctx.csrf}"><input type="hidden" name="id" value="${entry.id}">
+${kind === "delayed" ? html`<button name="op" value="run-now">Run now</button>` : ""}
+<button name="op" value="delete" class="danger">Delete</button>
+</form>`
+    : "";
+  return layout(
+    ctx,
+    `Message ${entry.id}`,
+    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / <a href="${queueLink(ctx, queue, kind)}">${queue}</a> / ${kind} / ${entry.id}</nav>
+<h1>${kind === "ready" ? "Ready" : "Delayed"} message <span class="mono">${entry.id}</span></h1>
+${actions}
+<table class="fields"><tbody>${fields.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody></table>
+${messageDetails(entry.message, entry.raw)}`,
   );
 }
 

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import {
   decodeOrUndefined,
   hasFilter,
@@ -16,8 +15,7 @@ import {
   type RequeueResult,
 } from "../../dead-letters/types.js";
 import { qName } from "../../queues.js";
-import { connectRedis } from "./connection.js";
-import { withDeadLetterScripts, type DeadLetterCommands } from "./scripts.js";
+import { ConsoleRedisClient } from "./console-client.js";
 
 /** Ids per script call; well under the Lua unpack limit, small enough not to stall Redis. */
 const BATCH = 500;
@@ -29,25 +27,7 @@ const SCAN_CHUNK = 1000;
  * `ns:q.XQ.msgs`, Troupe's reasons in `ns:q.XQ.reasons`. Pages read by rank (newest first), so the first page of a
  * huge queue costs one ZREVRANGE and two HMGETs of that page only.
  */
-export class RedisDeadLetters implements DeadLetterStore {
-  private readonly client: Redis & DeadLetterCommands;
-  private connecting: Promise<void> | undefined;
-
-  constructor(
-    client: Redis,
-    private readonly namespace: string,
-    /** For errors only (redacted). */
-    private readonly url?: string,
-  ) {
-    this.client = withDeadLetterScripts(client);
-  }
-
-  private async ready(): Promise<Redis & DeadLetterCommands> {
-    this.connecting ??= connectRedis(this.client, this.url);
-    await this.connecting;
-    return this.client;
-  }
-
+export class RedisDeadLetters extends ConsoleRedisClient implements DeadLetterStore {
   private key(queue: string): string {
     return `${this.namespace}:${qName(queue)}.XQ`;
   }
@@ -192,9 +172,5 @@ export class RedisDeadLetters implements DeadLetterStore {
       deleted += await client.troupeDeadLettersDelete(this.namespace, canonical, ...ids.slice(first, first + BATCH));
     }
     return deleted;
-  }
-
-  async close(): Promise<void> {
-    await this.client.quit().catch(() => this.client.disconnect());
   }
 }

@@ -8,8 +8,8 @@ import type { Redis } from "ioredis";
 const SCRIPT_DIR = new URL("../../../../worker/brokers/redis/", import.meta.url);
 
 const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "dead-letter-listed-body", "requeue", "promote", "purge", "maintenance", "stats"] as const;
-/** Scripts of the dead-letter tools (worker/brokers/redis/dead-letters.ts). */
-const DEAD_LETTER_SCRIPTS = ["dead-letters-requeue", "dead-letters-delete"] as const;
+/** Scripts of the console's tools (worker/brokers/redis/dead-letters.ts, worker/brokers/redis/queued.ts). */
+const DEAD_LETTER_SCRIPTS = ["dead-letters-requeue", "dead-letters-delete", "queued-messages"] as const;
 /** Rate-limit scripts with their key count (undefined: the caller passes it, for variable key lists). */
 const RATE_LIMIT_SCRIPTS = { "rate-limit-adjust": 1, "rate-limit-incr-and-sum": undefined } as const;
 /** The schedules' tick election (worker/schedules/store.ts). */
@@ -50,6 +50,8 @@ export interface BrokerCommands {
 export interface DeadLetterCommands {
   troupeDeadLettersRequeue(ns: string, queue: string, ...triples: string[]): Promise<number>;
   troupeDeadLettersDelete(ns: string, queue: string, ...ids: string[]): Promise<number>;
+  /** ARGV: source list (q or q.DQ), "delete" | "run-now", then (id, body) pairs; resolves to the ids acted on. */
+  troupeQueuedMessages(ns: string, queue: string, source: string, op: "delete" | "run-now", ...pairs: string[]): Promise<string[]>;
 }
 
 export interface RateLimitCommands {
