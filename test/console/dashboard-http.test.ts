@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer, get, type IncomingMessage, type Server } from "node:http";
 import type { Redis } from "ioredis";
-import { Message, RedisBroker, createDashboard, type Dashboard } from "troupe";
+import { Message, RedisBroker, RedisResultBackend, createDashboard, type Dashboard } from "troupe";
 import { REDIS_URL, uniqueName } from "../support/env.js";
 import { deleteNamespace, redisClient } from "../support/redis.js";
 
@@ -24,6 +24,7 @@ describe("the dashboard's handler, mounted under a base path", () => {
   let server: Server;
   let root: string;
   let host: string;
+  let results: RedisResultBackend;
 
   before(async () => {
     client = redisClient(REDIS_URL);
@@ -40,16 +41,32 @@ describe("the dashboard's handler, mounted under a base path", () => {
     await once(server, "listening");
     host = `127.0.0.1:${(server.address() as { port: number }).port}`;
     root = `http://${host}/troupe`;
-    dashboard = createDashboard({ broker, token: TOKEN, queues: [queue], basePath: "/troupe", allowedHosts: [host], interval: 100 });
+    results = new RedisResultBackend({ url: REDIS_URL, namespace: `${ns}-results` });
+    dashboard = createDashboard({ broker, results, token: TOKEN, queues: [queue], basePath: "/troupe", allowedHosts: [host], interval: 100 });
     server.on("request", (req, res) => (req.url?.startsWith("/troupe") ? dashboard.handler(req, res) : res.writeHead(404).end()));
   });
   after(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     await dashboard.close();
+    await results.close();
     await broker.close();
     await deleteNamespace(client, ns);
     client.disconnect();
+  });
+
+  test("message pages show the stored result, a stored failure, or that none is stored, escaped", async () => {
+    const queue = "results_q";
+    const [done, failed, pending] = ["done", "failed", "pending"].map((id) => new Message({ queueName: queue, actorName: "render", args: [id], messageId: `res-${id}` }));
+    for (const m of [done!, failed!, pending!]) await broker.enqueue(m);
+    await results.storeResult(done!, { html: "<b>bold</b>" }, 60_000);
+    await results.storeException(failed!, { name: "ValueError", message: "<img src=x onerror=alert(1)>" }, 60_000);
+    const ids = await client.lrange(`${ns}:${queue}`, 0, -1);
+    const page = async (i: number) => (await fetch(`${root}/queues/${queue}/ready/${ids[i]}`, { headers: { Accept: "text/html" } })).text();
+    assert.match(await page(0), /<h2>Stored result<\/h2><pre class="json" id="result">\{\n  &quot;html&quot;: &quot;&lt;b&gt;bold&lt;\/b&gt;&quot;\n\}<\/pre>/);
+    assert.match(await page(1), /The actor raised ValueError: &lt;img src=x onerror=alert\(1\)&gt;/);
+    assert.match(await page(2), /None stored/);
+    await client.del(...[done!, failed!].map((m) => results.buildMessageKey(m)));
   });
 
   test("pages carry the base path, strict security headers and no broker password", async () => {

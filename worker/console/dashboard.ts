@@ -27,7 +27,11 @@ import {
   type PageContext,
   type QueueCounts,
   type QueuedQuery,
+  type StoredResult,
 } from "./pages.js";
+import { ResultFailure, ResultMissing } from "../errors.js";
+import type { Message } from "../message.js";
+import type { ResultBackend } from "../results/backend.js";
 
 const log = getLogger("dashboard");
 
@@ -41,6 +45,8 @@ export interface DashboardOptions {
   queues?: string[];
   /** Time between samples of the broker, for the overview and its charts (ms, default 2000). */
   interval?: number;
+  /** Results backend whose stored result message pages show (the CLI: TROUPE_RESULTS_URL, else the broker's Redis). */
+  results?: ResultBackend;
   /** Samples kept for the charts (default 300: ten minutes at 2 s). */
   keep?: number;
   /** Path the handler is mounted under ("/troupe"); links carry it, and a request URL that starts with it has it removed. */
@@ -191,6 +197,17 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const queued = broker instanceof RedisBroker ? new RedisQueuedMessages(broker.createClient("console"), broker.namespace, broker.displayUrl) : undefined;
   const counts = (queue: string): QueueCounts => monitor.history().at(-1)?.queues.find((q) => q.queue === queue);
 
+  const storedResult = async (message: Message | undefined): Promise<StoredResult | undefined> => {
+    if (!options.results || !message) return undefined;
+    try {
+      return { state: "value", value: await options.results.getResult(message) };
+    } catch (err) {
+      if (err instanceof ResultMissing) return { state: "missing" };
+      if (err instanceof ResultFailure) return { state: "failure", type: err.origExcType, text: err.origExcMsg };
+      return { state: "error", text: redactSecrets((err as Error).message) };
+    }
+  };
+
   let lastError: string | undefined;
   let sampling: Promise<Snapshot | undefined> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -292,7 +309,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       if (method === "GET" && tail.length === 1) {
         const entry = await withStore((s) => s.show(queue, tail[0]!));
         if (!entry) throw new HttpError(404, `no dead letter ${tail[0]} in ${queue}.XQ`);
-        return api ? sendJson(res, 200, letterJson(entry)) : sendPage(res, 200, letterPage(ctx, queue, entry));
+        return api ? sendJson(res, 200, letterJson(entry)) : sendPage(res, 200, letterPage(ctx, queue, entry, await storedResult(entry.message)));
       }
       if (method === "POST" && api && tail.length === 1 && (tail[0] === "requeue" || tail[0] === "purge")) return apiAction(req, res, queue, tail[0]);
       if (method === "POST" && !api && tail.length === 1 && tail[0] === "action") return formAction(req, res, ctx, queue);
@@ -314,7 +331,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       if (method === "GET" && tail.length === 1) {
         const entry = await queued?.show(queue, kind, tail[0]!);
         if (!entry) throw new HttpError(404, `no ${kind} message ${tail[0]} waiting in ${queue} (fetched by a worker, done, or never there)`);
-        return api ? sendJson(res, 200, queuedJson(entry)) : sendPage(res, 200, queuedPage(ctx, queue, kind, entry));
+        return api ? sendJson(res, 200, queuedJson(entry)) : sendPage(res, 200, queuedPage(ctx, queue, kind, entry, await storedResult(entry.message)));
       }
       if (method === "POST" && tail.length === 1) return queuedAction(req, res, ctx, queue, kind, api ? tail[0]! : undefined);
     }

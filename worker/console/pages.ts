@@ -211,7 +211,7 @@ ${table}
   );
 }
 
-export function letterPage(ctx: PageContext, queue: string, entry: DeadLetterEntry): Html {
+export function letterPage(ctx: PageContext, queue: string, entry: DeadLetterEntry, result?: StoredResult): Html {
   const m = entry.message;
   const fields: [string, Html | string][] = [
     ["Id", entry.id],
@@ -235,8 +235,25 @@ export function letterPage(ctx: PageContext, queue: string, entry: DeadLetterEnt
 <h1>Dead letter <span class="mono">${entry.id}</span></h1>
 ${actions}
 <table class="fields"><tbody>${fields.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody></table>
+${resultSection(result)}
 ${messageDetails(m, entry.raw)}`,
   );
+}
+
+/** What the results backend holds for a message; undefined when no backend is configured. */
+export type StoredResult = { state: "value"; value: unknown } | { state: "failure"; type: string; text: string } | { state: "missing" } | { state: "error"; text: string };
+
+function resultSection(result: StoredResult | undefined): Html | string {
+  if (!result) return "";
+  const body =
+    result.state === "value"
+      ? html`<pre class="json" id="result">${JSON.stringify(result.value, null, 2)}</pre>`
+      : result.state === "failure"
+        ? html`<p class="banner error" id="result">The actor raised ${result.type}: ${result.text}</p>`
+        : result.state === "missing"
+          ? html`<p class="note" id="result">None stored (the actor does not store results, the result expired, or it has not run).</p>`
+          : html`<p class="banner warn" id="result">Reading the results backend failed: ${result.text}</p>`;
+  return html`<h2>Stored result</h2>${body}`;
 }
 
 /** Identity fields of a decoded message, for the tables of message pages. */
@@ -365,7 +382,7 @@ ${table}
   );
 }
 
-export function queuedPage(ctx: PageContext, queue: string, kind: QueuedKind, entry: QueuedEntry): Html {
+export function queuedPage(ctx: PageContext, queue: string, kind: QueuedKind, entry: QueuedEntry, result?: StoredResult): Html {
   const fields: [string, string][] = [["Redis id", entry.id], ...(kind === "delayed" ? [["ETA", entry.eta === undefined ? "none" : `${new Date(entry.eta).toISOString()} (${eta(entry.eta, Date.now())})`] as [string, string]] : []), ...messageFields(entry.message)];
   const actions = canAct(ctx)
     ? html`<form method="post" action="${queueLink(ctx, queue, kind)}/action" class="actions">
@@ -381,6 +398,7 @@ ${kind === "delayed" ? html`<button name="op" value="run-now">Run now</button>` 
 <h1>${kind === "ready" ? "Ready" : "Delayed"} message <span class="mono">${entry.id}</span></h1>
 ${actions}
 <table class="fields"><tbody>${fields.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody></table>
+${resultSection(result)}
 ${messageDetails(entry.message, entry.raw)}`,
   );
 }

@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import { once } from "node:events";
 import { createDashboard } from "../../console/dashboard.js";
 import { getLogger } from "../../logging.js";
-import { createBroker } from "../../setup.js";
+import { createBroker, createResultBackend, resultBackendFor } from "../../setup.js";
 import { intOption, listOption, parse, sharedBrokerUrlOption } from "../args.js";
 import { UsageError, type Command } from "../command.js";
 import { durationOption } from "../duration.js";
@@ -64,6 +64,9 @@ const command: Command = {
       console.error(`troupe dashboard: no queue to show: name them with -Q, or let the broker list them: ${blindSpots}`);
       return 2;
     }
+    // Message pages show stored results from the backend the workers use: TROUPE_RESULTS_URL, else the broker's Redis.
+    const resultsUrl = process.env.TROUPE_RESULTS_URL;
+    const results = resultsUrl ? createResultBackend(resultsUrl) : resultBackendFor(broker);
     const server = createServer();
     server.listen(port, host);
     await once(server, "listening");
@@ -72,6 +75,7 @@ const command: Command = {
     const shown = host.includes(":") ? `[${host}]` : host;
     const dashboard = createDashboard({
       broker,
+      results,
       token,
       readOnly,
       queues,
@@ -97,6 +101,7 @@ const command: Command = {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     await dashboard.close();
+    await results?.close();
     await broker.close();
     return 0;
   },
