@@ -77,6 +77,7 @@ describe("the dashboard's handler, mounted under a base path", () => {
     assert.match(page, /src="\/troupe\/static\/uplot\.js"/);
     assert.doesNotMatch(page, /hunter2secret/);
     assert.match(page, /redis:\/\/:\*\*\*@127\.0\.0\.1/);
+    assert.match(page, new RegExp(`${broker.workerId} <span class="chip">this dashboard</span>`), "its own heartbeat is marked");
     const csp = res.headers.get("content-security-policy")!;
     for (const directive of ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'"]) assert.ok(csp.includes(directive), csp);
     assert.equal(res.headers.get("x-content-type-options"), "nosniff");

@@ -281,7 +281,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     if (method === "GET" && path === "/") {
       const snapshot = monitor.history().at(-1) ?? (await sample());
       const workers = await monitor.workers((snapshot?.queues ?? []).map((q) => q.queue)).catch(() => []);
-      return sendPage(res, 200, overviewPage(ctx, snapshot, workers, { interval, error: lastError }));
+      return sendPage(res, 200, overviewPage(ctx, snapshot, workers, { interval, error: lastError, self: broker instanceof RedisBroker ? broker.workerId : undefined }));
     }
     if (method === "GET" && path === "/api/history") {
       const since = Number(url.searchParams.get("since") ?? 0) || 0;

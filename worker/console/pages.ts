@@ -89,7 +89,7 @@ function tabs(ctx: PageContext, queue: string, current: Section, counts: QueueCo
   return html`<nav class="tabs">${tab("ready", "Ready")}${tab("delayed", "Delayed")}${tab("dead", "Dead letters")}</nav>`;
 }
 
-export function overviewPage(ctx: PageContext, snapshot: Snapshot | undefined, workers: WorkerRow[] | undefined, options: { interval: number; error?: string }): Html {
+export function overviewPage(ctx: PageContext, snapshot: Snapshot | undefined, workers: WorkerRow[] | undefined, options: { interval: number; error?: string; self?: string }): Html {
   const rows = snapshot?.queues ?? [];
   const table = rows.length
     ? html`<table class="queues">
@@ -118,16 +118,18 @@ ${noDone ? html`<p class="note">Done/s needs a broker that counts acks (RabbitMQ
   <figure><figcaption>Throughput, all queues (per second)</figcaption><div class="chart" data-series="throughput"></div></figure>
 </section>
 <h2>Workers</h2>
-${workersTable(workers)}`,
+${workersTable(workers, options.self)}`,
   );
 }
 
-function workersTable(workers: WorkerRow[] | undefined): Html {
+/** `self`: the dashboard's own heartbeat id (Redis), marked as such. */
+function workersTable(workers: WorkerRow[] | undefined, self?: string): Html {
   if (workers === undefined) return html`<p class="note">RabbitMQ does not tell consumers over AMQP: set TROUPE_RABBITMQ_MANAGEMENT_URL to list them.</p>`;
   if (workers.length === 0) return html`<p class="empty">No live worker.</p>`;
   const now = Date.now();
-  return html`<table class="workers"><thead><tr><th>Worker</th><th>Last heartbeat</th><th>Queues (in flight)</th></tr></thead><tbody>${workers.map(
-    (w) => html`<tr><td class="mono">${w.id}</td><td>${w.lastSeen === undefined ? "–" : `${formatAge(now - w.lastSeen)} ago`}</td><td>${w.queues.map((q) => html`<span class="chip">${q.queue}${q.inFlight === undefined ? "" : ` (${q.inFlight})`}</span> `)}</td></tr>`,
+  const note = self ? html`<p class="note">On Redis every broker instance heartbeats — workers, producers, this dashboard — so an idle worker and a producer look alike; a worker holding messages shows them per queue.</p>` : "";
+  return html`${note}<table class="workers"><thead><tr><th>Worker</th><th>Last heartbeat</th><th>Queues (in flight)</th></tr></thead><tbody>${workers.map(
+    (w) => html`<tr><td class="mono">${w.id}${w.id === self ? html` <span class="chip">this dashboard</span>` : ""}</td><td>${w.lastSeen === undefined ? "–" : `${formatAge(now - w.lastSeen)} ago`}</td><td>${w.queues.map((q) => html`<span class="chip">${q.queue}${q.inFlight === undefined ? "" : ` (${q.inFlight})`}</span> `)}</td></tr>`,
   )}</tbody></table>`;
 }
 
