@@ -7,7 +7,7 @@
  */
 import { Environment } from "@marcbachmann/cel-js";
 import type { Cause } from "./names.js";
-import type { SchemaNode } from "./schema.js";
+import type { SchemaNode } from "../../operator/api/crd-validator.js";
 
 interface CrdVersion {
   name: string;

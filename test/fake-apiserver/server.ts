@@ -10,7 +10,7 @@ import { type Cause, causeText, checkLabels, checkAnnotations, checkMetadata, na
 import { validateBuiltin } from "./builtins.js";
 import { checkCrd } from "./crd-checks.js";
 import { ADMIN, ANONYMOUS, authorize, authorizePath, bootstrapClusterRoles, type RbacObject, type RequestAttributes, serviceAccountUser, type UserInfo } from "./rbac.js";
-import { CrdValidator, type SchemaNode } from "./schema.js";
+import { CrdValidator, type SchemaNode } from "../../operator/api/crd-validator.js";
 import { parseFieldSelector, parseLabelSelector } from "./selectors.js";
 
 /**

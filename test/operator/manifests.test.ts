@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
 import { loadManifests } from "../../operator/local/manifests.js";
-import { CrdValidator, type SchemaNode } from "../fake-apiserver/schema.js";
+import { CrdValidator, type SchemaNode } from "../../operator/api/crd-validator.js";
 import { repoRoot } from "../support/env.js";
 import { crdDir, workerPoolManifest } from "../support/operator.js";
 

@@ -205,12 +205,22 @@ describe("troupe up refuses unusable manifests before starting anything", () => 
     [
       "a pool without queues",
       "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], broker: { secretRef: { name: b } } }\n",
-      /no queues/,
+      /WorkerPool p is invalid: spec: set queues, actorSelector or both/,
     ],
     [
       "a pool whose broker Secret is missing",
       "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], queues: [q], broker: { secretRef: { name: absent } } }\n",
       /Secret absent key url is not in the manifests/,
+    ],
+    [
+      "a misspelt field, rejected as kubectl's strict field validation does",
+      "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], queues: [q], replicaz: 3, broker: { secretRef: { name: b } } }\n",
+      /WorkerPool p is invalid: unknown field "spec\.replicaz"/,
+    ],
+    [
+      "a field of the wrong type, by the CRD's schema",
+      "apiVersion: troupe.dev/v1alpha1\nkind: WorkerPool\nmetadata: { name: p }\nspec: { image: x, modules: [a.js], queues: [q], threads: '8', broker: { secretRef: { name: b } } }\n",
+      /WorkerPool p is invalid: spec\.threads: must be integer/,
     ],
     [
       "a module that does not exist",

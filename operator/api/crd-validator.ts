@@ -1,5 +1,8 @@
-import { Ajv, type ValidateFunction } from "ajv";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { evaluate } from "@marcbachmann/cel-js";
+import { parse } from "yaml";
 
 /** A CRD's structural schema node, with the Kubernetes extensions the fake honours. */
 export interface SchemaNode {
@@ -14,15 +17,25 @@ export interface SchemaNode {
 }
 
 /**
- * Validation of one CRD version as the API server does it: prune unknown fields (except under
- * x-kubernetes-preserve-unknown-fields), apply defaults, check the OpenAPI schema, then evaluate the CEL rules.
+ * What happens to a field the schema does not know: the API server prunes it from what it stores ("prune");
+ * `kubectl apply` asks for strict field validation and gets an error ("reject"), which is what `troupe up` does.
+ */
+export type UnknownFields = "prune" | "reject";
+
+/**
+ * Validation of one CRD version as the API server does it: prune (or reject) unknown fields, except under
+ * x-kubernetes-preserve-unknown-fields, apply defaults, check the OpenAPI schema, then evaluate the CEL rules.
+ * Shared by the operator's tooling (`troupe up`) and the tests' API double, so both apply the cluster's rules.
  * Returns the list of causes; empty means valid.
  */
 export class CrdValidator {
   private readonly validate: ValidateFunction;
 
-  constructor(private readonly schema: SchemaNode) {
-    const ajv = new Ajv({ strict: false, useDefaults: true, removeAdditional: true, allErrors: true });
+  constructor(
+    private readonly schema: SchemaNode,
+    unknownFields: UnknownFields = "prune",
+  ) {
+    const ajv = new Ajv({ strict: false, useDefaults: true, removeAdditional: unknownFields === "prune", allErrors: true });
     ajv.addFormat("date-time", { validate: isDateTime });
     this.validate = ajv.compile(prunable(schema));
   }
@@ -32,12 +45,37 @@ export class CrdValidator {
     dropNulls(this.schema, obj);
     const causes: string[] = [];
     if (!this.validate(obj)) {
-      for (const e of this.validate.errors ?? []) causes.push(`${fieldPath(e.instancePath)}: ${e.message ?? "invalid"}`);
+      for (const e of this.validate.errors ?? []) causes.push(causeOf(e));
       return causes;
     }
     celRules(this.schema, obj, old, "", causes);
     return causes;
   }
+}
+
+/** Each served version's validator of the CRDs in `dir`, by "group/version/Kind". */
+export function loadCrdValidators(dir: string, unknownFields: UnknownFields = "prune"): Map<string, CrdValidator> {
+  const out = new Map<string, CrdValidator>();
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".yaml"))) {
+    const crd = parse(readFileSync(join(dir, file), "utf8")) as ServedCrd;
+    for (const version of crd.spec.versions.filter((v) => v.served)) {
+      out.set(`${crd.spec.group}/${version.name}/${crd.spec.names.kind}`, new CrdValidator(version.schema.openAPIV3Schema, unknownFields));
+    }
+  }
+  return out;
+}
+
+interface ServedCrd {
+  spec: { group: string; names: { kind: string }; versions: { name: string; served: boolean; schema: { openAPIV3Schema: SchemaNode } }[] };
+}
+
+/** Worded as the API server words them: `spec.threads: must be integer`, `unknown field "spec.replicaz"`. */
+function causeOf(e: ErrorObject): string {
+  if (e.keyword === "additionalProperties") {
+    const field = `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`;
+    return `unknown field "${fieldPath(field)}"`;
+  }
+  return `${fieldPath(e.instancePath)}: ${e.message ?? "invalid"}`;
 }
 
 /**
