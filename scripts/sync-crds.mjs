@@ -8,10 +8,10 @@ import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const source = join(root, "crds");
-const target = join(root, "helm", "troupe", "crds");
+const target = join(root, "helm", "troupe", "files", "crds");
 
 const yamlIn = (dir) => readdirSync(dir).filter((f) => f.endsWith(".yaml"));
 const wanted = new Set(yamlIn(source));
 for (const name of yamlIn(target)) if (!wanted.has(name)) rmSync(join(target, name));
 for (const name of wanted) copyFileSync(join(source, name), join(target, name));
-console.log(`synced ${wanted.size} CRDs into helm/troupe/crds/`);
+console.log(`synced ${wanted.size} CRDs into helm/troupe/files/crds/`);

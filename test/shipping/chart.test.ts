@@ -7,15 +7,17 @@ import { parse, parseAllDocuments } from "yaml";
 import { chartDir, helm, repoRoot, type HelmMajor } from "./tools.js";
 import { crdValidators, type KubeObject } from "./crd-schemas.js";
 import { assertRestricted, docsManifests, validateBuiltIn, type Container, type PodSpec } from "./manifests.js";
+import * as k8s from "@kubernetes/client-node";
+import { createNamespace, customObjects, startFakeApiServer, workerPoolManifest } from "../support/operator.js";
 
 const valuesDir = join(repoRoot, "test", "shipping", "values");
 const NAMESPACE = "troupe-system";
 const HELM_MAJORS: HelmMajor[] = [4, 3];
 const VALUES_FILES = [undefined, "full.yaml", "single.yaml"];
 
-/** The objects `helm template` renders from `chart` (the chart folder by default). */
-function render(valuesFile?: string, major: HelmMajor = 4, chart = chartDir): KubeObject[] {
-  const args = ["template", "rel", chart, "--namespace", NAMESPACE, "--include-crds"];
+/** The objects `helm template` renders from `chart` (the chart folder by default), with extra helm arguments. */
+function render(valuesFile?: string, major: HelmMajor = 4, chart = chartDir, extra: string[] = []): KubeObject[] {
+  const args = ["template", "rel", chart, "--namespace", NAMESPACE, "--include-crds", ...extra];
   if (valuesFile) args.push("--values", join(valuesDir, valuesFile));
   const r = helm(args, major);
   assert.equal(r.status, 0, r.stderr);
@@ -40,10 +42,16 @@ function podSpecs(objects: KubeObject[]): [string, PodSpec][] {
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
 
-/** (group/resource → verbs) granted by every Role and ClusterRole in the release. */
+/** The Roles and ClusterRoles the release binds to a subject (the operator's), not the aggregated user roles. */
+function boundRoles(objects: KubeObject[]): KubeObject[] {
+  const refs = new Set(objects.filter((o) => o.kind.endsWith("Binding")).map((b) => { const ref = (b as unknown as { roleRef: { kind: string; name: string } }).roleRef; return `${ref.kind}/${ref.name}`; }));
+  return objects.filter((o) => (o.kind === "ClusterRole" || o.kind === "Role") && refs.has(`${o.kind}/${o.metadata.name}`));
+}
+
+/** (group/resource → verbs) granted by every Role and ClusterRole the release binds to the operator. */
 function grants(objects: KubeObject[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const role of objects.filter((o) => o.kind === "ClusterRole" || o.kind === "Role")) {
+  for (const role of boundRoles(objects)) {
     for (const rule of (role as unknown as { rules: Rule[] }).rules) {
       for (const g of rule.apiGroups) for (const r of rule.resources) out.set(`${g || "core"}/${r}`, [...rule.verbs].sort());
     }
@@ -100,6 +108,8 @@ describe("helm chart", () => {
   test("default values render the operator, RBAC, PDB, metrics Service, CRDs and dashboards, all valid", async () => {
     const objects = render();
     assert.deepEqual(kinds(objects), [
+      "ClusterRole",
+      "ClusterRole",
       "ClusterRole",
       "ClusterRoleBinding",
       "ConfigMap",
@@ -181,9 +191,9 @@ describe("helm chart", () => {
   });
 
   test("watching listed namespaces grants the same rules through a Role in each of them, and nothing cluster-wide", () => {
-    const clusterRole = one(render(), "ClusterRole") as unknown as { rules: Rule[] };
+    const clusterRole = one(boundRoles(render()), "ClusterRole") as unknown as { rules: Rule[] };
     const objects = render("full.yaml");
-    assert.deepEqual(ofKind(objects, "ClusterRole"), []);
+    assert.deepEqual(ofKind(objects, "ClusterRole").map((r) => r.metadata.name).sort(), ["acme-troupe-edit", "acme-troupe-view"], "only the aggregated user roles");
     assert.deepEqual(ofKind(objects, "ClusterRoleBinding"), []);
     const roles = ofKind(objects, "Role").filter((r) => !r.metadata.name.endsWith("-leader-election"));
     assert.deepEqual(roles.map((r) => r.metadata.namespace).sort(), ["billing", "shop"]);
@@ -253,9 +263,9 @@ describe("helm chart", () => {
     }
   });
 
-  test("the chart's CRDs are byte-identical copies of crds/ (run scripts/sync-crds.mjs)", () => {
+  test("the chart's CRD files are byte-identical copies of crds/ (run scripts/sync-crds.mjs)", () => {
     const source = join(repoRoot, "crds");
-    const copy = join(chartDir, "crds");
+    const copy = join(chartDir, "files", "crds");
     const names = readdirSync(source).filter((f) => f.endsWith(".yaml")).sort();
     assert.ok(names.length > 0);
     assert.deepEqual(readdirSync(copy).sort(), names);
@@ -279,6 +289,91 @@ describe("helm chart", () => {
       const validator = validators.get(`${o.apiVersion}/${o.kind}`);
       assert.ok(validator, `no CRD for ${o.apiVersion} ${o.kind}`);
       assert.deepEqual(validator.check(structuredClone(o)), [], `${o.kind} ${o.metadata.name}`);
+    }
+  });
+
+  test("CRDs are templates, so helm upgrade updates them; kept on uninstall; the same specs as crds/", () => {
+    const r = helm(["template", "rel", chartDir, "--namespace", NAMESPACE]);
+    assert.equal(r.status, 0, r.stderr);
+    const crds = parseAllDocuments(r.stdout).map((d) => d.toJS() as KubeObject | null).filter((o): o is KubeObject => o?.kind === "CustomResourceDefinition");
+    assert.equal(crds.length, readdirSync(join(repoRoot, "crds")).length, "rendered without --include-crds: templates, not crds/");
+    assert.ok(!readdirSync(chartDir).includes("crds"), "no crds/ folder, which helm upgrade would never update");
+    for (const crd of crds) {
+      assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], "keep", crd.metadata.name);
+      assert.equal(crd.metadata.labels?.["app.kubernetes.io/instance"], "rel");
+      const source = parse(readFileSync(join(repoRoot, "crds", `${crd.metadata.name}.yaml`), "utf8")) as KubeObject;
+      assert.deepEqual(crd.spec, source.spec, `${crd.metadata.name}: the template renders the file's spec unchanged`);
+    }
+    assert.deepEqual(ofKind(render(undefined, 4, chartDir, ["--set", "crds.install=false"]), "CustomResourceDefinition"), []);
+    for (const crd of ofKind(render(undefined, 4, chartDir, ["--set", "crds.keep=false"]), "CustomResourceDefinition")) assert.equal(crd.metadata.annotations, undefined);
+  });
+
+  test("helm.sh/chart is on objects but never in a selector or a pod template; selectors pick their pod templates", () => {
+    for (const values of [...VALUES_FILES, "console.yaml"]) {
+      for (const o of render(values)) {
+        const spec = (o.spec ?? {}) as { selector?: { matchLabels?: Record<string, string> } | Record<string, string>; podSelector?: { matchLabels?: Record<string, string> }; template?: { metadata?: { labels?: Record<string, string> } } };
+        const where = `${values ?? "defaults"}: ${o.kind} ${o.metadata.name}`;
+        if (o.kind !== "CustomResourceDefinition") assert.ok(o.metadata.labels?.["helm.sh/chart"], `${where} has helm.sh/chart`);
+        const selector = o.kind === "Service" ? (spec.selector as Record<string, string> | undefined) : (spec.selector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels ?? spec.podSelector?.matchLabels;
+        for (const labels of [selector, spec.template?.metadata?.labels]) assert.ok(!labels || !("helm.sh/chart" in labels), `${where}: helm.sh/chart in ${JSON.stringify(labels)}`);
+        const templateLabels = spec.template?.metadata?.labels;
+        if (templateLabels && selector) for (const [k, v] of Object.entries(selector)) assert.equal(templateLabels[k], v, `${where}: selector ${k}`);
+      }
+    }
+  });
+
+  test("pod and container securityContext come from values: OpenShift's random UIDs by setting runAsUser to null", async () => {
+    const objects = render(undefined, 4, chartDir, [
+      "--set-json", "operator.podSecurityContext.runAsUser=null",
+      "--set-json", "operator.podSecurityContext.runAsGroup=null",
+      "--set-json", 'operator.securityContext.capabilities={"drop":["ALL","NET_RAW"]}',
+    ]);
+    const deployment = one(objects, "Deployment");
+    await validateBuiltIn(deployment);
+    const pod = (deployment.spec as { template: { spec: PodSpec & { securityContext: Record<string, unknown> } } }).template.spec;
+    assert.deepEqual(pod.securityContext, { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    assert.deepEqual(pod.containers[0]!.securityContext?.capabilities, { drop: ["ALL", "NET_RAW"] });
+    assert.equal(pod.containers[0]!.securityContext?.readOnlyRootFilesystem, true, "keys not overridden keep their defaults");
+  });
+
+  test("an optional NetworkPolicy admits only the metrics port of the operator pods, from the configured peers", async () => {
+    assert.deepEqual(ofKind(render(), "NetworkPolicy"), [], "off by default");
+    const objects = render("full.yaml");
+    const policy = one(objects, "NetworkPolicy");
+    await validateBuiltIn(policy);
+    const spec = policy.spec as { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: { ports: { port: string }[]; from: unknown[] }[]; egress: unknown[] };
+    const podLabels = (one(objects, "Deployment").spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+    for (const [k, v] of Object.entries(spec.podSelector.matchLabels)) assert.equal(podLabels[k], v);
+    assert.deepEqual(spec.policyTypes, ["Ingress", "Egress"]);
+    assert.deepEqual(spec.ingress, [{ ports: [{ port: "metrics", protocol: "TCP" }], from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] }]);
+    const open = one(render(undefined, 4, chartDir, ["--set", "networkPolicy.enabled=true"]), "NetworkPolicy").spec as { policyTypes: string[]; ingress: unknown[] };
+    assert.deepEqual([open.policyTypes, open.ingress], [["Ingress"], [{ ports: [{ port: "metrics", protocol: "TCP" }] }]], "egress stays open without egress rules");
+  });
+
+  test("aggregated ClusterRoles: edit users manage WorkerPools, view users only read them; neither reaches Secrets (against the RBAC of the fake API server)", async () => {
+    const fake = await startFakeApiServer();
+    try {
+      const admin = fake.kubeConfig();
+      const rbac = admin.makeApiClient(k8s.RbacAuthorizationV1Api);
+      for (const role of ofKind(render(), "ClusterRole")) await rbac.createClusterRole({ body: role as k8s.V1ClusterRole });
+      const ns = await createNamespace(admin);
+      for (const [user, role] of [["alice", "edit"], ["bob", "view"]] as const) {
+        await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name: user }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }] } });
+      }
+      const as = (user: string) => fake.kubeConfig(ns, fake.userToken(user));
+      const forbidden = (err: unknown) => (err as { code?: number }).code === 403;
+      const alice = customObjects(as("alice"));
+      await alice.create("workerpools", ns, workerPoolManifest("mail"));
+      await alice.patch("workerpools", ns, "mail", { spec: { threads: 2 } });
+      await alice.api.patchNamespacedCustomObjectScale({ group: "troupe.dev", version: "v1alpha1", plural: "workerpools", namespace: ns, name: "mail", body: { spec: { replicas: 2 } } }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
+      const bob = customObjects(as("bob"));
+      assert.equal((await bob.get("workerpools", ns, "mail")).spec.threads, 2);
+      await assert.rejects(bob.create("workerpools", ns, workerPoolManifest("bobs")), forbidden);
+      await assert.rejects(bob.delete("workerpools", ns, "mail"), forbidden);
+      for (const user of ["alice", "bob"]) await assert.rejects(as(user).makeApiClient(k8s.CoreV1Api).listNamespacedSecret({ namespace: ns }), forbidden);
+      await alice.delete("workerpools", ns, "mail");
+    } finally {
+      await fake.stop();
     }
   });
 });

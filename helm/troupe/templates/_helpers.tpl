@@ -19,8 +19,14 @@
 {{- printf "%s-operator" (include "troupe.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- /* Labels of every object. Pod templates and selectors take troupe.podLabels instead: helm.sh/chart changes with
+every chart version, and a changed pod label would roll the pods (a changed selector cannot be applied at all). */}}
 {{- define "troupe.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "troupe.podLabels" . }}
+{{- end }}
+
+{{- define "troupe.podLabels" -}}
 app.kubernetes.io/name: {{ include "troupe.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
@@ -36,6 +42,11 @@ app.kubernetes.io/component: operator
 
 {{- define "troupe.operatorLabels" -}}
 {{ include "troupe.labels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "troupe.operatorPodLabels" -}}
+{{ include "troupe.podLabels" . }}
 app.kubernetes.io/component: operator
 {{- end }}
 
