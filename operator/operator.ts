@@ -11,11 +11,14 @@ import { ActorReconciler } from "./controllers/actor-controller.js";
 import type { OperatorContext } from "./controllers/context.js";
 import { PipelineReconciler } from "./controllers/pipeline-controller.js";
 import { WorkerPoolReconciler } from "./controllers/workerpool-controller.js";
-import { ACTORS, DEPLOYMENTS, KubeApi, PIPELINES, WORKERPOOLS, type KubeObject, type ResourceRef } from "./kube/api.js";
+import { ACTORS, DEPLOYMENTS, KubeApi, PIPELINES, SECRETS, SERVICES, WORKERPOOLS, type KubeObject, type ResourceRef } from "./kube/api.js";
+import { ObjectCaches } from "./kube/cache.js";
 import { MANAGED_BY, METRICS_PORT, selectorString } from "./resources/labels.js";
+import { secretData } from "./resources/secret-refs.js";
 import { Controller } from "./runtime/controller.js";
 import { EventRecorder } from "./runtime/events.js";
 import { startHttpServer } from "./runtime/http-server.js";
+import { RestartingInformer } from "./runtime/informers.js";
 import { LeaderElector, type LeaderElectionOptions } from "./runtime/leader-election.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
 import { BacklogSizer } from "./scaling/backlog-sizer.js";
@@ -37,7 +40,13 @@ export interface OperatorOptions {
   /** Where a pod serves its worker metrics (default http://<podIP>:9191/metrics). */
   podMetricsUrl?: OperatorContext["podMetricsUrl"];
   metrics?: OperatorMetrics;
+  /** The clock every controller, the caches, the work queues and leader election read (default: the system's). */
   now?: () => Date;
+  /**
+   * Every API request is cut off after this long (default 5 s, and at most three quarters of the renew deadline with
+   * leader election, so no request can keep a leader acting past it).
+   */
+  apiTimeoutMs?: number;
   /** How long API discovery answers (is the PodMonitor CRD installed?) are reused (default 60 s). */
   discoveryRefreshMs?: number;
   /** How often active Pipeline runs are checked against the results backend (default 2 s). */
@@ -45,8 +54,6 @@ export interface OperatorOptions {
 }
 
 const log = getLogger("operator");
-
-type AnyInformer = k8s.Informer<KubeObject> & k8s.ObjectCache<KubeObject>;
 
 /**
  * The Troupe operator: informers over WorkerPools, Actors, Pipelines and the Deployments it owns feed three
@@ -59,8 +66,12 @@ export class Operator extends EventEmitter {
   readonly metrics: OperatorMetrics;
   private readonly connections: BrokerConnections;
   private readonly controllers: Record<"workerpool" | "actor" | "pipeline", Controller>;
-  private readonly informers: { ref: ResourceRef; namespace: string | undefined; informer: AnyInformer }[] = [];
+  private readonly caches: ObjectCaches;
+  private readonly informers: RestartingInformer[] = [];
   private readonly elector: LeaderElector | undefined;
+  /** Aborted when leadership is lost: every request the controllers have in flight stops, and no new one starts. */
+  private readonly leadership = new AbortController();
+  private readonly now: () => Date;
   private readonly resultBackends = new Map<string, ResultBackend>();
   private server: http.Server | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -70,32 +81,42 @@ export class Operator extends EventEmitter {
 
   constructor(private readonly options: OperatorOptions) {
     super();
-    this.api = new KubeApi(options.kubeConfig);
+    const now = (this.now = options.now ?? (() => new Date()));
+    const clock = () => now().getTime();
+    const renewDeadlineMs = options.leaderElection ? (options.leaderElection.renewDeadlineMs ?? 10_000) : Infinity;
+    this.caches = new ObjectCaches(clock);
+    this.api = new KubeApi(options.kubeConfig, {
+      timeoutMs: Math.min(options.apiTimeoutMs ?? 5_000, Math.floor(renewDeadlineMs * 0.75)),
+      onWrite: (ref, object) => this.caches.wrote(ref, object),
+    });
+    const api = options.leaderElection ? this.api.fenced(this.leadership.signal) : this.api;
     this.metrics = options.metrics ?? new OperatorMetrics();
     this.connections = new BrokerConnections(options.brokerFactory, options.brokerTimeoutMs);
     const ctx: OperatorContext = {
-      api: this.api,
-      events: new EventRecorder(this.api, "troupe.dev/operator", options.leaderElection?.identity ?? hostname()),
+      api,
+      cache: this.caches,
+      events: new EventRecorder(api, "troupe.dev/operator", options.leaderElection?.identity ?? hostname(), undefined, now),
       metrics: this.metrics,
       connections: this.connections,
       scaler: new BacklogSizer(this.connections),
-      pools: (ns) => this.cached<WorkerPool & KubeObject>(WORKERPOOLS, ns),
-      actors: (ns) => this.cached<ActorResource & KubeObject>(ACTORS, ns),
-      pipelines: (ns) => this.cached<PipelineResource & KubeObject>(PIPELINES, ns),
+      pools: (ns) => this.caches.list<WorkerPool & KubeObject>(WORKERPOOLS, ns),
+      actors: (ns) => this.caches.list<ActorResource & KubeObject>(ACTORS, ns),
+      pipelines: (ns) => this.caches.list<PipelineResource & KubeObject>(PIPELINES, ns),
+      secrets: (ns) => (name, key) => secretData(this.caches.get<KubeObject & { data?: Record<string, string> }>(SECRETS, ns, name), key),
       podMetricsUrl: options.podMetricsUrl ?? ((pod) => (pod.status?.podIP ? `http://${pod.status.podIP}:${METRICS_PORT}/metrics` : undefined)),
       resultBackend: (url) => this.resultBackend(url),
       enqueue: (controller, key) => this.controllers[controller].enqueue(key),
-      now: options.now ?? (() => new Date()),
+      now,
       discoveryRefreshMs: options.discoveryRefreshMs ?? 60_000,
       pipelineFollowMs: options.pipelineFollowMs ?? 2_000,
     };
     this.controllers = {
-      workerpool: new Controller("workerpool", new WorkerPoolReconciler(ctx).reconcile, this.metrics),
-      actor: new Controller("actor", new ActorReconciler(ctx).reconcile, this.metrics, 1),
-      pipeline: new Controller("pipeline", new PipelineReconciler(ctx).reconcile, this.metrics),
+      workerpool: new Controller("workerpool", new WorkerPoolReconciler(ctx).reconcile, this.metrics, { now: clock }),
+      actor: new Controller("actor", new ActorReconciler(ctx).reconcile, this.metrics, { workers: 1, now: clock }),
+      pipeline: new Controller("pipeline", new PipelineReconciler(ctx).reconcile, this.metrics, { now: clock }),
     };
     if (options.leaderElection) {
-      this.elector = new LeaderElector(this.api, { ...options.leaderElection, identity: options.leaderElection.identity ?? `${hostname()}-${process.pid}` });
+      this.elector = new LeaderElector(this.api, { ...options.leaderElection, identity: options.leaderElection.identity ?? `${hostname()}-${process.pid}`, now });
     }
   }
 
@@ -124,7 +145,9 @@ export class Operator extends EventEmitter {
       this.startControllers().catch((err) => log.critical("controllers failed to start", { err }));
     });
     this.elector.on("stopped", () => {
-      // A controller set is not restarted in-process: the caller exits and a fresh process campaigns again.
+      // Nothing the old term started may reach the API server any more; a controller set is not restarted
+      // in-process: the caller exits and a fresh process campaigns again.
+      this.leadership.abort();
       this.elector?.abandon();
       this.metrics.isLeader.set(0);
       void this.stopControllers().then(() => this.emit("lostLeadership"));
@@ -136,6 +159,11 @@ export class Operator extends EventEmitter {
     if (this.running || this.stopping) return;
     this.running = true;
     const scopes = this.options.namespaces?.length ? this.options.namespaces : [undefined];
+    const poolsOf = (o: KubeObject) => this.caches.list<WorkerPool & KubeObject>(WORKERPOOLS, o.metadata.namespace!);
+    const ownerPool = (o: KubeObject) => {
+      const owner = o.metadata.ownerReferences?.find((r) => r.kind === "WorkerPool");
+      if (owner) this.controllers.workerpool.enqueue(`${o.metadata.namespace}/${owner.name}`);
+    };
     for (const namespace of scopes) {
       this.watch(WORKERPOOLS, namespace, undefined, (o) => {
         this.controllers.workerpool.enqueue(keyOf(o));
@@ -143,16 +171,21 @@ export class Operator extends EventEmitter {
       }, true);
       this.watch(ACTORS, namespace, undefined, (o) => {
         this.controllers.actor.enqueue(`${o.metadata.namespace}/`);
-        for (const pool of this.cached(WORKERPOOLS, o.metadata.namespace!)) this.controllers.workerpool.enqueue(keyOf(pool));
+        for (const pool of poolsOf(o)) this.controllers.workerpool.enqueue(keyOf(pool));
       }, true);
       this.watch(PIPELINES, namespace, undefined, (o) => this.controllers.pipeline.enqueue(keyOf(o)), true);
-      this.watch(DEPLOYMENTS, namespace, selectorString(MANAGED_BY), (o) => {
-        const owner = (o.metadata.ownerReferences as { kind: string; name: string }[] | undefined)?.find((r) => r.kind === "WorkerPool");
-        if (owner) this.controllers.workerpool.enqueue(`${o.metadata.namespace}/${owner.name}`);
+      this.watch(DEPLOYMENTS, namespace, selectorString(MANAGED_BY), ownerPool);
+      this.watch(SERVICES, namespace, selectorString(MANAGED_BY), ownerPool);
+      // Broker URLs come from Secrets: a changed one is acted on at once rather than at the next poll.
+      this.watch(SECRETS, namespace, undefined, (o) => {
+        for (const pool of poolsOf(o)) if ([pool.spec.broker.secretRef.name, pool.spec.results?.secretRef.name].includes(o.metadata.name)) this.controllers.workerpool.enqueue(keyOf(pool));
       });
     }
+    // As controller-runtime does, reconcile only from synced caches: a Secret or Deployment not listed yet would
+    // look missing.
+    await Promise.all(this.informers.map((i) => i.start()));
+    if (!this.running) return;
     for (const c of Object.values(this.controllers)) c.start();
-    await Promise.all(this.informers.map((i) => i.informer.start()));
     this.synced = true;
     const resyncMs = this.options.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => this.resync(), resyncMs);
@@ -182,29 +215,19 @@ export class Operator extends EventEmitter {
       seen.delete(keyOf(o));
       onChange(o);
     });
-    informer.on("error", (err: unknown) => {
-      if (!this.running) return;
-      log.warn("watch failed; restarting the informer", { resource: ref.plural, namespace: namespace ?? "all", err });
-      setTimeout(() => {
-        if (this.running) informer.start().catch((startErr: unknown) => log.warn("informer restart failed", { resource: ref.plural, err: startErr }));
-      }, 1000).unref();
-    });
-    this.informers.push({ ref, namespace, informer });
+    this.caches.add(ref, namespace, informer);
+    this.informers.push(new RestartingInformer(informer, `${ref.plural} in ${namespace ?? "all namespaces"}`, () => this.now().getTime()));
   }
 
   /** Enqueue every cached object: the periodic resync of a level-triggered controller. */
   private resync(): void {
-    for (const { ref, informer } of this.informers) {
+    for (const { ref, informer } of this.caches.all) {
       for (const o of informer.list()) {
         if (ref === WORKERPOOLS) this.controllers.workerpool.enqueue(keyOf(o));
         else if (ref === ACTORS) this.controllers.actor.enqueue(`${o.metadata.namespace}/`);
         else if (ref === PIPELINES) this.controllers.pipeline.enqueue(keyOf(o));
       }
     }
-  }
-
-  private cached<T extends KubeObject>(ref: ResourceRef, namespace: string): T[] {
-    return this.informers.filter((i) => i.ref === ref && (i.namespace === undefined || i.namespace === namespace)).flatMap((i) => i.informer.list(namespace) as T[]);
   }
 
   private resultBackend(url: string): ResultBackend {
@@ -221,8 +244,9 @@ export class Operator extends EventEmitter {
     this.running = false;
     this.synced = false;
     clearInterval(this.resyncTimer);
-    await Promise.allSettled(this.informers.map((i) => i.informer.stop()));
+    await Promise.allSettled(this.informers.map((i) => i.stop()));
     this.informers.length = 0;
+    this.caches.clear();
     await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
   }
 

@@ -1,28 +1,18 @@
+import { isDeepStrictEqual } from "node:util";
 import { setCondition } from "../api/conditions.js";
 import type { ActorOverrideOptions, ActorResource, ActorStatus, WorkerPool } from "../api/types.js";
 import { scrubCredentials } from "../api/validate.js";
-import { ACTORS, errorCode, type KubeObject } from "../kube/api.js";
+import { ACTORS, CONFIGMAPS, errorCode, type KubeObject } from "../kube/api.js";
+import { createOrUpdate } from "../kube/create-or-update.js";
+import { actorOverrides } from "../resources/actor-overrides.js";
 import { ACTORS_CONFIGMAP, ACTORS_FILE, MANAGED_BY } from "../resources/labels.js";
+import { poolQueues } from "../resources/queues.js";
+import { secretRefValue } from "../resources/secret-refs.js";
+import { ownedUpdate } from "../resources/workerpool.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import type { OperatorContext } from "./context.js";
-import { poolQueues } from "./workerpool-controller.js";
 
 const DEPTH_REFRESH_MS = 30_000;
-
-/**
- * The overrides file of a namespace: `{ actorName: options }`. The oldest Actor wins when two declare the same actor
- * name; the others are reported as duplicates.
- */
-export function actorOverrides(actors: readonly ActorResource[]): { overrides: Record<string, ActorOverrideOptions>; duplicates: Set<string> } {
-  const ordered = [...actors].sort((a, b) => (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? "") || a.metadata.name.localeCompare(b.metadata.name));
-  const overrides: Record<string, ActorOverrideOptions> = {};
-  const duplicates = new Set<string>();
-  for (const actor of ordered) {
-    if (actor.spec.actorName in overrides) duplicates.add(actor.metadata.name);
-    else overrides[actor.spec.actorName] = { ...(actor.spec.options ?? {}) };
-  }
-  return { overrides: Object.fromEntries(Object.entries(overrides).sort(([a], [b]) => a.localeCompare(b))), duplicates };
-}
 
 /**
  * Reconciles the Actors of one namespace (key `namespace/`): publishes their settings in the `troupe-actors`
@@ -34,7 +24,7 @@ export class ActorReconciler {
   reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const namespace = key.slice(0, key.indexOf("/"));
     const { api } = this.ctx;
-    const actors = (await api.list<ActorResource & KubeObject>(ACTORS, namespace)).filter((a) => !a.metadata.deletionTimestamp);
+    const actors = (this.ctx.actors(namespace) as (ActorResource & KubeObject)[]).filter((a) => !a.metadata.deletionTimestamp);
     const { overrides, duplicates } = actorOverrides(actors);
     if (actors.length) await this.publish(namespace, actors, overrides);
 
@@ -61,6 +51,7 @@ export class ActorReconciler {
         ...(depth && !(depth instanceof Error) ? { queueDepth: depth } : actor.status?.queueDepth ? { queueDepth: actor.status.queueDepth } : {}),
         conditions,
       };
+      if (isDeepStrictEqual(JSON.parse(JSON.stringify(status)), actor.status)) continue;
       try {
         await api.patchStatus(ACTORS, namespace, actor.metadata.name, status);
       } catch (err) {
@@ -71,8 +62,7 @@ export class ActorReconciler {
   };
 
   private async publish(namespace: string, actors: readonly (ActorResource & KubeObject)[], overrides: Record<string, ActorOverrideOptions>): Promise<void> {
-    const core = this.ctx.api.core;
-    const body = {
+    const desired: KubeObject = {
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: {
@@ -80,19 +70,12 @@ export class ActorReconciler {
         namespace,
         labels: { ...MANAGED_BY, "app.kubernetes.io/part-of": "troupe" },
         // Owned by every Actor: the garbage collector removes the ConfigMap with the last of them.
-        ownerReferences: actors.map((a) => ({ apiVersion: a.apiVersion, kind: "Actor", name: a.metadata.name, uid: a.metadata.uid! })),
+        ownerReferences: [...actors].sort((a, b) => a.metadata.uid!.localeCompare(b.metadata.uid!)).map((a) => ({ apiVersion: a.apiVersion, kind: "Actor", name: a.metadata.name, uid: a.metadata.uid! })),
       },
       data: { [ACTORS_FILE]: JSON.stringify(overrides, null, 2) + "\n" },
     };
-    try {
-      const existing = await core.readNamespacedConfigMap({ namespace, name: ACTORS_CONFIGMAP });
-      const sameOwners = JSON.stringify(existing.metadata?.ownerReferences?.map((o) => o.uid).sort()) === JSON.stringify(actors.map((a) => a.metadata.uid).sort());
-      if (existing.data?.[ACTORS_FILE] === body.data[ACTORS_FILE] && sameOwners) return;
-      await core.replaceNamespacedConfigMap({ namespace, name: ACTORS_CONFIGMAP, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
-    } catch (err) {
-      if (errorCode(err) !== 404) throw err;
-      await core.createNamespacedConfigMap({ namespace, body });
-    }
+    const current = await this.ctx.api.get(CONFIGMAPS, namespace, ACTORS_CONFIGMAP);
+    await createOrUpdate(this.ctx.api, CONFIGMAPS, desired, { current, mutate: (live) => ownedUpdate(live, desired) });
   }
 
   /** Depth of each Actor queue, read through the broker of a pool that serves it. */
@@ -102,10 +85,9 @@ export class ActorReconciler {
     for (const queue of queues) {
       const pool = pools.find((p) => poolQueues(p, actors).includes(queue));
       if (!pool) continue;
-      const ref = pool.spec.broker.secretRef;
+      const url = secretRefValue(this.ctx.secrets(namespace), pool.spec.broker.secretRef).value;
+      if (url === undefined) continue;
       try {
-        const url = await this.ctx.api.secretValue(namespace, ref.name, ref.key ?? "url");
-        if (url === undefined) continue;
         const [stats] = await this.ctx.connections.queueStats(url, [queue]);
         result.set(queue, { ready: stats!.ready, delayed: stats!.delayed, inFlight: stats!.inFlight, dead: stats!.dead });
       } catch (err) {

@@ -3,7 +3,8 @@ import { getLogger } from "../../worker/logging.js";
 import { setCondition } from "../api/conditions.js";
 import type { PipelineResource, PipelineStatus, SecretRef } from "../api/types.js";
 import { scrubCredentials } from "../api/validate.js";
-import { errorCode, MERGE_PATCH, PIPELINES, type KubeObject } from "../kube/api.js";
+import { errorCode, PIPELINES, type KubeObject } from "../kube/api.js";
+import { secretRefValue } from "../resources/secret-refs.js";
 import { isActive, pruneRuns } from "../pipeline/runs.js";
 import { finishedRuns, PipelineFollower, startDueRun } from "../pipeline/engine.js";
 import { scheduleProblem } from "../pipeline/schedule.js";
@@ -30,6 +31,7 @@ export class PipelineReconciler {
 
   reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const [namespace, name] = splitKey(key);
+    // Read live, not from the cache: runs are planned from this status and written back with its resourceVersion.
     const resource = await this.ctx.api.get<Pipeline>(PIPELINES, namespace, name);
     if (!resource || resource.metadata.deletionTimestamp) return;
     const now = this.ctx.now();
@@ -60,8 +62,8 @@ export class PipelineReconciler {
     if (runs.some(isActive)) {
       requeueAfterMs = Math.min(requeueAfterMs, this.ctx.pipelineFollowMs);
       try {
-        const broker = await this.secret(namespace, spec.broker.secretRef);
-        const results = spec.results ? await this.secret(namespace, spec.results.secretRef) : broker;
+        const broker = this.secret(namespace, spec.broker.secretRef);
+        const results = spec.results ? this.secret(namespace, spec.results.secretRef) : broker;
         runs = await this.follower.advanceAll(spec, runs, { broker, results }, now);
       } catch (err) {
         brokerProblem = scrubCredentials((err as Error).message);
@@ -81,20 +83,17 @@ export class PipelineReconciler {
     return { requeueAfterMs };
   };
 
-  private async secret(namespace: string, ref: SecretRef): Promise<string> {
-    const value = await this.ctx.api.secretValue(namespace, ref.name, ref.key ?? "url");
-    if (value === undefined) throw new Error(`Secret ${ref.name} with key ${ref.key ?? "url"} not found`);
+  private secret(namespace: string, ref: SecretRef): string {
+    const { value, problem } = secretRefValue(this.ctx.secrets(namespace), ref);
+    if (value === undefined) throw new Error(problem);
     return value;
   }
 
   /** Compare-and-swap on resourceVersion; false when someone else wrote first (the key is reconciled again). */
   private async writeStatus(resource: Pipeline, status: PipelineStatus): Promise<boolean> {
     try {
-      const written = await this.ctx.api.custom.patchNamespacedCustomObjectStatus(
-        { ...PIPELINES, namespace: resource.metadata.namespace!, name: resource.metadata.name, body: { metadata: { resourceVersion: resource.metadata.resourceVersion }, status } },
-        MERGE_PATCH,
-      );
-      resource.metadata.resourceVersion = (written as KubeObject).metadata.resourceVersion;
+      const written = await this.ctx.api.patchStatus<KubeObject>(PIPELINES, resource.metadata.namespace!, resource.metadata.name, status, resource.metadata.resourceVersion);
+      resource.metadata.resourceVersion = written.metadata.resourceVersion;
       resource.status = status;
       return true;
     } catch (err) {

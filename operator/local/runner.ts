@@ -7,9 +7,11 @@ import { autoscalingWithDefaults, type WorkerPool } from "../api/types.js";
 import { workerPoolProblems } from "../api/validate.js";
 import { BrokerConnections, type BrokerFactory } from "../brokers/connections.js";
 import { managementUrlOf, type ManagementEndpoint } from "../brokers/management-url.js";
-import { actorOverrides } from "../controllers/actor-controller.js";
-import { poolQueues } from "../controllers/workerpool-controller.js";
+import type { SecretRef } from "../api/types.js";
+import { actorOverrides } from "../resources/actor-overrides.js";
 import { ACTORS_FILE } from "../resources/labels.js";
+import { poolQueues } from "../resources/queues.js";
+import { refKey, secretRefValue, type SecretLookup } from "../resources/secret-refs.js";
 import { brokerSettingsEnv, workerArgs } from "../resources/workerpool.js";
 import { BacklogSizer } from "../scaling/backlog-sizer.js";
 import { LocalPipelines } from "./local-pipelines.js";
@@ -73,7 +75,7 @@ export class LocalRunner {
     });
     const pipelinePlans = pipelines.map((pipeline) => {
       const broker = this.options.brokerUrl ?? this.secretOrEnv(pipeline.spec.broker.secretRef, `Pipeline ${pipeline.metadata.name}`);
-      const results = pipeline.spec.results ? this.secret(pipeline.spec.results.secretRef.name, pipeline.spec.results.secretRef.key) : broker;
+      const results = pipeline.spec.results ? this.secret(pipeline.spec.results.secretRef) : broker;
       return { pipeline, urls: { broker, results } };
     });
     if (pipelinePlans.length) {
@@ -96,13 +98,13 @@ export class LocalRunner {
           TROUPE_BROKER_URL: brokerUrl,
           ...brokerSettingsEnv(pool),
           TROUPE_ACTOR_OVERRIDES: overridesPath,
-          ...(resultsRef ? { TROUPE_RESULTS_URL: this.secret(resultsRef.name, resultsRef.key) } : {}),
+          ...(resultsRef ? { TROUPE_RESULTS_URL: this.secret(resultsRef) } : {}),
         },
         stopTimeoutMs: ((pool.spec.shutdownTimeoutSeconds ?? 30) + 5) * 1000,
         onCrash: this.options.report,
         stdio: this.options.stdio,
       });
-      const management = await managementUrlOf(pool.spec, (name, key) => this.manifests.secrets.get(`${name}/${key}`));
+      const management = await managementUrlOf(pool.spec, this.secrets);
       if (management.problem) throw new Error(`WorkerPool ${pool.metadata.name}: ${management.problem}`);
       const entry: RunningPool = { pool, local, management };
       this.running.push(entry);
@@ -144,18 +146,21 @@ export class LocalRunner {
   }
 
   /** A broker URL: the Secret from the manifests, else $TROUPE_BROKER_URL. */
-  private secretOrEnv(ref: { name: string; key?: string }, owner: string): string {
-    const fromManifests = this.manifests.secrets.get(`${ref.name}/${ref.key ?? "url"}`);
+  private secretOrEnv(ref: SecretRef, owner: string): string {
+    const fromManifests = secretRefValue(this.secrets, ref).value;
     if (fromManifests !== undefined) return fromManifests;
     if (process.env.TROUPE_BROKER_URL) return process.env.TROUPE_BROKER_URL;
-    throw new Error(`${owner}: Secret ${ref.name} key ${ref.key ?? "url"} is not in the manifests: add the Secret, pass --broker, or set TROUPE_BROKER_URL`);
+    throw new Error(`${owner}: Secret ${ref.name} key ${refKey(ref)} is not in the manifests: add the Secret, pass --broker, or set TROUPE_BROKER_URL`);
   }
 
-  private secret(name: string, key = "url"): string {
-    const value = this.manifests.secrets.get(`${name}/${key}`);
-    if (value === undefined) throw new Error(`Secret ${name} key ${key} is not in the manifests`);
+  private secret(ref: SecretRef): string {
+    const value = secretRefValue(this.secrets, ref).value;
+    if (value === undefined) throw new Error(`Secret ${ref.name} key ${refKey(ref)} is not in the manifests`);
     return value;
   }
+
+  /** The Secret documents of the manifests. */
+  private readonly secrets: SecretLookup = (name, key) => this.manifests.secrets.get(`${name}/${key}`);
 
   /** Stop every replica (SIGTERM, drain within the shutdown timeout) and release the broker connections. */
   async stop(): Promise<void> {

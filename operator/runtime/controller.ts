@@ -22,17 +22,21 @@ export type Reconciler = (key: string) => Promise<ReconcileResult | void>;
  * and never stops the loop.
  */
 export class Controller {
-  readonly queue = new WorkQueue();
+  readonly queue: WorkQueue;
   private running: Promise<void>[] = [];
   private readonly log;
+  private readonly workers: number;
+  private readonly rejectionBackoffMs: number;
 
   constructor(
     readonly name: string,
     private readonly reconcile: Reconciler,
     private readonly metrics: OperatorMetrics,
-    private readonly workers = 2,
-    private readonly rejectionBackoffMs = 1000,
+    { workers = 2, rejectionBackoffMs = 1000, now = Date.now }: { workers?: number; rejectionBackoffMs?: number; now?: () => number } = {},
   ) {
+    this.workers = workers;
+    this.rejectionBackoffMs = rejectionBackoffMs;
+    this.queue = new WorkQueue(undefined, undefined, undefined, now);
     this.log = getLogger(`operator.${name}`);
     // Series exist from the start, so rate() and dashboards see zeros rather than nothing.
     metrics.reconcileErrors.inc({ controller: name }, 0);

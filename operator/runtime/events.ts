@@ -18,12 +18,13 @@ export class EventRecorder {
     private readonly controller = "troupe.dev/operator",
     private readonly instance = "troupe-operator",
     private readonly dedupeMs = 60_000,
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   async record(regarding: KubeObject, type: EventType, reason: string, action: string, note: string): Promise<void> {
     const namespace = regarding.metadata.namespace ?? "default";
     const key = `${regarding.metadata.uid}/${type}/${reason}/${note}`;
-    const now = Date.now();
+    const now = this.now().getTime();
     if ((this.recent.get(key) ?? 0) > now - this.dedupeMs) return;
     this.recent.set(key, now);
     for (const [k, at] of this.recent) if (at <= now - this.dedupeMs) this.recent.delete(k);

@@ -12,6 +12,8 @@ export interface LeaderElectionOptions {
   renewDeadlineMs?: number;
   /** Pause between acquire / renew attempts (client-go default 2 s). */
   retryPeriodMs?: number;
+  /** The clock (default: the system's). */
+  now?: () => Date;
 }
 
 interface Lease extends KubeObject {
@@ -26,6 +28,11 @@ const log = getLogger("operator.leader");
  * it last saw the record change, so clock skew between nodes does not matter); every write is a compare-and-swap on
  * resourceVersion, so two candidates can never both win. Emits `started` on winning and `stopped` when leadership is
  * lost; `release()` hands the lease back on graceful shutdown so a successor need not wait out the duration.
+ *
+ * A leader that has not renewed within the renew deadline stops at that moment, by a timer, not when a hung request
+ * finally fails; and every lease request is cut off at the time left before the deadline. The deadline is shorter
+ * than the lease duration, so the old leader has stopped before any other candidate may take the lease. Once lost,
+ * leadership is not campaigned for again by this elector (the process restarts, as with client-go).
  */
 export class LeaderElector extends EventEmitter {
   private readonly leaseDurationMs: number;
@@ -36,7 +43,9 @@ export class LeaderElector extends EventEmitter {
   private leading = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
   private lastRenew = 0;
+  private readonly now: () => number;
 
   constructor(
     private readonly api: KubeApi,
@@ -46,6 +55,8 @@ export class LeaderElector extends EventEmitter {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
+    const clock = options.now ?? (() => new Date());
+    this.now = () => clock().getTime();
   }
 
   get isLeader(): boolean {
@@ -65,7 +76,8 @@ export class LeaderElector extends EventEmitter {
     if (this.stopped) return;
     try {
       const held = await this.tryAcquireOrRenew();
-      if (held) this.lastRenew = Date.now();
+      if (this.stopped) return;
+      if (held) this.renewed();
       if (held && !this.leading) {
         this.leading = true;
         log.info("became leader", { lease: this.options.name, identity: this.options.identity });
@@ -73,21 +85,40 @@ export class LeaderElector extends EventEmitter {
       } else if (!held && this.leading) this.lose("another candidate holds the lease");
     } catch (err) {
       log.warn("lease update failed", { lease: this.options.name, err });
-      if (this.leading && Date.now() - this.lastRenew > this.renewDeadlineMs) this.lose("could not renew the lease within the renew deadline");
     }
     this.schedule();
   }
 
+  /** A renewal succeeded: the leader may act until the renew deadline from now. */
+  private renewed(): void {
+    this.lastRenew = this.now();
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => {
+      if (this.leading) this.lose("could not renew the lease within the renew deadline");
+    }, this.renewDeadlineMs);
+    this.deadline.unref();
+  }
+
+  /** How long the next lease request may take: never past the leader's renew deadline. */
+  private requestTimeoutMs(): number {
+    const left = this.leading ? this.lastRenew + this.renewDeadlineMs - this.now() : this.renewDeadlineMs;
+    return Math.max(1, Math.min(this.api.timeoutMs, left));
+  }
+
   private lose(why: string): void {
     this.leading = false;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.deadline);
     log.warn("lost leadership", { lease: this.options.name, identity: this.options.identity, why });
     this.emit("stopped");
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity } = this.options;
-    const now = new Date();
-    const lease = await this.api.get<Lease>(LEASES, namespace, name);
+    const now = new Date(this.now());
+    const timeoutMs = this.requestTimeoutMs();
+    const lease = await this.api.get<Lease>(LEASES, namespace, name, timeoutMs);
     const spec = {
       holderIdentity: identity,
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
@@ -100,7 +131,7 @@ export class LeaderElector extends EventEmitter {
           kind: "Lease",
           metadata: { name, namespace },
           spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 },
-        });
+        }, this.requestTimeoutMs());
         return true;
       } catch (err) {
         if (errorCode(err) === 409) return false;
@@ -110,19 +141,19 @@ export class LeaderElector extends EventEmitter {
     const record = JSON.stringify(lease.spec ?? {});
     if (record !== this.observedRecord) {
       this.observedRecord = record;
-      this.observedAt = Date.now();
+      this.observedAt = this.now();
     }
     const holder = lease.spec?.holderIdentity ?? "";
     const duration = (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
     const iHold = holder === identity;
-    if (!iHold && holder !== "" && this.observedAt + duration > Date.now()) return false;
+    if (!iHold && holder !== "" && this.observedAt + duration > this.now()) return false;
     try {
       await this.api.patch<Lease>(LEASES, namespace, name, {
         metadata: { resourceVersion: lease.metadata.resourceVersion },
         spec: iHold
           ? spec
           : { ...spec, acquireTime: microTime(now), leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1 },
-      });
+      }, this.requestTimeoutMs());
       return true;
     } catch (err) {
       if (errorCode(err) === 409) return false;
@@ -134,6 +165,7 @@ export class LeaderElector extends EventEmitter {
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.deadline);
     if (!this.leading) return;
     this.leading = false;
     try {
@@ -141,7 +173,7 @@ export class LeaderElector extends EventEmitter {
       if (lease?.spec?.holderIdentity === this.options.identity) {
         await this.api.patch(LEASES, this.options.namespace, this.options.name, {
           metadata: { resourceVersion: lease.metadata.resourceVersion },
-          spec: { holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(new Date()) },
+          spec: { holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(new Date(this.now())) },
         });
       }
     } catch (err) {
@@ -154,6 +186,7 @@ export class LeaderElector extends EventEmitter {
     this.stopped = true;
     this.leading = false;
     clearTimeout(this.timer);
+    clearTimeout(this.deadline);
   }
 }
 

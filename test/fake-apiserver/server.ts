@@ -123,6 +123,10 @@ export interface RecordedRequest {
   method: string;
   path: string;
   contentType?: string;
+  /** The bearer token it carried: which client sent it. */
+  token?: string;
+  /** When it arrived (Date.now()). */
+  at: number;
 }
 
 export class FakeApiServer {
@@ -138,6 +142,8 @@ export class FakeApiServer {
   private faults: ((req: RecordedRequest) => number | undefined)[] = [];
   /** Bearer tokens: a user, or a ServiceAccount that must still exist when the token is presented. */
   private readonly tokens = new Map<string, UserInfo | { serviceAccount: [namespace: string, name: string] }>([[ADMIN_TOKEN, ADMIN]]);
+  private hangs: ((req: RecordedRequest) => boolean)[] = [];
+  private readonly held = new Set<http.ServerResponse>();
   readonly requests: RecordedRequest[] = [];
   port = 0;
 
@@ -216,6 +222,19 @@ export class FakeApiServer {
     this.history = [];
   }
 
+  /**
+   * Leave matching requests unanswered and unprocessed, as a client cut off from the server sees it, until the
+   * returned function is called; their connections are then closed. They are still recorded in `requests`.
+   */
+  hang(match: (req: RecordedRequest) => boolean): () => void {
+    this.hangs.push(match);
+    return () => {
+      this.hangs = this.hangs.filter((h) => h !== match);
+      for (const res of this.held) res.destroy();
+      this.held.clear();
+    };
+  }
+
   /** Answer matching requests with an error status until the returned function is called. */
   injectFault(match: (req: RecordedRequest) => number | undefined): () => void {
     this.faults.push(match);
@@ -245,8 +264,12 @@ export class FakeApiServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://fake");
-    const record: RecordedRequest = { method: req.method ?? "GET", path: url.pathname + url.search, contentType: req.headers["content-type"] };
+    const record: RecordedRequest = { method: req.method ?? "GET", path: url.pathname + url.search, contentType: req.headers["content-type"], token: /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1], at: Date.now() };
     this.requests.push(record);
+    if (this.hangs.some((h) => h(record))) {
+      this.held.add(res);
+      return;
+    }
     for (const fault of this.faults) {
       const code = fault(record);
       if (code) throw new ApiError(code, code === 503 ? "ServiceUnavailable" : "InternalError", `injected fault ${code}`);

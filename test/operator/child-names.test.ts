@@ -5,7 +5,7 @@ import { MemoryBroker } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import { isDns1035Label, metricsServiceName } from "../../operator/resources/names.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { borrowed, customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest, type ApiObject } from "../support/operator.js";
+import { borrowed, countingReads, customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest, type ApiObject } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 describe("names of a pool's child objects", () => {
@@ -24,12 +24,13 @@ describe("WorkerPool names a real cluster rejects, against the strict fake API s
   let operator: Operator;
   let cr: ReturnType<typeof customObjects>;
   const broker = new MemoryBroker();
+  const counting = countingReads(borrowed(broker));
 
   before(async () => {
     fake = await startFakeApiServer();
     kc = fake.kubeConfig();
     cr = customObjects(kc);
-    operator = await startOperator(fake, { brokerFactory: () => borrowed(broker) });
+    operator = await startOperator(fake, { brokerFactory: () => counting.broker });
   });
   after(async () => {
     await operator.stop();
@@ -48,7 +49,7 @@ describe("WorkerPool names a real cluster rejects, against the strict fake API s
       const services = fake.list("", "services", ns);
       assert.deepEqual(services.map((s) => s.metadata.name), [metricsServiceName(name)]);
       const settled = writes(ns);
-      const polls = () => fake.requests.filter((r) => r.method === "GET" && r.path === `/apis/troupe.dev/v1alpha1/namespaces/${ns}/workerpools/${encodeURIComponent(name)}`).length;
+      const polls = () => counting.reads(`q-${ns}`);
       const start = polls();
       await until(() => polls() >= start + 3, "three more polls", { timeout: 10_000 });
       assert.equal(writes(ns), settled, "no writes once settled: no error loop");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type * as k8s from "@kubernetes/client-node";
+import { KubeApi, WORKERPOOLS } from "../../operator/kube/api.js";
 import { MemoryBroker, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
@@ -13,10 +14,10 @@ describe("leader election and failover", () => {
   const broker = new MemoryBroker();
   const running: Operator[] = [];
 
-  const candidate = async (identity: string) => {
+  const candidate = async (identity: string, lease: { leaseDurationMs: number; renewDeadlineMs: number } = { leaseDurationMs: 2000, renewDeadlineMs: 1500 }, name = "troupe-operator") => {
     const op = await startOperator(fake, {
       brokerFactory: () => borrowed(broker),
-      leaderElection: { namespace: "kube-system", name: "troupe-operator", identity, leaseDurationMs: 1000, renewDeadlineMs: 800, retryPeriodMs: 100 },
+      leaderElection: { namespace: "kube-system", name, identity, ...lease, retryPeriodMs: 100 },
     });
     running.push(op);
     return op;
@@ -60,5 +61,54 @@ describe("leader election and failover", () => {
     const c = await candidate("c");
     await b.stop();
     await until(() => c.isLeading, "c takes the released lease", { timeout: 5_000 });
+  });
+
+  test("a leader whose API requests hang stops at its renew deadline, before another candidate takes the lease, and writes nothing after", async (t) => {
+    // Only this test's two candidates run, so whatever writes the pool is one of them.
+    for (const op of running.splice(0)) await op.stop();
+    const ns = await namespaceWithBroker(kc);
+    const queue = `q-${ns}`;
+    const lease = { leaseDurationMs: 4000, renewDeadlineMs: 1500 };
+    const old = await candidate("hung", lease, "hang-test");
+    await until(() => old.isLeading, "the first candidate leads");
+    const next = await candidate("next", lease, "hang-test");
+    const cr = customObjects(kc);
+    await cr.create("workerpools", ns, workerPoolManifest("partitioned", { queues: [queue] }));
+    await until(() => fake.get("apps", "deployments", ns, "partitioned"), "the leader creates the Deployment");
+
+    assert.ok(old.isLeading, "still leading before the hang");
+    let lostAt = Infinity;
+    old.once("lostLeadership", () => (lostAt = Date.now()));
+    let ledAt = Infinity;
+    next.once("leading", () => (ledAt = Date.now()));
+    // Each candidate runs with a token of its own for the chart's ServiceAccount: the old leader's is cut off.
+    const token = old.api.kubeConfig.getCurrentUser()!.token;
+    const release = fake.hang((r) => r.token === token);
+    const hungAt = Date.now();
+    try {
+      // The backlog makes the pool want 3 replicas: only the new leader may write that.
+      for (let i = 0; i < 25; i++) await broker.enqueue(new Message({ queueName: queue, actorName: "work", args: [i] }));
+      await until(() => ledAt < Infinity, "the second candidate takes over", { timeout: 15_000 });
+      await until(() => (fake.get("apps", "deployments", ns, "partitioned")?.spec as { replicas?: number }).replicas === 3, "the new leader scales the pool");
+      assert.ok(lostAt - hungAt < lease.renewDeadlineMs + 500, `the old leader stopped ${lostAt - hungAt} ms after its requests began to hang (renew deadline ${lease.renewDeadlineMs} ms)`);
+      assert.ok(lostAt < ledAt, `the old leader stopped ${ledAt - lostAt} ms before the new one started`);
+      const late = fake.requests.filter((r) => r.token === token && r.method !== "GET" && r.at > lostAt);
+      assert.deepEqual(late, [], "no write request from the old leader after it stopped");
+      t.diagnostic(`leader election: requests hung at 0 ms; old leader stopped at ${lostAt - hungAt} ms (renew deadline ${lease.renewDeadlineMs}); new leader started at ${ledAt - hungAt} ms (lease ${lease.leaseDurationMs})`);
+    } finally {
+      release();
+    }
+  });
+
+  test("every API request is cut off at the client's timeout", async () => {
+    const release = fake.hang((r) => r.path.includes("/workerpools/never"));
+    try {
+      const api = new KubeApi(kc, { timeoutMs: 300 });
+      const started = Date.now();
+      await assert.rejects(api.get(WORKERPOOLS, "default", "never"), /no answer from the API server within 300 ms/);
+      assert.ok(Date.now() - started < 2_000);
+    } finally {
+      release();
+    }
   });
 });

@@ -30,6 +30,17 @@ describe("rate-limited work queue", () => {
     q.shutDown();
   });
 
+  test("retries over all keys are held to a token bucket (10 per second, burst 100) once the burst is spent", () => {
+    let now = 0;
+    const q = new WorkQueue(5, 60_000, { qps: 10, burst: 100 }, () => now);
+    const first = Array.from({ length: 100 }, (_, i) => q.addRateLimited(`k${i}`));
+    assert.deepEqual(new Set(first), new Set([5]), "the burst: only the per-key backoff");
+    assert.deepEqual([q.addRateLimited("a"), q.addRateLimited("b"), q.addRateLimited("c")], [100, 200, 300], "then one every 100 ms");
+    now = 10_000;
+    assert.equal(q.addRateLimited("d"), 5, "the bucket refills over time");
+    q.shutDown();
+  });
+
   test("a delayed key arrives at the earlier of two requested times", async () => {
     const q = new WorkQueue();
     // The queue's timers do not hold the process open (an operator exits on SIGTERM without waiting for them).

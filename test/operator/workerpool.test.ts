@@ -5,7 +5,7 @@ import * as k8s from "@kubernetes/client-node";
 import { createBroker, MemoryBroker, Message } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
+import { countingReads, customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest } from "../support/operator.js";
 import type { ApiObject } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
@@ -17,6 +17,7 @@ describe("WorkerPool controller against the fake API server", () => {
   let operator: Operator;
   let cr: ReturnType<typeof customObjects>;
   const broker = new MemoryBroker();
+  const counting = countingReads(broker);
   const loads = new Map<string, number>();
   /** Messages per second a fake pod reports processing (its dramatiq_messages_total grows at this rate). */
   const rates = new Map<string, number>();
@@ -42,7 +43,7 @@ describe("WorkerPool controller against the fake API server", () => {
     await new Promise<void>((resolve) => loadServer.listen(0, "127.0.0.1", resolve));
     const loadPort = (loadServer.address() as { port: number }).port;
     operator = await startOperator(fake, {
-      brokerFactory: (url) => (url.startsWith("memory:") ? broker : createBroker(url)),
+      brokerFactory: (url) => (url.startsWith("memory:") ? counting.broker : createBroker(url)),
       podMetricsUrl: (pod) => `http://127.0.0.1:${loadPort}/${pod.metadata?.name}/metrics`,
     });
   });
@@ -200,14 +201,18 @@ describe("WorkerPool controller against the fake API server", () => {
     const ns = await namespaceWithBroker(kc);
     await cr.create("workerpools", ns, workerPoolManifest("steady", { queues: [`q-${ns}`] }));
     await until(async () => (await cr.get("workerpools", ns, "steady")).status?.observedGeneration === 1, "the first status");
+    // The PodMonitor is looked at once per discovery refresh (200 ms here, a minute by default), not per poll.
+    const requests = () => fake.requests.filter((r) => r.path.includes(`/namespaces/${ns}/`) && !r.path.includes("/podmonitors")).length;
     const writes = () => fake.requests.filter((r) => r.method !== "GET" && r.path.includes(`/namespaces/${ns}/`)).length;
-    // Each poll of this pool reads it once; the probe below reads only the fake's request log.
-    const polls = () => fake.requests.filter((r) => r.method === "GET" && r.path === `/apis/troupe.dev/v1alpha1/namespaces/${ns}/workerpools/steady`).length;
+    // Each poll of this pool reads its queue once.
+    const polls = () => counting.reads(`q-${ns}`);
     await until(async () => (await cr.get("workerpools", ns, "steady")).status?.conditions?.find((c: ApiObject) => c.type === "Scaling" && c.reason === "Steady"), "a steady state");
     const before = writes();
+    const read = requests();
     const start = polls();
     await until(() => polls() >= start + 3, "three more polls of this pool", { timeout: 10_000 });
     assert.equal(writes(), before, "no writes while nothing changes");
+    assert.equal(requests(), read, "no other requests: the pool, its Secret, Deployment and Service come from the informer caches");
   });
 
   test("API errors are retried with backoff and counted; the operator keeps running", async () => {

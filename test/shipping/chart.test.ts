@@ -68,13 +68,13 @@ const EXPECTED_GRANTS: Record<string, string[]> = {
   "troupe.dev/actors/status": ["patch"],
   "troupe.dev/pipelines/status": ["patch"],
   "troupe.dev/workerpools/finalizers": ["update"],
-  "apps/deployments": ["create", "get", "list", "patch", "watch"],
-  "core/services": ["create", "get"],
+  "apps/deployments": ["create", "get", "list", "patch", "update", "watch"],
+  "core/services": ["create", "get", "list", "update", "watch"],
   "core/configmaps": ["create", "get", "update"],
-  "core/secrets": ["get"],
+  "core/secrets": ["get", "list", "watch"],
   "core/pods": ["list", "patch"],
   "events.k8s.io/events": ["create"],
-  "monitoring.coreos.com/podmonitors": ["create", "get", "list"],
+  "monitoring.coreos.com/podmonitors": ["create", "get", "list", "update"],
   "coordination.k8s.io/leases": ["create", "get", "patch"],
 };
 

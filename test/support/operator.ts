@@ -84,6 +84,27 @@ export function borrowed(broker: Broker): Broker {
 }
 
 /**
+ * A broker that counts the queue-depth reads made through it per queue: each poll of a pool reads its queues once,
+ * so this counts a pool's polls without any API request to count them by.
+ */
+export function countingReads(broker: Broker): { broker: Broker; reads(queue: string): number } {
+  const counts = new Map<string, number>();
+  const counted = new Proxy(broker, {
+    get(target, property) {
+      if (property === "queueStats") {
+        return (queue: string) => {
+          counts.set(queue, (counts.get(queue) ?? 0) + 1);
+          return target.queueStats(queue);
+        };
+      }
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { broker: counted, reads: (queue) => counts.get(queue) ?? 0 };
+}
+
+/**
  * Start an operator against a fake API server, with fast polls and the given broker factory. It runs as the chart's
  * ServiceAccount with the chart's RBAC (released in its Lease's namespace, watching its namespaces), as in a cluster.
  */

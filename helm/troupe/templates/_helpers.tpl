@@ -78,20 +78,22 @@ references let the garbage collector remove what the operator created.
 - apiGroups: ["troupe.dev"]
   resources: ["workerpools/finalizers"]
   verbs: ["update"]
+# the operator owns its Deployments and Services: watched (a hand edit is reverted at once) and replaced whole
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "update", "patch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "create"]
+  verbs: ["get", "list", "watch", "create", "update"]
 # the namespace's Actor settings, mounted by worker pods
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "update"]
-# broker URLs come from Secret references; the operator reads only the Secrets pools name
+# broker URLs come from Secret references, read from an informer cache (as KEDA and controller-runtime do), so
+# the operator lists and watches Secrets in the namespaces it watches
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 # pod-deletion-cost annotations on the least busy worker pods before a scale-down
 - apiGroups: [""]
   resources: ["pods"]
@@ -102,5 +104,5 @@ references let the garbage collector remove what the operator created.
 # listing PodMonitors also tells whether the Prometheus Operator is installed
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
-  verbs: ["get", "list", "create"]
+  verbs: ["get", "list", "create", "update"]
 {{- end }}
