@@ -11,9 +11,9 @@ import { ActorReconciler } from "./controllers/actor-controller.js";
 import type { OperatorContext } from "./controllers/context.js";
 import { PipelineReconciler } from "./controllers/pipeline-controller.js";
 import { WorkerPoolReconciler } from "./controllers/workerpool-controller.js";
-import { ACTORS, DEPLOYMENTS, KubeApi, PIPELINES, SECRETS, SERVICES, WORKERPOOLS, type KubeObject, type ResourceRef } from "./kube/api.js";
+import { ACTORS, DEPLOYMENTS, KubeApi, PIPELINES, PODS, SECRETS, SERVICES, WORKERPOOLS, type KubeObject, type ResourceRef } from "./kube/api.js";
 import { ObjectCaches } from "./kube/cache.js";
-import { MANAGED_BY, METRICS_PORT, selectorString } from "./resources/labels.js";
+import { MANAGED_BY, METRICS_PORT, POOL_LABEL, selectorString } from "./resources/labels.js";
 import { secretData } from "./resources/secret-refs.js";
 import { Controller } from "./runtime/controller.js";
 import { EventRecorder } from "./runtime/events.js";
@@ -176,6 +176,8 @@ export class Operator extends EventEmitter {
       this.watch(PIPELINES, namespace, undefined, (o) => this.controllers.pipeline.enqueue(keyOf(o)), true);
       this.watch(DEPLOYMENTS, namespace, selectorString(MANAGED_BY), ownerPool);
       this.watch(SERVICES, namespace, selectorString(MANAGED_BY), ownerPool);
+      // The pools' pods, read every poll for their in-flight counts and before a scale-down; polls act on them.
+      this.watch(PODS, namespace, POOL_LABEL, () => undefined);
       // Broker URLs come from Secrets: a changed one is acted on at once rather than at the next poll.
       this.watch(SECRETS, namespace, undefined, (o) => {
         for (const pool of poolsOf(o)) if ([pool.spec.broker.secretRef.name, pool.spec.results?.secretRef.name].includes(o.metadata.name)) this.controllers.workerpool.enqueue(keyOf(pool));

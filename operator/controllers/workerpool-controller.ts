@@ -5,7 +5,7 @@ import { autoscalingWithDefaults, type AutoscalingSpec, type WorkerPool } from "
 import { scrubCredentials, workerPoolProblems } from "../api/validate.js";
 import { describeApiError, DEPLOYMENTS, errorCode, PODMONITORS, PODS, SERVICES, WORKERPOOLS, type KubeObject } from "../kube/api.js";
 import { createOrUpdate } from "../kube/create-or-update.js";
-import { poolSelectorLabels, selectorString } from "../resources/labels.js";
+import { POOL_LABEL } from "../resources/labels.js";
 import { poolQueues } from "../resources/queues.js";
 import { secretRefValue } from "../resources/secret-refs.js";
 import { deploymentUpdate, ownedUpdate, poolDeployment, poolMetricsService, poolPodMonitor } from "../resources/workerpool.js";
@@ -232,7 +232,7 @@ export class WorkerPoolReconciler {
 
   /** The pool's pods with what each reports on its metrics port (undefined: not reachable). */
   private async podLoads(namespace: string, pool: string): Promise<{ pod: Pod; load: WorkerLoad | undefined }[]> {
-    const pods = (await this.ctx.api.list<Pod>(PODS, namespace, selectorString(poolSelectorLabels(pool)))).filter((p) => !p.metadata.deletionTimestamp);
+    const pods = this.ctx.cache.list<Pod>(PODS, namespace).filter((p) => p.metadata.labels?.[POOL_LABEL] === pool && !p.metadata.deletionTimestamp);
     return Promise.all(
       pods.map(async (pod) => {
         const url = this.ctx.podMetricsUrl(pod);

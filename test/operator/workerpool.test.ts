@@ -212,7 +212,7 @@ describe("WorkerPool controller against the fake API server", () => {
     const start = polls();
     await until(() => polls() >= start + 3, "three more polls of this pool", { timeout: 10_000 });
     assert.equal(writes(), before, "no writes while nothing changes");
-    assert.equal(requests(), read, "no other requests: the pool, its Secret, Deployment and Service come from the informer caches");
+    assert.equal(requests(), read, "no other requests: the pool, its Secret, Deployment, Service and pods come from the informer caches");
   });
 
   test("API errors are retried with backoff and counted; the operator keeps running", async () => {

@@ -72,7 +72,7 @@ const EXPECTED_GRANTS: Record<string, string[]> = {
   "core/services": ["create", "get", "list", "update", "watch"],
   "core/configmaps": ["create", "get", "update"],
   "core/secrets": ["get", "list", "watch"],
-  "core/pods": ["list", "patch"],
+  "core/pods": ["list", "patch", "watch"],
   "events.k8s.io/events": ["create"],
   "monitoring.coreos.com/podmonitors": ["create", "get", "list", "update"],
   "coordination.k8s.io/leases": ["create", "get", "patch"],

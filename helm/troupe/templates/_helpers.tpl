@@ -97,7 +97,7 @@ references let the garbage collector remove what the operator created.
 # pod-deletion-cost annotations on the least busy worker pods before a scale-down
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
