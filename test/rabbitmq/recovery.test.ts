@@ -5,9 +5,9 @@ import { once } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BrokerConnectionError, ConnectionClosed, Message, RabbitmqBroker, type MessageProxy } from "troupe";
+import { BrokerConnectionError, BrokerError, ConnectionClosed, Message, RabbitmqBroker, type MessageProxy } from "troupe";
 import { AMQP_URL, cliPath, fixture, uniqueName } from "../support/env.js";
-import { BrokerRelay, RawAmqp, ackingConsumer, captureLogs, closeConnectionsOf, globalRabbitmqBroker, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
+import { BrokerRelay, RawAmqp, ackingConsumer, captureLogs, closeConnectionsOf, globalRabbitmqBroker, rabbitmqctl, startFixtureWorker, type FixtureWorker } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
 const queue = uniqueName("rabbit_recovery");
@@ -146,6 +146,33 @@ describe("RabbitMQ recovery", () => {
       await silent.close();
       await relay.stop();
       await broker.purge(queue);
+    }
+  });
+
+  test("a publish RabbitMQ refuses (basic.nack) is sent again until it is taken, or rejected after publishTimeout", async () => {
+    // A full queue that refuses publishes (a policy, so that the queue's own arguments stay Dramatiq's) nacks the
+    // way a quorum queue without a leader does while a node is down.
+    const full = uniqueName("rabbit_nack");
+    await rabbitmqctl("set_policy", "--apply-to", "queues", full, `^${full}$`, JSON.stringify({ "max-length": 1, overflow: "reject-publish" }));
+    const impatient = new RabbitmqBroker(AMQP_URL, { publishTimeout: 300 });
+    const patient = new RabbitmqBroker(AMQP_URL);
+    const tally = (id: string) => new Message({ queueName: full, actorName: "tally", args: [id] });
+    try {
+      await patient.enqueue(tally("first"));
+      await assert.rejects(impatient.enqueue(tally("refused")), (err: Error) => err instanceof BrokerError && !(err instanceof BrokerConnectionError) && /within 300 ms: RabbitMQ refused the message .*basic\.nack/.test(err.message));
+      // Refused until there is room: sent again while the queue is full, taken once it is not.
+      const lines: string[] = [];
+      await captureLogs(lines, async () => {
+        const waiting = patient.enqueue(tally("second"));
+        await until(() => lines.some((l) => l.includes("publishing again") && l.includes("basic.nack") && l.includes(full)), "the second publish to be refused and sent again");
+        assert.deepEqual(await raw.drainIds(full), ["first"]);
+        await waiting;
+      });
+      assert.deepEqual(await raw.drainIds(full), ["second"]);
+    } finally {
+      await Promise.all([impatient.close(), patient.close()]);
+      await rabbitmqctl("clear_policy", full);
+      await raw.deleteQueues(full);
     }
   });
 

@@ -42,8 +42,8 @@ interface RawConfirmChannel {
 
 /**
  * Publishes with publisher confirms: a publish resolves only once RabbitMQ confirmed it. A publish cut off by a
- * lost channel or connection is sent again (at-least-once) until `timeout` ms have passed, then rejected; a
- * message RabbitMQ refuses (basic.nack) is rejected at once. Nothing is dropped silently.
+ * lost channel or connection, or refused (basic.nack), is sent again (at-least-once) until `timeout` ms have
+ * passed, then rejected. Nothing is dropped silently.
  *
  * All publishes of a broker share one confirm channel, so concurrent ones share RabbitMQ's disk syncs: it confirms
  * whatever one sync covered with one `multiple` ack.
@@ -77,12 +77,13 @@ export class Publisher {
         await this.attempt(publication, deadline);
         return;
       } catch (err) {
-        if (!(err instanceof ConnectionClosed) && !(err instanceof UnroutableError)) throw err;
+        if (!(err instanceof ConnectionClosed) && !(err instanceof UnroutableError) && !(err instanceof NackedError)) throw err;
         if (this.closed) throw new ConnectionClosed(`the broker was closed before RabbitMQ confirmed a publish to ${publication.routingKey}`, { cause: err });
         // A queue deleted while we used it is declared again, as Dramatiq 2.2 does.
         if (err instanceof UnroutableError) this.topology.forget(publication.routingKey);
         if (Date.now() >= deadline) {
-          throw new ConnectionClosed(`could not publish to ${publication.routingKey} within ${this.timeout} ms: ${err.message}`, { cause: err });
+          const why = `could not publish to ${publication.routingKey} within ${this.timeout} ms: ${err.message}`;
+          throw err instanceof NackedError ? new BrokerError(why, { cause: err }) : new ConnectionClosed(why, { cause: err });
         }
         log.warn("publish not confirmed; publishing again", { queue: publication.routingKey, attempt, reason: err.message });
         await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 10 * 2 ** attempt)));
@@ -116,7 +117,7 @@ export class Publisher {
         if (entry.returned) reject(new UnroutableError(`queue ${publication.routingKey} does not exist (message returned as unroutable)`));
         else if (err === null || err === undefined) resolve();
         else if (/closed/i.test(String((err as Error).message ?? err))) reject(new ConnectionClosed(state.closeReason ? `channel closed: ${state.closeReason}` : String((err as Error).message ?? err)));
-        else reject(new BrokerError(`RabbitMQ refused the message for ${publication.routingKey} (basic.nack)`));
+        else reject(new NackedError(`RabbitMQ refused the message for ${publication.routingKey} (basic.nack)`));
       });
       if (!writable) this.awaitDrain(channel);
     });
@@ -218,6 +219,13 @@ export class Publisher {
 }
 
 class UnroutableError extends Error {}
+
+/**
+ * A basic.nack: RabbitMQ did not take the message, so publishing it again duplicates nothing. It is transient —
+ * a quorum queue without a leader for the moment (a node just died), a queue full with `reject-publish` overflow
+ * until consumers catch up — and retried like a lost connection until the deadline.
+ */
+class NackedError extends Error {}
 
 /** basic.publish to the default exchange, mandatory so that a missing queue is noticed. */
 function publishFields(publication: Publication): object {
