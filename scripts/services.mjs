@@ -69,6 +69,8 @@ export async function ensureRabbitmq() {
 }
 
 export async function ensureMemcached() {
+  // test/memcached/sasl.test.ts writes its own SASL user database with saslpasswd2.
+  if (!which("saslpasswd2", ["/usr/sbin/saslpasswd2"])) aptInstall("sasl2-bin");
   if (await listening(11211)) return "reused";
   if (!which("memcached", ["/usr/bin/memcached"])) aptInstall("memcached");
   const bin = which("memcached", ["/usr/bin/memcached"]);

@@ -1,6 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { freePort } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
@@ -15,14 +18,28 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** A private memcached on a free loopback port, for tests that kill it or need several servers. */
+export interface SaslUser {
+  username: string;
+  password: string;
+}
+
+/** A private memcached on a free loopback port, for tests that kill it, need several servers or SASL. */
 export class OwnMemcached {
   private child: ChildProcess | undefined;
+  /** With SASL: Cyrus SASL's configuration directory for memcached, holding its own user database. */
+  private saslDir: string | undefined;
 
   private constructor(readonly port: number) {}
 
-  static async start(port?: number): Promise<OwnMemcached> {
+  /** `sasl`: require SASL PLAIN (`memcached -S`) with this one user, kept in a sasldb of the server's own. */
+  static async start(port?: number, sasl?: SaslUser): Promise<OwnMemcached> {
     const server = new OwnMemcached(port ?? (await freePort()));
+    if (sasl) {
+      const dir = (server.saslDir = mkdtempSync(join(tmpdir(), "troupe-memcached-sasl-")));
+      const db = join(dir, "sasldb2");
+      execFileSync("saslpasswd2", ["-p", "-a", "memcached", "-c", "-f", db, sasl.username], { input: sasl.password });
+      writeFileSync(join(dir, "memcached.conf"), `mech_list: plain\nsasldb_path: ${db}\n`);
+    }
     await server.restart();
     return server;
   }
@@ -35,7 +52,9 @@ export class OwnMemcached {
   async restart(): Promise<void> {
     // memcached refuses to run as root unless told which user to become.
     const user = process.getuid?.() === 0 ? ["-u", "root"] : [];
-    this.child = spawn("memcached", ["-l", "127.0.0.1", "-p", String(this.port), "-U", "0", "-m", "16", ...user], { stdio: "ignore" });
+    const sasl = this.saslDir ? ["-S"] : [];
+    const env = this.saslDir ? { ...process.env, SASL_CONF_PATH: this.saslDir } : process.env;
+    this.child = spawn("memcached", ["-l", "127.0.0.1", "-p", String(this.port), "-U", "0", "-m", "16", ...sasl, ...user], { stdio: "ignore", env });
     await until(() => accepts(this.port), `memcached listening on ${this.address}`, { timeout: 10_000 });
   }
 
@@ -48,7 +67,8 @@ export class OwnMemcached {
     await once(child, "exit");
   }
 
-  stop(): Promise<void> {
-    return this.kill();
+  async stop(): Promise<void> {
+    await this.kill();
+    if (this.saslDir) rmSync(this.saslDir, { recursive: true, force: true });
   }
 }

@@ -85,7 +85,9 @@ export interface MemcachedItem {
 
 /** Binary protocol opcodes and statuses (memcached's protocol_binary.h). */
 const OP = { get: 0x00, set: 0x01, add: 0x02, delete: 0x04, incr: 0x05, decr: 0x06, version: 0x0b } as const;
-const STATUS = { ok: 0x00, notFound: 0x01, exists: 0x02, tooLarge: 0x03, notStored: 0x05, nonNumeric: 0x06 } as const;
+const STATUS = { ok: 0x00, notFound: 0x01, exists: 0x02, tooLarge: 0x03, notStored: 0x05, nonNumeric: 0x06, authError: 0x20 } as const;
+/** Read by connect(): a get needs authentication on a SASL server (a version request does not). */
+const CONNECT_PROBE_KEY = "troupe:connect-probe";
 /** incr/decr with this expiration fail on a missing key instead of creating it, as the text protocol's do. */
 const NO_CREATE = 0xffff_ffff;
 
@@ -150,7 +152,7 @@ export class MemcachedClient {
   }
 
   /**
-   * Reach every server now (a VERSION request each) and fail with the redacted URL when one cannot be reached or
+   * Reach every server now (a get of a probe key each, which a SASL server refuses without credentials) and fail with the redacted URL when one cannot be reached or
    * refuses the SASL credentials, instead of at the first result or limit.
    */
   async connect(): Promise<void> {
@@ -162,12 +164,10 @@ export class MemcachedClient {
             const client = this.client as unknown as { seq: number; incrSeq(): void };
             client.incrSeq();
             const seq = client.seq;
-            server.onResponse(seq, () => resolve());
-            server.onError(seq, (err: unknown) => {
-              const message = err instanceof Error ? err.message : String(err);
-              reject(new ConnectionFailed(`cannot connect to memcached at ${this.displayUrl} (${server.host}:${server.port}): ${message}`, { cause: err }));
-            });
-            server.write(memjs().Utils.makeRequestBuffer(OP.version, "", "", "", seq));
+            const fail = (message: string, cause?: unknown) => reject(new ConnectionFailed(`cannot connect to memcached at ${this.displayUrl} (${server.host}:${server.port}): ${message}`, { cause }));
+            server.onResponse(seq, (response) => (response.header.status === STATUS.authError ? fail("authentication required (the server runs with SASL; give user:password in the URL)") : resolve()));
+            server.onError(seq, (err: unknown) => fail(err instanceof Error ? err.message : String(err), err));
+            server.write(memjs().Utils.makeRequestBuffer(OP.get, CONNECT_PROBE_KEY, "", "", seq));
           }),
       ),
     );
