@@ -2,6 +2,8 @@
  * Structured logs: one JSON object per line on stderr, with the message id, actor and queue when there is one.
  * Credentials never reach a log line: URLs pass through `redactUrl` before they are logged.
  */
+import { openSync, writeSync } from "node:fs";
+
 export type LogLevel = "debug" | "info" | "warn" | "error" | "critical";
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, critical: 50 };
 
@@ -9,7 +11,17 @@ export type LogFields = Record<string, unknown>;
 export type LogSink = (line: string) => void;
 
 let threshold = LEVELS[(process.env.TROUPE_LOG_LEVEL as LogLevel) ?? "info"] ?? LEVELS.info;
-let sink: LogSink = (line) => process.stderr.write(line + "\n");
+let logFile: { path: string; fd: number } | undefined;
+/**
+ * stderr, or the file TROUPE_LOG_FILE names (`troupe worker --log-file`): appended to with one synchronous write
+ * per line, so the processes and threads of a worker share it whole-line and nothing is lost at exit.
+ */
+let sink: LogSink = (line) => {
+  const path = process.env.TROUPE_LOG_FILE;
+  if (!path) return void process.stderr.write(line + "\n");
+  if (logFile?.path !== path) logFile = { path, fd: openSync(path, "a") };
+  writeSync(logFile.fd, line + "\n");
+};
 
 export function setLogLevel(level: LogLevel): void {
   threshold = LEVELS[level];

@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { resolve } from "node:path";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { brokerUrlFromEnv, isMemoryBrokerUrl } from "../setup.js";
 import { UsageError } from "./command.js";
 import { parseAmqpUrl } from "../brokers/rabbitmq/url.js";
@@ -114,11 +114,25 @@ export function jsonOption(value: string | undefined, name: string, fallback: un
   }
 }
 
-/** Actor module paths, made absolute; a missing file is a usage error. */
-export function modulePaths(paths: string[]): string[] {
-  return paths.map((p) => {
-    const abs = resolve(p);
-    if (!existsSync(abs)) throw new UsageError(`actor module not found: ${p}`);
-    return abs;
+const MODULE_EXTENSIONS = ["", ".ts", ".mts", ".js", ".mjs", "/index.ts", "/index.js"];
+
+/**
+ * Actor module paths, made absolute: each is looked for in the current folder, then in each `--path` folder (as
+ * Dramatiq's --path extends sys.path), as given, with a usual extension, or as a folder's index; a dotted name with
+ * no extension (`app.tasks`) is also read as a path (`app/tasks`). A module found nowhere is a usage error.
+ */
+export function modulePaths(specs: string[], searchPaths: string[] = []): string[] {
+  const bases = [".", ...searchPaths];
+  return specs.map((spec) => {
+    const names = /^[\w-]+(\.[\w-]+)+$/.test(spec) && !/\.(c|m)?(t|j)s$/.test(spec) ? [spec, spec.replaceAll(".", "/")] : [spec];
+    for (const base of bases) {
+      for (const name of names) {
+        for (const ext of MODULE_EXTENSIONS) {
+          const abs = resolve(base, name + ext);
+          if (existsSync(abs) && !(ext === "" && statSync(abs).isDirectory())) return abs;
+        }
+      }
+    }
+    throw new UsageError(`actor module not found: ${spec}${searchPaths.length ? ` (looked in ., ${searchPaths.join(", ")})` : ""}`);
   });
 }

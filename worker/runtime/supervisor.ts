@@ -6,6 +6,8 @@ export const EXIT_OK = 0;
 export const EXIT_KILLED = 1;
 export const EXIT_BOOT_FAILURE = 2;
 export const EXIT_BROKER_UNREACHABLE = 3;
+/** The --pid-file names a running process, or cannot be written. */
+export const EXIT_PIDFILE = 4;
 
 export interface SupervisorOptions {
   processes: number;
@@ -14,6 +16,12 @@ export interface SupervisorOptions {
   /** Called once in the primary before children start (e.g. to serve aggregated metrics). */
   onStart?: () => void | Promise<void>;
   onStop?: () => void | Promise<void>;
+  /**
+   * Subscribe the group to reloads (`troupe worker --watch`): `reload(reason)` boots a new process per slot and,
+   * once every one has booted, stops the old ones gracefully; if one fails to boot, the old ones keep running.
+   * Returns the unsubscribe, called when the group stops.
+   */
+  reloads?: (reload: (reason: string) => void) => () => void;
 }
 
 const log = getLogger("supervisor");
@@ -49,14 +57,27 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
   const booted = new WeakSet<ClusterWorker>();
   const crashes: number[] = [];
   const slots = new Map<number, ClusterWorker>();
+  /** Processes of a reload that have not replaced their slot's yet: told whether they booted. */
+  const candidates = new Map<ClusterWorker, (booted: boolean) => void>();
+  /** Processes a reload replaced, draining their messages: their exit is expected. */
+  const retired = new Set<ClusterWorker>();
 
-  const fork = (slot: number) => {
+  const fork = (slot: number, candidate?: (booted: boolean) => void) => {
     const child = cluster.fork(workerProcessEnv(slot));
-    slots.set(slot, child);
+    if (candidate) candidates.set(child, candidate);
+    else slots.set(slot, child);
     child.on("message", (msg: unknown) => {
-      if (msg === BOOTED) booted.add(child);
+      if (msg !== BOOTED) return;
+      booted.add(child);
+      candidates.get(child)?.(true);
     });
     child.on("exit", (code, signal) => {
+      if (retired.delete(child)) return;
+      const candidacy = candidates.get(child);
+      if (candidacy) {
+        candidates.delete(child);
+        return candidacy(false);
+      }
       if (slots.get(slot) === child) slots.delete(slot);
       if (stopping) return;
       if (!booted.has(child) && (code === EXIT_BOOT_FAILURE || code === EXIT_BROKER_UNREACHABLE)) {
@@ -75,14 +96,60 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
         if (!stopping) fork(slot);
       }, delay);
     });
+    return child;
   };
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
 
+  /** One process per slot, booted on the current code: all of them, or none (those that booted are stopped). */
+  const bootGeneration = async (): Promise<Map<number, ClusterWorker> | undefined> => {
+    const started = new Map<number, ClusterWorker>();
+    const results = await Promise.all([...slots.keys()].map((slot) => new Promise<boolean>((resolve) => void started.set(slot, fork(slot, resolve)))));
+    if (!stopping && results.every(Boolean)) return started;
+    for (const child of started.values()) {
+      if (!candidates.delete(child)) continue;
+      retired.add(child);
+      child.process.kill("SIGTERM");
+    }
+    return undefined;
+  };
+
+  let reloading = false;
+  let reloadAgain: string | undefined;
+  const reload = async (reason: string) => {
+    if (stopping) return;
+    // Changes during a reload are picked up by one more reload once it is done, on the newest code.
+    if (reloading) return void (reloadAgain = reason);
+    reloading = true;
+    for (let next: string | undefined = reason; next !== undefined && !stopping; next = reloadAgain) {
+      reloadAgain = undefined;
+      log.info("reloading worker processes", { reason: next, processes: slots.size });
+      const fresh = await bootGeneration();
+      if (!fresh) {
+        if (!stopping) log.error("reload failed: a new worker process did not boot (its error is above); the previous code keeps running until the next change", { reason: next });
+        continue;
+      }
+      for (const [slot, child] of fresh) {
+        candidates.delete(child);
+        const old = slots.get(slot);
+        slots.set(slot, child);
+        if (old && !old.isDead()) {
+          retired.add(old);
+          // The usual graceful stop: no new fetches, prefetched messages given back, running ones finish.
+          old.process.kill("SIGTERM");
+        }
+      }
+      log.info("reloaded: new worker processes run the changed code; the previous ones drain and exit", { processes: fresh.size });
+    }
+    reloading = false;
+  };
+  const unsubscribe = options.reloads?.((reason) => void reload(reason));
+
   const stop = async () => {
     stopping = true;
-    const children = [...slots.values()];
+    unsubscribe?.();
+    const children = [...slots.values(), ...candidates.keys(), ...retired];
     const killTimer = setTimeout(() => {
       log.warn("worker processes did not stop in time; killing them", { count: slots.size });
       for (const child of slots.values()) child.process.kill("SIGKILL");

@@ -1,8 +1,11 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import type { Broker } from "../../broker.js";
-import { getLogger, redactUrl } from "../../logging.js";
-import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, supervise } from "../../runtime/supervisor.js";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { getLogger, redactUrl, setLogLevel } from "../../logging.js";
+import { DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE, watchTree, type WatchOptions } from "../watch.js";
+import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, EXIT_PIDFILE, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
 import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
@@ -32,6 +35,17 @@ Options:
       --prefetch N          messages fetched ahead per queue (default threads x (2 x concurrency + lookahead), + 64
                             when lookahead > 0: a packed batch of quick messages)
       --shutdown-timeout S  seconds running messages get to finish on SIGTERM before they are requeued (default 600)
+      --path DIR            also look for MODULE in DIR (repeatable), as Dramatiq's --path
+      --watch               reload the worker processes when a file under the current folder changes (development):
+                            new processes boot on the new code, then the old ones drain; a module that fails to
+                            import leaves the previous code running
+      --watch-include GLOB  files that trigger a reload (repeatable; default **/*.{ts,mts,cts,js,mjs,cjs,json})
+      --watch-exclude GLOB  files that do not (repeatable; default **/node_modules/**, **/.git/**)
+      --watch-poll          scan for changes every 0.5 s instead of inotify (network or container file systems)
+      --pid-file FILE       write the supervisor's pid to FILE (exit 4 if it names a running process)
+      --log-file FILE       append the log lines to FILE instead of stderr
+  -v, --verbose             log at debug level
+      --version             print the version and exit
 
 Environment: TROUPE_BROKER_URL, TROUPE_RESULTS_URL, TROUPE_RATE_LIMITER_URL, TROUPE_METRICS_PORT (9191; 0 = off),
 TROUPE_ACTOR_OVERRIDES (a JSON/YAML file of actor option overrides, reloaded when it changes), TROUPE_LOG_LEVEL.
@@ -58,6 +72,8 @@ interface WorkerSettings {
   prefetch?: number;
   lookahead?: number;
   shutdownTimeout: number;
+  watch?: WatchOptions;
+  pidFile?: string;
 }
 
 function settingsFrom(argv: string[]): WorkerSettings {
@@ -70,14 +86,29 @@ function settingsFrom(argv: string[]): WorkerSettings {
     prefetch: { type: "string" },
     lookahead: { type: "string" },
     "shutdown-timeout": { type: "string" },
+    path: { type: "string", multiple: true },
+    watch: { type: "boolean" },
+    "watch-include": { type: "string", multiple: true },
+    "watch-exclude": { type: "string", multiple: true },
+    "watch-poll": { type: "boolean" },
+    "pid-file": { type: "string" },
+    "log-file": { type: "string" },
+    verbose: { type: "boolean", short: "v", multiple: true },
+    version: { type: "boolean" },
   });
+  // Environment, so that the worker processes and their threads log the same way.
+  if (values["log-file"]) process.env.TROUPE_LOG_FILE = resolve(values["log-file"]);
+  if (values.verbose?.length) {
+    process.env.TROUPE_LOG_LEVEL = "debug";
+    setLogLevel("debug");
+  }
   if (positionals.length === 0) throw new UsageError("name at least one actor module");
   const brokerUrl = brokerUrlOption(values.broker);
   const inMemory = isMemoryBrokerUrl(brokerUrl);
   const processes = intOption(values.processes, "processes", inMemory ? 1 : availableParallelism(), 1, MAX_PROCESSES);
   if (inMemory && processes > 1) throw new UsageError("the memory broker lives in one process: use --processes 1 or a redis:// / amqp:// broker");
   return {
-    modules: modulePaths(positionals),
+    modules: modulePaths(positionals, values.path ?? []),
     brokerUrl,
     processes,
     threads: intOption(values.threads, "threads", 8, 1, MAX_THREADS),
@@ -86,7 +117,45 @@ function settingsFrom(argv: string[]): WorkerSettings {
     prefetch: values.prefetch === undefined ? undefined : intOption(values.prefetch, "prefetch", 1),
     lookahead: values.lookahead === undefined ? undefined : intOption(values.lookahead, "lookahead", 0, 0),
     shutdownTimeout: numberOption(values["shutdown-timeout"], "shutdown-timeout", 600) * 1000,
+    pidFile: values["pid-file"] ? resolve(values["pid-file"]) : undefined,
+    watch: watchSettings(values, inMemory),
   };
+}
+
+function watchSettings(values: { watch?: boolean; "watch-include"?: string[]; "watch-exclude"?: string[]; "watch-poll"?: boolean }, inMemory: boolean): WatchOptions | undefined {
+  if (!values.watch) {
+    if (values["watch-include"] || values["watch-exclude"] || values["watch-poll"]) throw new UsageError("--watch-include, --watch-exclude and --watch-poll go with --watch");
+    return undefined;
+  }
+  if (inMemory) throw new UsageError("--watch replaces worker processes, and the memory broker's messages live in one: use a redis:// or amqp:// broker");
+  return {
+    root: process.cwd(),
+    include: values["watch-include"] ?? DEFAULT_WATCH_INCLUDE,
+    exclude: values["watch-exclude"] ?? DEFAULT_WATCH_EXCLUDE,
+    poll: values["watch-poll"] === true,
+  };
+}
+
+/** Write this process's pid to `path`; false when the file names another running process. */
+function claimPidFile(path: string): boolean {
+  try {
+    const pid = Number(readFileSync(path, "utf8").trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        // Stale: that process is gone.
+      }
+    }
+  } catch {
+    // No pid file yet.
+  }
+  writeFileSync(path, `${process.pid}\n`);
+  process.once("exit", () => {
+    if (readFileSync(path, "utf8").trim() === String(process.pid)) rmSync(path, { force: true });
+  });
+  return true;
 }
 
 /** Why the -Q queues cannot all be served (no declared actor consumes one of them), or undefined. */
@@ -207,14 +276,31 @@ const command: Command = {
   summary: "run worker processes for actor modules",
   help,
   async run(argv) {
+    if (argv.includes("--version")) {
+      console.log((JSON.parse(readFileSync(new URL("../../../../package.json", import.meta.url), "utf8")) as { version: string }).version);
+      return EXIT_OK;
+    }
     const settings = settingsFrom(argv);
+    if (!cluster.isWorker && settings.pidFile) {
+      try {
+        if (!claimPidFile(settings.pidFile)) {
+          console.error(`troupe worker: the pid file ${settings.pidFile} names a running process`);
+          return EXIT_PIDFILE;
+        }
+      } catch (err) {
+        console.error(`troupe worker: cannot write the pid file: ${(err as Error).message}`);
+        return EXIT_PIDFILE;
+      }
+    }
     if (cluster.isWorker || isMemoryBrokerUrl(settings.brokerUrl)) return runWorkerProcess(settings);
+    const watching = settings.watch;
     let stopMetrics: () => Promise<void> = async () => undefined;
     return supervise({
       processes: settings.processes,
       shutdownTimeout: settings.shutdownTimeout,
       onStart: async () => void (stopMetrics = await startWorkerMetrics({ aggregate: true })),
       onStop: () => stopMetrics(),
+      reloads: watching && ((reload) => watchTree(watching, (files) => reload(`changed: ${files.slice(0, 5).join(", ")}${files.length > 5 ? ", …" : ""}`))),
     });
   },
 };
