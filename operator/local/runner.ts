@@ -131,6 +131,7 @@ export class LocalRunner {
       if (gap !== undefined && gap !== entry.backlogGap) log.warn("part of the backlog could not be read; the pool does not shrink", { pool: pool.metadata.name, detail: gap });
       entry.backlogGap = gap;
       if (error) log.warn("queue depth unavailable; holding the pool's size", { pool: pool.metadata.name, error: error.message });
+      log.debug("scale decision", { pool: pool.metadata.name, current, replicas: decision.replicas, reason: decision.reason, detail: decision.message });
       if (decision.replicas !== current) {
         this.options.report?.(`${pool.metadata.name}: ${current} → ${decision.replicas} replicas (${decision.message})`);
         await local.scaleTo(decision.replicas);
