@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { getLogger } from "../../worker/logging.js";
+import { EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE } from "../../worker/runtime/supervisor.js";
 import { scrapeLoad, type WorkerLoad } from "../scaling/pod-load.js";
 
 export interface LocalPoolOptions {
@@ -84,6 +85,7 @@ export class LocalPool {
 
   private async startReplica(): Promise<void> {
     const id = this.nextId++;
+    const startedAt = Date.now();
     const metricsPort = await freePort();
     const [node, ...args] = this.options.command;
     const child = spawn(node!, args, {
@@ -103,6 +105,9 @@ export class LocalPool {
     child.once("exit", (code, signal) => {
       this.replicas.delete(id);
       if (replica.stopping || this.closed) return;
+      // A replica that ran for a while resets the backoff; one that failed to boot never does, however slowly it failed.
+      const booted = code !== EXIT_BOOT_FAILURE && code !== EXIT_BROKER_UNREACHABLE;
+      if (booted && Date.now() - startedAt >= 10_000) this.crashes = 0;
       const delay = Math.min(500 * 2 ** this.crashes++, 30_000);
       this.backoffUntil = Date.now() + delay;
       log.warn("replica exited; starting a replacement", { pool: this.options.name, replica: id, code, signal, restartInMs: delay });
@@ -110,10 +115,6 @@ export class LocalPool {
       this.options.onCrash?.(`${this.options.name}: replica ${id} exited (${signal ?? `code ${code}`})${why ? `: ${why}` : ""}; starting a replacement in ${delay / 1000} s`);
       this.restartAfterBackoff();
     });
-    // A replica that stays up for a while resets the crash backoff.
-    setTimeout(() => {
-      if (this.replicas.has(id)) this.crashes = 0;
-    }, 10_000).unref();
   }
 
   private async stopReplica(replica: Replica): Promise<void> {
