@@ -1,6 +1,7 @@
 /**
  * `npm test`: make sure Redis and RabbitMQ are up, build, then run every compiled test file with Node's test
  * runner. Extra arguments narrow the run to files whose path contains one of them (e.g. `npm test -- redis`).
+ * The three-node RabbitMQ cluster tests are a separate step: `npm run test:cluster`.
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -20,11 +21,16 @@ const build = spawnSync("npm", ["run", "--silent", "build"], { cwd: root, stdio:
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 const filters = process.argv.slice(2);
+// Slow real-world checks that are documented separate steps (`npm run test:cluster`): they run only when a filter
+// names them, so `npm test -- rabbitmq` stays quick.
+const SEPARATE_STEPS = [{ path: "dist/test/rabbitmq/cluster.test.js", name: "cluster" }];
+const separate = (f) => SEPARATE_STEPS.find((step) => relative(root, f) === step.path);
 const testRoot = join(root, "dist", "test");
 const files = readdirSync(testRoot, { recursive: true })
   .map((f) => join(testRoot, String(f)))
   .filter((f) => f.endsWith(".test.js"))
   .filter((f) => filters.length === 0 || filters.some((filter) => relative(root, f).includes(filter)))
+  .filter((f) => !separate(f) || filters.some((filter) => filter.includes(separate(f).name)))
   .sort();
 if (files.length === 0) {
   console.error(`[test] no test files matched ${filters.join(" ")}`);
