@@ -45,6 +45,8 @@ export class LeaderElector extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private lastRenew = 0;
+  /** The acquire-or-renew under way, which release waits for: its write would otherwise race the release's. */
+  private inFlight: Promise<void> | undefined;
   private readonly now: () => number;
 
   constructor(
@@ -64,12 +66,12 @@ export class LeaderElector extends EventEmitter {
   }
 
   start(): void {
-    void this.tick();
+    this.inFlight = this.tick();
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.retryPeriodMs);
+    this.timer = setTimeout(() => (this.inFlight = this.tick()), this.retryPeriodMs);
   }
 
   private async tick(): Promise<void> {
@@ -161,23 +163,33 @@ export class LeaderElector extends EventEmitter {
     }
   }
 
-  /** Stop campaigning; a leader gives the lease up so another candidate can take it at once. */
+  /**
+   * Stop campaigning and give the lease up so another candidate can take it at once. It is given up whenever the
+   * lease still names this candidate, also after a lost renew deadline; the resourceVersion precondition keeps it
+   * from touching a lease someone else has taken since.
+   */
   async release(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.deadline);
-    if (!this.leading) return;
+    const wasLeading = this.leading;
     this.leading = false;
-    try {
-      const lease = await this.api.get<Lease>(LEASES, this.options.namespace, this.options.name);
-      if (lease?.spec?.holderIdentity === this.options.identity) {
+    await this.inFlight;
+    if (!wasLeading && this.lastRenew === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const lease = await this.api.get<Lease>(LEASES, this.options.namespace, this.options.name);
+        if (lease?.spec?.holderIdentity !== this.options.identity) return;
         await this.api.patch(LEASES, this.options.namespace, this.options.name, {
           metadata: { resourceVersion: lease.metadata.resourceVersion },
           spec: { holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(new Date(this.now())) },
         });
+        return;
+      } catch (err) {
+        if (errorCode(err) === 409 && attempt < 3) continue;
+        log.warn("could not release the lease", { lease: this.options.name, err });
+        return;
       }
-    } catch (err) {
-      log.warn("could not release the lease", { lease: this.options.name, err });
     }
   }
 
