@@ -82,14 +82,18 @@ async function redis(): Promise<Row[]> {
   const xq = `${ns}:${queue}.XQ`;
   try {
     const now = Date.now();
-    for (let first = 0; first < COUNT; first += 5000) {
-      const pipe = client.pipeline();
-      for (let i = first; i < Math.min(COUNT, first + 5000); i++) {
-        pipe.hset(`${xq}.msgs`, `r-${i}`, body(queue, i, `r-${i}`));
-        pipe.zadd(xq, now - COUNT + i, `r-${i}`);
+    // COUNT dead letters in Dramatiq's layout, 5,000 per round trip.
+    const seed = async () => {
+      for (let first = 0; first < COUNT; first += 5000) {
+        const pipe = client.pipeline();
+        for (let i = first; i < Math.min(COUNT, first + 5000); i++) {
+          pipe.hset(`${xq}.msgs`, `r-${i}`, body(queue, i, `r-${i}`));
+          pipe.zadd(xq, now - COUNT + i, `r-${i}`);
+        }
+        await pipe.exec();
       }
-      await pipe.exec();
-    }
+    };
+    await seed();
     const site = await serve(broker, queue);
     const api = await medianMs(() => get(`${site.url}/api/queues/${queue}/dead?limit=${PAGE}`, "application/json"));
     const page = await medianMs(() => get(`${site.url}/queues/${queue}/dead?limit=${PAGE}`, "text/html"));
@@ -107,14 +111,7 @@ async function redis(): Promise<Row[]> {
     if (moved !== COUNT) throw new Error(`requeue moved ${moved} of ${COUNT}`);
     // Reference: the same moves by a bare client, 500 ids a round trip in a MULTI (atomic per batch, as the script is).
     await client.del(`${ns}:${queue}`, `${ns}:${queue}.msgs`);
-    for (let first = 0; first < COUNT; first += 5000) {
-      const pipe = client.pipeline();
-      for (let i = first; i < Math.min(COUNT, first + 5000); i++) {
-        pipe.hset(`${xq}.msgs`, `r-${i}`, body(queue, i, `r-${i}`));
-        pipe.zadd(xq, now - COUNT + i, `r-${i}`);
-      }
-      await pipe.exec();
-    }
+    await seed();
     const rawMs = await timed(async () => {
       for (;;) {
         const ids = await client.zrange(xq, 0, 499);
