@@ -186,7 +186,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
+// `npm run bench -- console [redis|rabbitmq]`: the console's dead-letter figures only.
+const [scenario, ...scenarioArgs] = process.argv.slice(2);
+const run = scenario === "console" ? () => import("./console-dead-letters.js").then((m) => m.benchConsole(scenarioArgs)) : main;
+run().then(
   () => process.exit(0),
   (err) => {
     console.error(`npm run bench failed: ${(err as Error).stack ?? err}`);

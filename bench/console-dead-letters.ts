@@ -1,9 +1,9 @@
 /**
  * The console's figures on a dead-letter queue of 100,000 letters (docs/bench.md, "Console"): the dashboard's first
  * page (its JSON API and its HTML page, through the real handler over HTTP) and a requeue of every letter, each beside
- * a bare-client reference measured in the same run. Not part of `npm test`:
+ * a bare-client reference measured in the same run:
  *
- *   npm run build && node dist/test/console/bench/dead-letters-bench.js [redis|rabbitmq ...]
+ *   npm run bench -- console [redis|rabbitmq ...]
  *
  * BENCH_DEAD_LETTERS (default 100000) sets the queue's size.
  */
@@ -11,10 +11,13 @@ import { once } from "node:events";
 import { createServer } from "node:http";
 import { connect } from "amqplib";
 import { Redis } from "ioredis";
-import { Message, RabbitmqBroker, RedisBroker, createDashboard, deadLetterStore, type Broker } from "troupe";
-import { AMQP_URL, REDIS_URL, uniqueName } from "../../support/env.js";
-import { deleteNamespace } from "../../support/redis.js";
+import { Message, RabbitmqBroker, RedisBroker, createDashboard, deadLetterStore, type Broker } from "../worker/index.js";
+import { randomBytes } from "node:crypto";
+import { deleteKeys } from "./redis-keys.js";
 
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+const AMQP_URL = process.env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const uniqueName = (prefix: string) => `${prefix}_${process.pid}_${randomBytes(4).toString("hex")}`;
 const COUNT = Number(process.env.BENCH_DEAD_LETTERS ?? 100_000);
 const PAGE = 25;
 const ROUNDS = 15;
@@ -130,7 +133,7 @@ async function redis(): Promise<Row[]> {
       { broker: "redis", figure: `requeue all ${n} dead letters (one script per 500)`, troupe: `${rate(COUNT, requeueMs)} (${(requeueMs / 1000).toFixed(1)} s)`, reference: `bare ZRANGE + HMGET + MULTI per 500 ${rate(COUNT, rawMs)}`, ratio: pct(rawMs / requeueMs), target: "" },
     ];
   } finally {
-    await deleteNamespace(client, ns);
+    await deleteKeys(client, `${ns}:*`);
     await broker.close();
     client.disconnect();
   }
@@ -223,8 +226,10 @@ function pct(share: number): string {
   return `${Math.round(share * 100)}%`;
 }
 
-const wanted = process.argv.slice(2);
-const rows: Row[] = [];
-if (wanted.length === 0 || wanted.includes("redis")) rows.push(...(await redis()));
-if (wanted.length === 0 || wanted.includes("rabbitmq")) rows.push(...(await rabbitmq()));
-for (const r of rows) console.log(`| ${r.broker} | console | ${r.figure} | ${r.troupe} | ${r.reference} | ${r.ratio} | ${r.target} |`);
+/** The console's rows of docs/bench.md, for the brokers named (default both). */
+export async function benchConsole(brokers: readonly string[]): Promise<void> {
+  const rows: Row[] = [];
+  if (brokers.length === 0 || brokers.includes("redis")) rows.push(...(await redis()));
+  if (brokers.length === 0 || brokers.includes("rabbitmq")) rows.push(...(await rabbitmq()));
+  for (const r of rows) console.log(`| ${r.broker} | console | ${r.figure} | ${r.troupe} | ${r.reference} | ${r.ratio} | ${r.target} |`);
+}
