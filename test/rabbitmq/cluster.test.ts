@@ -154,7 +154,12 @@ describe("RabbitMQ cluster of three nodes", () => {
       const failed = depths.filter((d) => typeof d === "string");
       t.diagnostic(`operator depth reads of ${idle} during the outage: ${depths.filter((d) => typeof d === "number").join(", ")}; ${failed.length} failed${failed.length ? ` (${failed[0]})` : ""}`);
       assert.deepEqual(lost.slice(0, 10), [], `${lost.length} confirmed messages never ran`);
-      assert.deepEqual(unexpected, []);
+      // A send raised to its caller may still have reached the queue (its last publish was stored but its confirm
+      // never came): at-least-once, the caller's retry makes a duplicate. Only a message nobody sent is wrong.
+      const raisedIds = new Set(raised);
+      const raisedButRan = unexpected.filter((id) => raisedIds.has(id));
+      t.diagnostic(`${raisedButRan.length} of the ${raised.length} raised sends reached the queue anyway`);
+      assert.deepEqual(unexpected.filter((id) => !raisedIds.has(id)), [], "every message that ran was sent");
       assert.equal(confirmed.size + raised.length, total);
       assert.ok(depths.some((d) => typeof d === "number"), "the operator read the depth during the outage");
       for (const depth of depths) if (typeof depth === "number") assert.equal(depth, idleDepth, "a quorum queue keeps its depth while its leader's node is down");
