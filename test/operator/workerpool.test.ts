@@ -161,14 +161,16 @@ describe("WorkerPool controller against the fake API server", () => {
   test("before a scale-down the least busy pods get the lowest deletion cost", async () => {
     const ns = await namespaceWithBroker(kc);
     const queue = `q-${ns}`;
-    await cr.create("workerpools", ns, workerPoolManifest("gentle", { queues: [queue] }));
-    await enqueue(queue, 30);
-    await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 3, "scale-up to 3");
+    // The pods exist before the pool: the operator reads them from its informer cache, which must hold all three
+    // by the time the backlog goes (created after the scale-up, the cache could lag the purge by a poll).
     const core = kc.makeApiClient(k8s.CoreV1Api);
     for (const [name, inFlight] of [["gentle-a", 5], ["gentle-b", 0], ["gentle-c", 2]] as const) {
       loads.set(name, inFlight);
       await core.createNamespacedPod({ namespace: ns, body: { metadata: { name, labels: { "troupe.dev/workerpool": "gentle" } }, spec: { containers: [{ name: "worker", image: "x" }] }, status: { podIP: "10.0.0.1" } } });
     }
+    await cr.create("workerpools", ns, workerPoolManifest("gentle", { queues: [queue] }));
+    await enqueue(queue, 30);
+    await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 3, "scale-up to 3");
     await broker.purge(queue);
     // Two pods are running messages: the pool comes down to them, not below.
     await until(() => deploymentOf(fake, ns, "gentle")?.spec.replicas === 2, "scale-down to the busy pods");
