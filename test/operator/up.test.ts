@@ -11,6 +11,14 @@ import { AMQP_URL, cliPath, fixture, REDIS_URL, uniqueName } from "../support/en
 import { RawAmqp } from "../support/rabbitmq.js";
 import { until } from "../support/wait.js";
 
+/** SIGTERM to a `troupe up` still running, and its exit (its replicas drain and stop with it). */
+async function stopUp(up: ChildProcess | undefined): Promise<void> {
+  if (!up || up.exitCode !== null) return;
+  const exited = new Promise((resolve) => up.once("exit", resolve));
+  up.kill("SIGTERM");
+  await exited;
+}
+
 for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] as const) {
   describe(`troupe up: a WorkerPool on local processes against real ${label}`, () => {
     const queue = uniqueName("up");
@@ -133,11 +141,7 @@ describe("troupe up runs Pipelines with the operator's engine", () => {
       assert.ok(lines.some((l) => l.startsWith("pipeline doubler: created run")));
       assert.ok(lines.some((l) => l.startsWith("piped: 0 → 1 replicas")), lines.join("\n"));
     } finally {
-      if (up && up.exitCode === null) {
-        const exited = new Promise((resolve) => up!.once("exit", resolve));
-        up.kill("SIGTERM");
-        await exited;
-      }
+      await stopUp(up);
       await redis.del(queue, `${queue}.DQ`, `${queue}.XQ`);
       redis.disconnect();
       await rm(dir, { recursive: true, force: true });
@@ -185,11 +189,7 @@ describe("troupe up with workers that cannot boot", () => {
       assert.deepEqual(decisions, [decisions[0]], `one scale decision, no replacement counted twice:\n${lines.join("\n")}`);
       assert.match(decisions[0]!, /^noboot: 0 → 1 replicas/);
     } finally {
-      if (up && up.exitCode === null) {
-        const exited = new Promise((resolve) => up!.once("exit", resolve));
-        up.kill("SIGTERM");
-        await exited;
-      }
+      await stopUp(up);
       await broker.purge(queue);
       await broker.close();
       const raw = await RawAmqp.open(AMQP_URL);
