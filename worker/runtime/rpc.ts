@@ -1,22 +1,24 @@
 import { isMainThread, parentPort } from "node:worker_threads";
 import { RemoteError, serializeError, type SerializedError } from "../errors.js";
+import type { MainHandlers, MainMethod, MainRpc } from "./main-rpc.js";
 import type { FromThread } from "./protocol.js";
 
 /**
  * Calls from actor code in a worker thread to services that live in the main thread (the broker, the results
  * and rate-limiter backends), so that a process holds one connection per service whatever its thread count.
+ * The calls are those of the MainRpc table (main-rpc.ts), checked by the compiler at both ends.
  */
-export type MainHandler = (...args: never[]) => unknown;
-const handlers = new Map<string, MainHandler>();
+let handlers: MainHandlers | undefined;
 
-export function registerMainHandler(method: string, handler: MainHandler): void {
-  handlers.set(method, handler);
+export function setMainHandlers(next: MainHandlers): void {
+  handlers = next;
 }
 
+/** Answer a call that arrived from a thread: its method name and arguments are whatever the thread posted. */
 export async function handleRpc(method: string, args: unknown[]): Promise<unknown> {
-  const handler = handlers.get(method);
+  const handler = handlers && Object.hasOwn(handlers, method) ? handlers[method as MainMethod] : undefined;
   if (!handler) throw new Error(`no main-thread handler for "${method}"`);
-  return (handler as (...a: unknown[]) => unknown)(...args);
+  return (handler as (...a: unknown[]) => Promise<unknown>)(...args);
 }
 
 let nextCallId = 1;
@@ -31,11 +33,11 @@ export function markWorkerThread(): void {
   workerThreadActive = true;
 }
 
-export function callMain<T>(method: string, ...args: unknown[]): Promise<T> {
+export function callMain<M extends MainMethod>(method: M, ...args: MainRpc[M]["args"]): Promise<MainRpc[M]["result"]> {
   const port = parentPort;
-  if (!port) return handleRpc(method, args) as Promise<T>;
+  if (!port) return handleRpc(method, args) as Promise<MainRpc[M]["result"]>;
   const callId = nextCallId++;
-  return new Promise<T>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     pending.set(callId, { resolve: resolve as (v: unknown) => void, reject });
     const message: FromThread = { t: "rpc", callId, method, args };
     port.postMessage(message);

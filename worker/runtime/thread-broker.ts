@@ -1,6 +1,6 @@
 import { Broker, type ConsumeOptions, type Consumer, type DeadLetter, type EnqueueOptions, type QueueStats } from "../broker.js";
 import { TroupeError } from "../errors.js";
-import { Message, type MessageData } from "../message.js";
+import { Message } from "../message.js";
 import { callMain } from "./rpc.js";
 
 function unavailable(what: string): never {
@@ -19,7 +19,7 @@ export class ThreadBroker extends Broker {
   async close(): Promise<void> {}
 
   override async enqueueMany(messages: Message[], options: EnqueueOptions = {}): Promise<Message[]> {
-    const sent = await callMain<MessageData[]>("enqueueMany", messages.map((m) => m.toData()), options);
+    const sent = await callMain("enqueueMany", messages.map((m) => m.toData()), options);
     return sent.map((data) => Message.fromData(data));
   }
 
@@ -33,7 +33,7 @@ export class ThreadBroker extends Broker {
     unavailable("purge");
   }
   async queueStats(queue: string): Promise<QueueStats> {
-    return callMain<QueueStats>("queueStats", queue);
+    return callMain("queueStats", queue);
   }
   async listQueues(): Promise<string[]> {
     return unavailable("listQueues");

@@ -2,17 +2,14 @@ import type { Broker, Consumer, UndecodableDelivery } from "../broker.js";
 import { ActorNotFound, BrokerConnectionError, Shutdown, SkipMessage, TimeLimitExceeded, errorIsA } from "../errors.js";
 import { ChurnMap, ChurnSet } from "../churn.js";
 import { getLogger, messageFields } from "../logging.js";
-import { Message, type MessageData } from "../message.js";
 import { workerMetrics } from "../metrics/metrics.js";
 import type { WorkerInfo } from "../middleware/middleware.js";
-import type { EnqueueOptions } from "../broker.js";
 import type { ActorOptions } from "../options.js";
 import type { MessageProxy } from "../proxy.js";
 import { dqName, qName } from "../queues.js";
-import { getRateLimiterBackend, getResultBackend } from "../global.js";
-import { RATE_LIMITER_RPC, type RateLimiterOp } from "../rate-limits/thread.js";
 import { Heap } from "./heap.js";
-import { registerMainHandler } from "./rpc.js";
+import { mainHandlers } from "./main-handlers.js";
+import { setMainHandlers } from "./rpc.js";
 import { DEFAULT_LOOKAHEAD, ThreadPool, type RunOutcome } from "./thread-pool.js";
 import { RECALLED } from "./protocol.js";
 import { MAX_PACKED } from "./dispatch-policy.js";
@@ -106,7 +103,7 @@ export class Worker implements WorkerInfo {
   }
 
   async start(): Promise<void> {
-    installMainHandlers(this.broker);
+    setMainHandlers(mainHandlers(this.broker));
     await this.broker.connect();
     // Threads boot one after another (about a quarter of a second each on 2 cores): say where start-up is.
     log.info("connected to the broker; starting worker threads", { broker: this.broker.displayUrl, threads: this.threads });
@@ -473,18 +470,4 @@ function logActorError(proxy: MessageProxy, err: unknown): void {
   if (errorIsA(err, "Retry")) return;
   if (errorIsA(err, "RateLimitExceeded")) log.debug("rate limit exceeded", fields);
   else log.error("actor failed", fields);
-}
-
-/** The main-thread services actor code reaches through RPC. */
-function installMainHandlers(broker: Broker): void {
-  registerMainHandler("enqueueMany", async (datas: MessageData[], options: EnqueueOptions) => {
-    const sent = await broker.enqueueMany(datas.map((d) => Message.fromData(d)), options);
-    return sent.map((m) => m.toData());
-  });
-  registerMainHandler("queueStats", (queue: string) => broker.queueStats(queue));
-  registerMainHandler("getResult", (data: MessageData, options: { block?: boolean; timeout?: number }) => getResultBackend().getResult(Message.fromData(data), options));
-  registerMainHandler(RATE_LIMITER_RPC, (op: RateLimiterOp, args: unknown[]) => {
-    const backend = getRateLimiterBackend() as unknown as Record<RateLimiterOp, (...a: unknown[]) => Promise<unknown>>;
-    return backend[op](...args);
-  });
 }
