@@ -12,7 +12,7 @@ export interface ManagementEndpoint {
 /**
  * The RabbitMQ management API URL a pool's backlog is read with: `spec.broker.management` (the URL inline or under
  * the Secret's `url` key, the Secret's `username` and `password` as its credentials), else the operator's
- * TROUPE_RABBITMQ_MANAGEMENT_URL (the chart's `rabbitmqManagement` value). `problem` says why a configured one
+ * TROUPE_RABBITMQ_MANAGEMENT_URL (the chart's `operator.rabbitmqManagement` value). `problem` says why a configured one
  * cannot be used.
  */
 export async function managementUrlOf(spec: WorkerPoolSpec, readSecret: SecretReader): Promise<ManagementEndpoint> {

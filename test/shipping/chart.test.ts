@@ -336,6 +336,30 @@ describe("helm chart", () => {
     assert.equal(pod.containers[0]!.securityContext?.readOnlyRootFilesystem, true, "keys not overridden keep their defaults");
   });
 
+  test("operator.rabbitmqManagement becomes the operator's TROUPE_RABBITMQ_MANAGEMENT_URL: from a Secret key, or inline without credentials", async () => {
+    const managementEnv = (objects: KubeObject[]) => {
+      const container = (one(objects, "Deployment").spec as { template: { spec: PodSpec } }).template.spec.containers[0]!;
+      return ((container as { env?: { name: string }[] }).env ?? []).filter((e) => e.name === "TROUPE_RABBITMQ_MANAGEMENT_URL");
+    };
+    assert.deepEqual(managementEnv(render()), [], "none by default: in-flight from the pods' gauges");
+    const fromSecret = render(undefined, 4, chartDir, ["--set", "operator.rabbitmqManagement.secretRef.name=rabbitmq-management"]);
+    await validateBuiltIn(one(fromSecret, "Deployment"));
+    assert.deepEqual(managementEnv(fromSecret), [{ name: "TROUPE_RABBITMQ_MANAGEMENT_URL", valueFrom: { secretKeyRef: { name: "rabbitmq-management", key: "url" } } }]);
+    const otherKey = render(undefined, 4, chartDir, ["--set", "operator.rabbitmqManagement.secretRef.name=mq", "--set", "operator.rabbitmqManagement.secretRef.key=management-url"]);
+    assert.deepEqual(managementEnv(otherKey), [{ name: "TROUPE_RABBITMQ_MANAGEMENT_URL", valueFrom: { secretKeyRef: { name: "mq", key: "management-url" } } }]);
+    const inline = render(undefined, 4, chartDir, ["--set", "operator.rabbitmqManagement.url=https://rabbitmq.queues:15671"]);
+    assert.deepEqual(managementEnv(inline), [{ name: "TROUPE_RABBITMQ_MANAGEMENT_URL", value: "https://rabbitmq.queues:15671" }]);
+    for (const major of HELM_MAJORS) {
+      const withPassword = helm(["template", "rel", chartDir, "--set", "operator.rabbitmqManagement.url=http://guest:guest@rabbitmq:15672"], major);
+      assert.notEqual(withPassword.status, 0, `helm ${major} put a password in the Deployment`);
+      assert.match(withPassword.stderr, /rabbitmqManagement/);
+      assert.ok(!withPassword.stdout.includes("guest:guest"));
+      const both = helm(["template", "rel", chartDir, "--set", "operator.rabbitmqManagement.url=http://rabbitmq:15672", "--set", "operator.rabbitmqManagement.secretRef.name=mq"], major);
+      assert.notEqual(both.status, 0);
+      assert.match(both.stderr, /operator\.rabbitmqManagement: set url or secretRef\.name, not both/);
+    }
+  });
+
   test("an optional NetworkPolicy admits only the metrics port of the operator pods, from the configured peers", async () => {
     assert.deepEqual(ofKind(render(), "NetworkPolicy"), [], "off by default");
     const objects = render("full.yaml");
