@@ -95,6 +95,48 @@ export const ACTOR_OPTION_KEYS: ReadonlySet<string> = new Set([
   "bigints",
 ]);
 
+/** The JSON Schema of one overridable option, as the Actor CRD writes it. */
+export interface OverridableOptionSchema {
+  readonly type: "integer" | "boolean" | "string";
+  readonly minimum?: number;
+  readonly nullable?: boolean;
+}
+
+/**
+ * The actor options an Actor resource may override (`spec.options`), each with its schema: the one list. The
+ * operator's ActorOverrideOptions type is derived from it, the worker validates the overrides file against it, and
+ * test/operator/overrides.test.ts checks that the Actor CRD declares exactly these schemas. Functions cannot come
+ * from a resource, so `retryWhen` and `throws` are not here; callbacks name their actor.
+ */
+export const OVERRIDABLE_OPTIONS = {
+  maxRetries: { type: "integer", minimum: 0, nullable: true },
+  minBackoff: { type: "integer", minimum: 0 },
+  maxBackoff: { type: "integer", minimum: 0 },
+  timeLimit: { type: "integer", minimum: 1 },
+  maxAge: { type: "integer", minimum: 1 },
+  priority: { type: "integer" },
+  storeResults: { type: "boolean" },
+  resultTtl: { type: "integer", minimum: 1 },
+  notifyShutdown: { type: "boolean" },
+  pipeIgnore: { type: "boolean" },
+  onSuccess: { type: "string" },
+  onFailure: { type: "string" },
+  onRetryExhausted: { type: "string" },
+} as const satisfies { readonly [K in keyof ActorOptions]?: OverridableOptionSchema };
+
+type JsonTypeOf<S extends OverridableOptionSchema> = (S["type"] extends "integer" ? number : S["type"] extends "boolean" ? boolean : string) | (S extends { nullable: true } ? null : never);
+
+/** The options of one actor as an Actor resource (and the overrides file the operator writes from it) gives them. */
+export type OverridableOptions = { -readonly [K in keyof typeof OVERRIDABLE_OPTIONS]?: JsonTypeOf<(typeof OVERRIDABLE_OPTIONS)[K]> };
+
+/** What `value` should have been when it does not fit `schema` ("an integer >= 0"), else undefined. */
+export function overrideMismatch(schema: OverridableOptionSchema, value: unknown): string | undefined {
+  const min = schema.minimum;
+  const fits = value === null ? schema.nullable === true : schema.type === "integer" ? Number.isSafeInteger(value) && (min === undefined || (value as number) >= min) : typeof value === schema.type;
+  if (fits) return undefined;
+  return `${schema.type === "integer" ? "an" : "a"} ${schema.type}${min === undefined ? "" : ` >= ${min}`}${schema.nullable ? " or null" : ""}`;
+}
+
 export function toSnakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }

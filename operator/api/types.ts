@@ -1,4 +1,6 @@
 /** TypeScript shapes of the troupe.dev/v1alpha1 custom resources (see crds/ for the schemas and defaults). */
+import type { OverridableOptions } from "../../worker/options.js";
+
 export const GROUP = "troupe.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -149,18 +151,8 @@ export interface WorkerPool {
   status?: WorkerPoolStatus;
 }
 
-/** Actor options as the CRD spells them: ActorOptions names, durations in ms. */
-export interface ActorOverrideOptions {
-  maxRetries?: number;
-  minBackoff?: number;
-  maxBackoff?: number;
-  timeLimit?: number;
-  maxAge?: number;
-  priority?: number;
-  storeResults?: boolean;
-  resultTtl?: number;
-  notifyShutdown?: boolean;
-}
+/** Actor options as the CRD spells them: ActorOptions names, durations in ms (declared in worker/options.ts). */
+export type ActorOverrideOptions = OverridableOptions;
 
 export interface ActorSpec {
   actorName: string;

@@ -4,33 +4,16 @@ import { basename, dirname } from "node:path";
 import type * as Yaml from "yaml";
 import { getLogger } from "../logging.js";
 import { lazyRequire } from "../lazy.js";
-import type { ActorOptions } from "../options.js";
+import { OVERRIDABLE_OPTIONS, overrideMismatch, type OverridableOptions } from "../options.js";
 
-export type ActorOverrides = Record<string, ActorOptions>;
-
-/** Options an overrides file may set, with the JSON type each must have (functions cannot come from a file). */
-const FIELD_TYPES: Record<string, "number" | "boolean" | "string" | "number|null"> = {
-  maxRetries: "number|null",
-  minBackoff: "number",
-  maxBackoff: "number",
-  timeLimit: "number",
-  maxAge: "number",
-  storeResults: "boolean",
-  resultTtl: "number",
-  notifyShutdown: "boolean",
-  pipeIgnore: "boolean",
-  priority: "number",
-  onSuccess: "string",
-  onFailure: "string",
-  onRetryExhausted: "string",
-};
+export type ActorOverrides = Record<string, OverridableOptions>;
 
 const log = getLogger("overrides");
 const yaml = lazyRequire<typeof Yaml>("yaml");
 
 /**
- * Parse an overrides document (JSON or YAML): `{ actorName: { option: value } }`. Throws on a document that is not
- * such a mapping or has a value of the wrong type; unknown option names are dropped with a warning so that an
+ * Parse an overrides document (JSON or YAML): `{ actorName: { option: value } }`, each option one of
+ * OVERRIDABLE_OPTIONS. Throws on a document that is not such a mapping or has a value its schema refuses; unknown option names are dropped with a warning so that an
  * operator newer than the worker does not stop it from applying the options it knows.
  */
 export function parseActorOverrides(text: string): ActorOverrides {
@@ -41,16 +24,15 @@ export function parseActorOverrides(text: string): ActorOverrides {
     if (options === null || typeof options !== "object" || Array.isArray(options)) throw new Error(`options of actor "${actorName}" must be a mapping`);
     const clean: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(options as Record<string, unknown>)) {
-      const type = FIELD_TYPES[key];
-      if (!type) {
+      if (!Object.hasOwn(OVERRIDABLE_OPTIONS, key)) {
         log.warn("ignoring an unknown actor option in the overrides file", { actor: actorName, option: key });
         continue;
       }
-      const ok = type === "number|null" ? value === null || (typeof value === "number" && Number.isFinite(value)) : typeof value === type && (type !== "number" || Number.isFinite(value));
-      if (!ok) throw new Error(`option ${key} of actor "${actorName}" must be a ${type}, got ${JSON.stringify(value)}`);
+      const wanted = overrideMismatch(OVERRIDABLE_OPTIONS[key as keyof OverridableOptions], value);
+      if (wanted) throw new Error(`option ${key} of actor "${actorName}" must be ${wanted}, got ${JSON.stringify(value)}`);
       clean[key] = value;
     }
-    out[actorName] = clean as ActorOptions;
+    out[actorName] = clean as OverridableOptions;
   }
   return out;
 }
