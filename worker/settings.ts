@@ -21,7 +21,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: "broker", env: "TROUPE_BROKER_URL", default: "memory://", doc: "broker URL: memory://, redis://, rediss://, amqp://, amqps://" },
   { env: "TROUPE_RESULTS_URL", default: "the broker's Redis, or memory on the memory broker", doc: "results backend URL: memory://, redis://, rediss://, memcached://" },
   { env: "TROUPE_RATE_LIMITER_URL", default: "the broker's Redis, else memory", doc: "rate-limiter and barrier backend URL: memory://, redis://, rediss://, memcached://" },
-  { flag: "processes", default: "CPU count (1 on the memory broker)", doc: "worker processes under one supervisor" },
+  { flag: "processes", default: "CPU count / threads, rounded up (1 on the memory broker)", doc: "worker processes under one supervisor; one per core only pays once one process's threads cannot cover the cores (docs/performance.md)" },
   { flag: "threads", default: "8", doc: "worker threads per process" },
   { flag: "concurrency", default: "1", doc: "messages one thread runs at once (async actors)" },
   { flag: "queues", default: "every queue of the declared actors", doc: "queues to consume" },

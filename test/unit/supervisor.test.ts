@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createBroker } from "troupe";
 import { fixture, REDIS_URL, uniqueName } from "../support/env.js";
 import { CliProcess } from "../support/process.js";
+import { defaultProcesses } from "../../worker/runtime/supervisor.js";
 import { until } from "../support/wait.js";
 
 test("a worker process that dies is restarted by the supervisor, and its messages are not lost", async () => {
@@ -45,4 +46,13 @@ test("a worker process that dies is restarted by the supervisor, and its message
     await broker.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the default process count gives every core a thread and no more processes than that takes", () => {
+  assert.equal(defaultProcesses(2, 8), 1);
+  assert.equal(defaultProcesses(8, 8), 1);
+  assert.equal(defaultProcesses(9, 8), 2);
+  assert.equal(defaultProcesses(16, 8), 2);
+  assert.equal(defaultProcesses(4, 1), 4);
+  assert.equal(defaultProcesses(1, 8), 1);
 });

@@ -27,6 +27,18 @@ export interface SupervisorOptions {
 const log = getLogger("supervisor");
 
 /** Message a child sends once its worker has booted. */
+/**
+ * Worker processes `troupe worker` starts when `--processes` is not given: as few as give every core a thread.
+ * Dramatiq's default is one process per core; here each process already spreads its actors over its threads, and
+ * what a second process adds is a second main thread, another set of isolates and their garbage collection. On 2
+ * cores, with 8 threads each, the second process is pure cost: the bench's alternating 1 ms I/O drains gave 2 × 8
+ * at 0.83–0.90× of 1 × 8, and 5 ms CPU actors no faster (docs/performance.md). More processes pay off only
+ * once the threads of one process cannot cover the cores.
+ */
+export function defaultProcesses(cores: number, threads: number): number {
+  return Math.max(1, Math.ceil(cores / threads));
+}
+
 export const BOOTED = "troupe:booted";
 
 /**

@@ -5,7 +5,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { getLogger, redactUrl, setLogLevel } from "../../logging.js";
 import { DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE, watchTree, type WatchOptions } from "../watch.js";
-import { BOOTED, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, EXIT_PIDFILE, supervise } from "../../runtime/supervisor.js";
+import { BOOTED, defaultProcesses, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, EXIT_PIDFILE, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
 import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
@@ -25,7 +25,7 @@ const help = `Usage: troupe worker MODULE... [options]
 Run worker processes that execute the actors declared in MODULE (.js/.mjs files, or .ts files compiled on the fly, that import "troupe").
 
 Options:
-  -p, --processes N         worker processes (default: CPU count; 1 with the memory broker)
+  -p, --processes N         worker processes (default: CPU count / threads, rounded up; 1 with the memory broker)
   -t, --threads N           worker threads per process (default 8)
   -c, --concurrency N       messages one thread runs at once, for async actors (default 1)
   -Q, --queues Q[,Q...]     queues to consume (repeatable; default: every queue of the declared actors)
@@ -105,13 +105,14 @@ function settingsFrom(argv: string[]): WorkerSettings {
   if (positionals.length === 0) throw new UsageError("name at least one actor module");
   const brokerUrl = brokerUrlOption(values.broker);
   const inMemory = isMemoryBrokerUrl(brokerUrl);
-  const processes = intOption(values.processes, "processes", inMemory ? 1 : availableParallelism(), 1, MAX_PROCESSES);
+  const threads = intOption(values.threads, "threads", 8, 1, MAX_THREADS);
+  const processes = intOption(values.processes, "processes", inMemory ? 1 : defaultProcesses(availableParallelism(), threads), 1, MAX_PROCESSES);
   if (inMemory && processes > 1) throw new UsageError("the memory broker lives in one process: use --processes 1 or a redis:// / amqp:// broker");
   return {
     modules: modulePaths(positionals, values.path ?? []),
     brokerUrl,
     processes,
-    threads: intOption(values.threads, "threads", 8, 1, MAX_THREADS),
+    threads,
     concurrency: intOption(values.concurrency, "concurrency", 1, 1, MAX_CONCURRENCY),
     queues: listOption(values.queues),
     prefetch: values.prefetch === undefined ? undefined : intOption(values.prefetch, "prefetch", 1),
