@@ -1,26 +1,29 @@
-import { CronExpressionParser } from "cron-parser";
+import { cronTimetable, previousFire } from "../../worker/schedules/next-fire.js";
 
 export interface ScheduleCheck {
   /** The most recent scheduled time not yet run (≤ now), if any. */
   due?: Date;
-  /** The next scheduled time after now. */
-  next: Date;
+  /** The next scheduled time after now; undefined for an expression that matches no later time. */
+  next?: Date;
 }
 
 /**
  * Which run of a cron schedule is due, CronJob style: only the most recent missed time runs (missed runs are not
- * replayed one by one), and not at all when it is older than the starting deadline. Throws on an invalid expression.
+ * replayed one by one), and not at all when it is older than the starting deadline. Fire times are the periodic
+ * actors' (worker/schedules/next-fire.ts), so a Pipeline and a schedule on the same cron and zone agree, DST days
+ * included. Throws on an invalid expression or zone.
  */
 export function checkSchedule(expression: string, args: { now: Date; last?: Date; timeZone?: string; startingDeadlineSeconds?: number }): ScheduleCheck {
-  const options = { currentDate: new Date(args.now.getTime() + 1), tz: args.timeZone ?? "UTC" };
-  const latest = CronExpressionParser.parse(expression, options).prev().toDate();
-  const next = CronExpressionParser.parse(expression, options).next().toDate();
-  const fresh = args.last === undefined || latest.getTime() > args.last.getTime();
-  const inDeadline = args.startingDeadlineSeconds === undefined || args.now.getTime() - latest.getTime() <= args.startingDeadlineSeconds * 1000;
-  return { due: fresh && inDeadline ? latest : undefined, next };
+  const timetable = cronTimetable(expression, args.timeZone ?? "UTC");
+  const now = args.now.getTime();
+  const latest = previousFire(timetable, now);
+  const next = timetable.next(now);
+  const fresh = latest !== undefined && (args.last === undefined || latest > args.last.getTime());
+  const inDeadline = latest !== undefined && (args.startingDeadlineSeconds === undefined || now - latest <= args.startingDeadlineSeconds * 1000);
+  return { due: fresh && inDeadline ? new Date(latest) : undefined, next: next === undefined ? undefined : new Date(next) };
 }
 
-/** A clear error for an invalid cron expression, or undefined when it parses. */
+/** A clear error for an invalid cron expression or time zone, or undefined when both are usable. */
 export function scheduleProblem(expression: string, timeZone?: string): string | undefined {
   if (timeZone !== undefined) {
     try {
@@ -30,8 +33,7 @@ export function scheduleProblem(expression: string, timeZone?: string): string |
     }
   }
   try {
-    // cron-parser accepts some zones and expressions at parse time that fail only when a date is computed.
-    CronExpressionParser.parse(expression, { tz: timeZone ?? "UTC" }).next();
+    cronTimetable(expression, timeZone ?? "UTC");
     return undefined;
   } catch (err) {
     return `invalid schedule "${expression}": ${(err as Error).message}`;

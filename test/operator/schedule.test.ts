@@ -17,4 +17,6 @@ test("checkSchedule: the most recent missed time is due once, within the startin
   assert.equal(checkSchedule("*/5 * * * *", { now, last: new Date("2026-12-07T10:05:00Z") }).due, undefined, "already run");
   assert.equal(checkSchedule("*/5 * * * *", { now, startingDeadlineSeconds: 60 }).due, undefined, "missed by more than the deadline");
   assert.deepEqual(checkSchedule("0 8 * * *", { now, timeZone: "Europe/Paris" }).next, new Date("2026-12-08T07:00:00Z"));
+  // The periodic actors' DST rule: a 02:30 skipped by the spring-forward runs once, at 03:00, not at 03:30.
+  assert.deepEqual(checkSchedule("30 2 * * *", { now: new Date("2026-03-29T01:10:00Z"), timeZone: "Europe/Paris" }).due, new Date("2026-03-29T01:00:00Z"));
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { CronExpressionParser } from "cron-parser";
-import { cronTimetable, firesBetween, intervalTimetable, nextFires, parseEvery, zoneOffset } from "../../worker/schedules/next-fire.js";
+import { cronTimetable, firesBetween, intervalTimetable, nextFires, parseEvery, previousFire, zoneOffset } from "../../worker/schedules/next-fire.js";
 
 const PARIS = "Europe/Paris";
 const NEW_YORK = "America/New_York";
@@ -180,5 +180,32 @@ describe("every", () => {
     assert.equal(parseEvery(2000), 2000);
     assert.equal(intervalTimetable("1h30m").description, "every 1h30m");
     for (const bad of ["30", "1.5s", "500ms", "0s", "-1s", "ten minutes", 999, 1.5]) assert.throws(() => parseEvery(bad), /every must be/, String(bad));
+  });
+});
+
+describe("previousFire", () => {
+  test("the latest fire at or before an instant, through DST changes, for dense and sparse timetables", () => {
+    const at = (expression: string, tz: string, before: string) => {
+      const found = previousFire(cronTimetable(expression, tz), Date.parse(before));
+      return found === undefined ? undefined : wall(found, tz);
+    };
+    assert.equal(at("30 2 * * *", PARIS, "2026-03-29T12:00:00Z"), "2026-03-29 03:00:00+02:00", "the skipped 02:30 fired after the gap");
+    assert.equal(at("30 2 * * *", PARIS, "2026-10-25T12:00:00Z"), "2026-10-25 02:30:00+02:00", "the first of the repeated 02:30s");
+    assert.equal(at("*/5 * * * *", "UTC", "2026-12-07T10:05:00Z"), "2026-12-07 10:05:00+00:00", "at is inclusive");
+    assert.equal(at("* * * * * *", "UTC", "2026-12-07T10:05:00.999Z"), "2026-12-07 10:05:00+00:00");
+    assert.equal(at("0 0 29 2 *", "UTC", "2026-12-07T00:00:00Z"), "2024-02-29 00:00:00+00:00", "years back");
+    assert.equal(previousFire(intervalTimetable("7m"), Date.parse("2026-12-07T10:05:00Z")), Math.floor(Date.parse("2026-12-07T10:05:00Z") / (7 * MINUTE)) * 7 * MINUTE);
+  });
+
+  test("agrees with walking the fires forward", () => {
+    fc.assert(
+      fc.property(fc.constantFrom("*/7 * * * *", "30 2 * * *", "0 */3 * * MON-FRI", "15 10 * * * *"), fc.constantFrom(PARIS, NEW_YORK, "UTC"), fc.integer({ min: Date.parse("2026-01-01T00:00:00Z"), max: Date.parse("2027-01-01T00:00:00Z") }), (expression, tz, instant) => {
+        const timetable = cronTimetable(expression, tz);
+        const found = previousFire(timetable, instant);
+        assert.ok(found !== undefined && found <= instant);
+        assert.ok(timetable.next(found)! > instant, "no fire between it and the instant");
+      }),
+      { numRuns: 200 },
+    );
   });
 });

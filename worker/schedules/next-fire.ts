@@ -48,6 +48,34 @@ export function firesBetween(timetable: Timetable, after: number, until: number,
   return out;
 }
 
+/** Farthest back `previousFire` looks: a timetable with no fire in the last ten years has none for it. */
+const PREVIOUS_HORIZON = 10 * 366 * DAY;
+
+/**
+ * The latest fire time at or before `atOrBefore`, found with `next` alone: widen a window back until it holds a
+ * fire, then bisect for the last instant whose next fire is still in range (about 60 `next` calls at worst), so a
+ * dense timetable far from its last fire costs no more than a sparse one.
+ */
+export function previousFire(timetable: Timetable, atOrBefore: number): number | undefined {
+  const inRange = (at: number) => {
+    const next = timetable.next(at);
+    return next !== undefined && next <= atOrBefore;
+  };
+  let span = SECOND;
+  while (!inRange(atOrBefore - span)) {
+    if (span >= PREVIOUS_HORIZON) return undefined;
+    span *= 2;
+  }
+  let low = atOrBefore - span; // its next fire is in range
+  let high = atOrBefore; // its next fire is after atOrBefore
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (inRange(mid)) low = mid;
+    else high = mid;
+  }
+  return timetable.next(low);
+}
+
 const UNITS: Record<string, number> = { ms: 1, s: SECOND, m: 60 * SECOND, h: HOUR, d: DAY };
 
 /** `"30s"`, `"5m"`, `"1h30m"`, `"1d"`, `"1500ms"` or a number of ms; at least one second, like cron's finest field. */

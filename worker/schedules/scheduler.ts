@@ -1,3 +1,4 @@
+import type { Counter } from "prom-client";
 import type { Broker } from "../broker.js";
 import { getLogger } from "../logging.js";
 import { workerMetrics } from "../metrics/metrics.js";
@@ -6,6 +7,23 @@ import { defaultSchedules, type Schedule } from "./schedule.js";
 import { scheduleStoreFor, type ScheduleStore } from "./store.js";
 
 const log = getLogger("schedules");
+
+/** Where fires and misfires are counted: the worker's metrics, or the operator's registry. */
+export interface ScheduleCounters {
+  scheduleFires: Counter<"schedule" | "actor_name">;
+  scheduleMisfires: Counter<"schedule" | "actor_name">;
+}
+
+export interface SchedulerOptions {
+  /** The clock ticks are read on, epoch ms (default Date.now): the operator's injected one. */
+  now?: () => number;
+  /** Longest single timer, ms (default an hour): a clock that may jump is read again at least this often. */
+  maxWaitMs?: number;
+  /** Where fires and misfires are counted (default: this process's worker metrics). */
+  counters?: ScheduleCounters;
+  /** Called after this process fired a tick (not for one another process won). */
+  onFire?: (schedule: Schedule, tick: number) => void;
+}
 
 /** setTimeout's limit is 2^31 - 1 ms; a far tick is waited for in hops and re-checked. */
 const MAX_TIMER = 3_600_000;
@@ -23,35 +41,60 @@ const MAX_MISFIRES_COUNTED = 10_000;
 export class Scheduler {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
+  /** The schedules fired now, by name: a timer of a schedule removed or replaced since it was armed does nothing. */
+  private readonly active = new Map<string, Schedule>();
+  private readonly now: () => number;
   private stopped = false;
 
   constructor(
     readonly store: ScheduleStore,
     readonly schedules: readonly Schedule[],
-  ) {}
+    private readonly options: SchedulerOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
 
   async start(): Promise<void> {
     await this.store.connect();
-    await this.store.declare(this.schedules.map((s) => s.definition()));
-    for (const schedule of this.schedules) {
-      const now = Date.now();
+    await this.add(this.schedules);
+    log.info("schedules started", { schedules: this.schedules.map((s) => `${s.name} (${s.timetable.description})`), store: this.store.description });
+  }
+
+  /** Fire `schedules` too, from now on; one with the name of a schedule already fired here replaces it. */
+  async add(schedules: readonly Schedule[]): Promise<void> {
+    await this.store.declare(schedules.map((s) => s.definition()));
+    for (const schedule of schedules) {
+      this.remove(schedule.name);
+      this.active.set(schedule.name, schedule);
+      const now = this.now();
       if (schedule.misfire !== "skip") {
         const missed = firesBetween(schedule.timetable, now - schedule.lateness, now).at(-1);
         if (missed !== undefined) this.track(this.tryFire(schedule, missed, now));
       }
       this.arm(schedule, schedule.timetable.next(now));
     }
-    log.info("schedules started", { schedules: this.schedules.map((s) => `${s.name} (${s.timetable.description})`), store: this.store.description });
+  }
+
+  /** Stop firing the schedule `name` here (its records stay in the store). */
+  remove(name: string): void {
+    clearTimeout(this.timers.get(name));
+    this.timers.delete(name);
+    this.active.delete(name);
+  }
+
+  /** The schedules fired now. */
+  list(): Schedule[] {
+    return [...this.active.values()];
   }
 
   private arm(schedule: Schedule, tick: number | undefined): void {
-    if (this.stopped || tick === undefined) return;
-    const wait = Math.min(MAX_TIMER, Math.max(0, tick - Date.now()));
+    if (this.stopped || tick === undefined || this.active.get(schedule.name) !== schedule) return;
+    const wait = Math.min(this.options.maxWaitMs ?? MAX_TIMER, Math.max(0, tick - this.now()));
     this.timers.set(schedule.name, setTimeout(() => this.onTimer(schedule, tick), wait));
   }
 
   private onTimer(schedule: Schedule, tick: number): void {
-    const now = Date.now();
+    const now = this.now();
     if (now < tick) return this.arm(schedule, tick);
     // The latest tick due: earlier ones the loop slept through are past saving by this process.
     const due = firesBetween(schedule.timetable, tick, now).at(-1) ?? tick;
@@ -72,7 +115,7 @@ export class Scheduler {
         return await this.fireOnce(schedule, tick);
       } catch (err) {
         const retryIn = Math.min(2000, 100 * 2 ** attempt);
-        if (this.stopped || Date.now() + retryIn - tick > schedule.lateness) {
+        if (this.stopped || this.now() + retryIn - tick > schedule.lateness) {
           log.error("schedule could not fire; the tick is another process's or missed", { schedule: schedule.name, tick: new Date(tick).toISOString(), lateMs: now - tick, err });
           return;
         }
@@ -87,15 +130,17 @@ export class Scheduler {
     if (outcome.paused) log.debug("schedule paused: tick skipped", { schedule: schedule.name, tick: new Date(tick).toISOString() });
     if (!outcome.fired) return;
     const labels = { schedule: schedule.name, actor_name: schedule.actorName };
-    workerMetrics().scheduleFires.inc(labels);
+    const counters = this.options.counters ?? workerMetrics();
+    counters.scheduleFires.inc(labels);
     if (outcome.previous !== undefined) {
       const missed = firesBetween(schedule.timetable, outcome.previous, tick - 1, MAX_MISFIRES_COUNTED).length;
       if (missed > 0) {
-        workerMetrics().scheduleMisfires.inc(labels, missed);
+        counters.scheduleMisfires.inc(labels, missed);
         log.warn("schedule missed ticks", { schedule: schedule.name, missed, since: new Date(outcome.previous).toISOString() });
       }
     }
-    log.info("schedule fired", { schedule: schedule.name, actor: schedule.actorName, tick: new Date(tick).toISOString(), lateMs: Date.now() - tick });
+    log.info("schedule fired", { schedule: schedule.name, actor: schedule.actorName, tick: new Date(tick).toISOString(), lateMs: this.now() - tick });
+    this.options.onFire?.(schedule, tick);
   }
 
   private track(work: Promise<void>): void {
@@ -106,8 +151,7 @@ export class Scheduler {
   /** Stop arming ticks, let fires in progress finish, close the store. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    for (const name of [...this.active.keys()]) this.remove(name);
     await Promise.all(this.running);
     await this.store.close();
   }
