@@ -18,8 +18,11 @@ export interface QueueBacklog extends QueueStats {
 
 export interface BrokerBacklog {
   queues: QueueBacklog[];
-  /** Why in-flight is not seen (no or a failing management API): the workers' gauges have to stand in. */
-  inFlightUnseen?: string;
+  /**
+   * Why in-flight is not seen, so that the workers' gauges have to stand in: no management API is configured, or
+   * the configured one failed or cannot be used.
+   */
+  inFlightUnseen?: { cause: "NotConfigured" | "ManagementFailed"; message: string };
 }
 
 /**
@@ -65,9 +68,9 @@ export class BacklogReader {
   }
 
   private async rabbitUnacked(url: string, stats: QueueStats[], { url: managementUrl, problem }: ManagementEndpoint): Promise<BrokerBacklog> {
-    const unseen = (why: string) => ({ queues: stats.map((s) => ({ ...s, delayedDue: 0, delayedUnknownEta: s.delayed })), inFlightUnseen: why });
-    if (problem !== undefined) return unseen(problem);
-    if (!managementUrl) return unseen("no RabbitMQ management API is configured (spec.broker.management)");
+    const unseen = (cause: "NotConfigured" | "ManagementFailed", message: string): BrokerBacklog => ({ queues: stats.map((s) => ({ ...s, delayedDue: 0, delayedUnknownEta: s.delayed })), inFlightUnseen: { cause, message } });
+    if (problem !== undefined) return unseen("ManagementFailed", problem);
+    if (!managementUrl) return unseen("NotConfigured", "no RabbitMQ management API is configured (spec.broker.management, or the chart's operator.rabbitmqManagement)");
     let client = this.management.get(managementUrl + " " + url);
     try {
       if (!client) {
@@ -86,7 +89,7 @@ export class BacklogReader {
       return { queues };
     } catch (err) {
       // The client's errors name its URL with the password redacted.
-      return unseen(`the RabbitMQ management API failed: ${(err as Error).message}`);
+      return unseen("ManagementFailed", `the RabbitMQ management API failed: ${(err as Error).message}`);
     }
   }
 

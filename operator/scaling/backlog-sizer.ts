@@ -9,7 +9,7 @@ import { SizeDecider, type BacklogReading, type SizeDecision } from "./size-deci
 /** Whether the whole backlog was read: the pool's `BacklogComplete` condition. */
 export interface BacklogCompleteness {
   complete: boolean;
-  reason: "AllRead" | "InFlightFromWorkers" | "InFlightUnknown";
+  reason: "AllRead" | "InFlightFromWorkers" | "ManagementApiFailed" | "InFlightUnknown";
   message: string;
 }
 
@@ -85,7 +85,8 @@ export class BacklogSizer {
  * figure and the sum of the pods' `dramatiq_messages_inprogress`: the broker's may be stale (the management API) or
  * missing (RabbitMQ without it), and a message a pod is running is work whatever the broker shows. Where the broker
  * cannot see in-flight at all, the pods' figure is the whole of it, so the reading is complete only if every pod
- * answered.
+ * answered. A configured management API that fails is a gap too, even when every pod answered: the user asked for
+ * the broker's figure, and the gauges miss what other consumers of the queue hold.
  */
 export function backlogSignals(read: BrokerBacklog, pods: readonly (WorkerLoad | undefined)[] | undefined): { reading: Omit<BacklogReading, "processed">; queues: QueueBacklog[]; completeness: BacklogCompleteness } {
   const known = (pods ?? []).filter((p): p is WorkerLoad => p !== undefined);
@@ -94,10 +95,12 @@ export function backlogSignals(read: BrokerBacklog, pods: readonly (WorkerLoad |
   const sum = (of: (q: QueueBacklog) => number) => queues.reduce((n, q) => n + of(q), 0);
   const unanswered = (pods?.length ?? 0) - known.length;
   let completeness: BacklogCompleteness;
-  if (read.inFlightUnseen === undefined) completeness = { complete: true, reason: "AllRead", message: `ready, in-flight and delayed messages of ${queues.length} queues read from the broker` };
-  else if (pods === undefined) completeness = { complete: false, reason: "InFlightUnknown", message: `in-flight messages unknown: ${read.inFlightUnseen}, and the workers' gauges were not read` };
-  else if (unanswered > 0) completeness = { complete: false, reason: "InFlightUnknown", message: `in-flight messages partly unknown: ${read.inFlightUnseen}, and ${unanswered} of ${pods.length} pods did not answer on their metrics port` };
-  else completeness = { complete: true, reason: "InFlightFromWorkers", message: `in-flight messages from the ${pods.length} pods' dramatiq_messages_inprogress: ${read.inFlightUnseen}` };
+  const unseen = read.inFlightUnseen;
+  if (unseen === undefined) completeness = { complete: true, reason: "AllRead", message: `ready, in-flight and delayed messages of ${queues.length} queues read from the broker` };
+  else if (pods === undefined) completeness = { complete: false, reason: "InFlightUnknown", message: `in-flight messages unknown: ${unseen.message}, and the workers' gauges were not read` };
+  else if (unanswered > 0) completeness = { complete: false, reason: "InFlightUnknown", message: `in-flight messages partly unknown: ${unseen.message}, and ${unanswered} of ${pods.length} pods did not answer on their metrics port` };
+  else if (unseen.cause === "ManagementFailed") completeness = { complete: false, reason: "ManagementApiFailed", message: `${unseen.message}; in-flight messages from the ${pods.length} pods' dramatiq_messages_inprogress instead` };
+  else completeness = { complete: true, reason: "InFlightFromWorkers", message: `in-flight messages from the ${pods.length} pods' dramatiq_messages_inprogress: ${unseen.message}` };
   return {
     reading: {
       backlog: sum((q) => q.ready + q.inFlight),

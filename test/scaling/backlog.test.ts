@@ -80,15 +80,17 @@ describe("backlog on RabbitMQ: in-flight from the management API, else marked un
       const r = await reader.read(AMQP_URL, [queue], { dueBy: Date.now() });
       return r.queues[0]!.ready === 3 ? r : undefined;
     }, "two messages delivered");
-    assert.match(none.inFlightUnseen ?? "", /no RabbitMQ management API is configured/);
+    assert.equal(none.inFlightUnseen?.cause, "NotConfigured");
+    assert.match(none.inFlightUnseen.message, /no RabbitMQ management API is configured/);
     assert.equal(none.queues[0]!.inFlight, 0);
 
     const failing = await reader.read(AMQP_URL, [queue], { dueBy: Date.now(), management: { url: "http://guest:hunter2@127.0.0.1:1" } });
-    assert.match(failing.inFlightUnseen ?? "", /the RabbitMQ management API failed: .*127\.0\.0\.1:1/);
-    assert.doesNotMatch(failing.inFlightUnseen ?? "", /hunter2/);
+    assert.equal(failing.inFlightUnseen?.cause, "ManagementFailed");
+    assert.match(failing.inFlightUnseen.message, /the RabbitMQ management API failed: .*127\.0\.0\.1:1/);
+    assert.doesNotMatch(failing.inFlightUnseen.message, /hunter2/);
 
     const problem = await reader.read(AMQP_URL, [queue], { dueBy: Date.now(), management: { problem: "Secret rmq has no url key" } });
-    assert.equal(problem.inFlightUnseen, "Secret rmq has no url key");
+    assert.deepEqual(problem.inFlightUnseen, { cause: "ManagementFailed", message: "Secret rmq has no url key" });
 
     const url = await managementUrl();
     if (url) {
@@ -106,20 +108,30 @@ describe("backlog on RabbitMQ: in-flight from the management API, else marked un
 describe("backlog signals: broker figures merged with the pods' in-progress gauges", () => {
   const q = (inFlight: number) => ({ queue: "mail", ready: 0, delayed: 4, inFlight, dead: 0, delayedDue: 3, delayedUnknownEta: 1 });
 
+  const notConfigured = { cause: "NotConfigured", message: "no RabbitMQ management API is configured" } as const;
+
   test("RabbitMQ without a management API: the pods' gauges are the in-flight figure, complete only if every pod answered", () => {
     const pods = Array.from({ length: 8 }, () => load({ mail: 1 }));
-    const all = backlogSignals({ queues: [q(0)], inFlightUnseen: "no RabbitMQ management API is configured" }, pods);
+    const all = backlogSignals({ queues: [q(0)], inFlightUnseen: notConfigured }, pods);
     assert.deepEqual(all.reading, { backlog: 8, delayedDue: 3, delayedUnknownEta: 1, busyPods: 8, complete: true });
     assert.equal(all.completeness.reason, "InFlightFromWorkers");
     assert.equal(all.queues[0]!.inFlight, 8);
 
-    const partly = backlogSignals({ queues: [q(0)], inFlightUnseen: "no RabbitMQ management API is configured" }, [...pods.slice(0, 7), undefined]);
+    const partly = backlogSignals({ queues: [q(0)], inFlightUnseen: notConfigured }, [...pods.slice(0, 7), undefined]);
     assert.deepEqual(partly.reading, { backlog: 7, delayedDue: 3, delayedUnknownEta: 1, busyPods: 7, complete: false });
     assert.match(partly.completeness.message, /1 of 8 pods did not answer/);
 
-    const unread = backlogSignals({ queues: [q(0)], inFlightUnseen: "no RabbitMQ management API is configured" }, undefined);
+    const unread = backlogSignals({ queues: [q(0)], inFlightUnseen: notConfigured }, undefined);
     assert.equal(unread.reading.complete, false);
     assert.equal(unread.reading.busyPods, undefined);
+  });
+
+  test("a configured management API that fails: in-flight from the pods' gauges, incomplete although every pod answered", () => {
+    const pods = Array.from({ length: 3 }, () => load({ mail: 1 }));
+    const failed = backlogSignals({ queues: [q(0)], inFlightUnseen: { cause: "ManagementFailed", message: "the RabbitMQ management API failed: ECONNREFUSED" } }, pods);
+    assert.deepEqual(failed.reading, { backlog: 3, delayedDue: 3, delayedUnknownEta: 1, busyPods: 3, complete: false });
+    assert.equal(failed.completeness.reason, "ManagementApiFailed");
+    assert.match(failed.completeness.message, /^the RabbitMQ management API failed: ECONNREFUSED; in-flight messages from the 3 pods' dramatiq_messages_inprogress instead$/);
   });
 
   test("a broker that sees in-flight: the larger figure per queue, queues told apart by the gauge's label", () => {
