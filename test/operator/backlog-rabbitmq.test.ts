@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import http from "node:http";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { Message, RabbitmqBroker, type Consumer, type MessageProxy } from "troupe";
@@ -9,6 +8,7 @@ import type { FakeApiServer } from "../fake-apiserver/server.js";
 import { AMQP_URL, uniqueName } from "../support/env.js";
 import { createSecret, customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest, type ApiObject } from "../support/operator.js";
 import { managementUrl, RawAmqp } from "../support/rabbitmq.js";
+import { freePort } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
 /**
@@ -52,14 +52,6 @@ class BusyPod {
 }
 
 const condition = (pool: ApiObject, type: string) => (pool.status?.conditions as ApiObject[] | undefined)?.find((c) => c.type === type);
-const closedPort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-
 describe("WorkerPool on real RabbitMQ: in-flight messages the broker does not report over AMQP", () => {
   let fake: FakeApiServer;
   let kc: k8s.KubeConfig;
@@ -160,7 +152,8 @@ describe("WorkerPool on real RabbitMQ: in-flight messages the broker does not re
     assert.ok(real, "the RabbitMQ management plugin answers on loopback");
     const ns = await namespaceWithBroker(kc, AMQP_URL);
     const queue = uniqueName("mgmt");
-    const port = await closedPort();
+    // A free port nothing listens on: connections are refused.
+    const port = await freePort();
     const down = `http://127.0.0.1:${port}`;
     await createSecret(kc, ns, "rabbitmq-management", { url: down, username: "guest", password: "guest" });
     const fleet = await busyPods(ns, "watched", queue, 3);

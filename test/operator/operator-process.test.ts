@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -10,16 +9,8 @@ import { stringify } from "yaml";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
 import { cliPath } from "../support/env.js";
 import { createNamespace, createSecret, customObjects, startFakeApiServer, workerPoolManifest } from "../support/operator.js";
+import { freePort } from "../support/redis.js";
 import { until } from "../support/wait.js";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe("troupe operator as a process", () => {
   let fake: FakeApiServer;
