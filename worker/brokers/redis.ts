@@ -7,10 +7,10 @@ import { getLogger, messageFields, redactUrl } from "../logging.js";
 import { Message } from "../message.js";
 import type { MessageProxy } from "../proxy.js";
 import { dqName, qName, xqName } from "../queues.js";
-import { connectRedis, createRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "./redis/connection.js";
+import { connectRedis, createRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "../redis/connection.js";
 import { RedisConsumer } from "./redis/consumer.js";
 import { Dispatch } from "./redis/dispatch.js";
-import { withBrokerScripts } from "./redis/scripts.js";
+import { withBrokerScripts } from "../redis/scripts.js";
 import { WakeSubscriber } from "./redis/wake.js";
 
 export interface RedisBrokerOptions extends BrokerOptions, Omit<RedisConnectionOptions, "url"> {

@@ -5,7 +5,7 @@ import type { Command } from "./command.js";
 import { UsageError } from "./command.js";
 import { getLogger, routeConsoleWarnings } from "../logging.js";
 import { ConnectionFailed } from "../errors.js";
-import { setUnusableDatabaseHandler } from "../brokers/redis/connection.js";
+import { setUnusableDatabaseHandler } from "../redis/connection.js";
 import { EXIT_BROKER_UNREACHABLE } from "../runtime/supervisor.js";
 
 /** The operator lives in its own folder; resolving it at run time keeps the worker build independent of it. */

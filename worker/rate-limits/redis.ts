@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
-import { BlockingConnections, blockingSeconds } from "../brokers/redis/blocking-pool.js";
-import { asBrokerError, checkExec, connectRedis, createRedisClient, duplicateRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "../brokers/redis/connection.js";
-import { withRateLimitScripts, type RateLimitCommands } from "../brokers/redis/scripts.js";
+import { BlockingConnections, blockingSeconds } from "../redis/blocking-pool.js";
+import { asBrokerError, checkExec, connectRedis, createRedisClient, duplicateRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "../redis/connection.js";
+import { withRateLimitScripts, type RateLimitCommands } from "../redis/scripts.js";
 import type { RateLimiterBackend } from "./backend.js";
 
 export type RedisRateLimiterBackendOptions = RedisConnectionOptions;

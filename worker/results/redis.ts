@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
-import { asBrokerError, checkExec, connectRedis, createRedisClient, duplicateRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "../brokers/redis/connection.js";
-import { BlockingConnections, blockingSeconds } from "../brokers/redis/blocking-pool.js";
+import { asBrokerError, checkExec, connectRedis, createRedisClient, duplicateRedisClient, DEFAULT_REDIS_URL, type RedisConnectionOptions } from "../redis/connection.js";
+import { BlockingConnections, blockingSeconds } from "../redis/blocking-pool.js";
 import { ResultBackend, type ResultBackendOptions } from "./backend.js";
 
 export interface RedisResultBackendOptions extends ResultBackendOptions, RedisConnectionOptions {

@@ -3,8 +3,8 @@ import type { Redis } from "ioredis";
 import type { Broker } from "../broker.js";
 import { MemoryBroker } from "../brokers/memory.js";
 import { RedisBroker } from "../brokers/redis.js";
-import { asBrokerError, connectRedis, createRedisClient, type RedisConnectionOptions } from "../brokers/redis/connection.js";
-import { withScheduleScripts, type ScheduleCommands } from "../brokers/redis/scripts.js";
+import { asBrokerError, connectRedis, createRedisClient, type RedisConnectionOptions } from "../redis/connection.js";
+import { withScheduleScripts, type ScheduleCommands } from "../redis/scripts.js";
 import { TroupeError } from "../errors.js";
 import { nodeCrypto } from "../lazy.js";
 import { redactUrl } from "../logging.js";
@@ -75,7 +75,7 @@ function recordFor(tick: number, message: Message): FireRecord {
 }
 
 /**
- * The election in Redis (worker/brokers/redis/schedule-fire.lua): `SET <ns>:schedule:<name>:<tick> NX PX ttl`,
+ * The election in Redis (worker/redis/schedule-fire.lua): `SET <ns>:schedule:<name>:<tick> NX PX ttl`,
  * the record, and — when `body` is given — the publication of the message on a Redis broker, in one script.
  */
 class RedisElection {

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
-import { connectRedis } from "./connection.js";
-import { withDeadLetterScripts, type DeadLetterCommands } from "./scripts.js";
+import { connectRedis } from "../../redis/connection.js";
+import { withDeadLetterScripts, type DeadLetterCommands } from "../../redis/scripts.js";
 
 /** A connection of the console's tools (dead letters, waiting messages) with their scripts, connected on first use. */
 export abstract class ConsoleRedisClient {

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
-import { asBrokerError } from "./connection.js";
-import type { BrokerCommands } from "./scripts.js";
+import { asBrokerError } from "../../redis/connection.js";
+import type { BrokerCommands } from "../../redis/scripts.js";
 
 /** Most ARGV entries one script call gets (ids, or id/value pairs); bigger batches are split. */
 const MAX_ARGS_PER_CALL = 2000;

@@ -3,9 +3,9 @@ import type { Redis } from "ioredis";
 
 /**
  * The Lua scripts ship as source next to the compiled code's package root (they are not compiled):
- * from dist/worker/brokers/redis/scripts.js that is ../../../../worker/brokers/redis/.
+ * from dist/worker/redis/scripts.js that is ../../../worker/redis/.
  */
-const SCRIPT_DIR = new URL("../../../../worker/brokers/redis/", import.meta.url);
+const SCRIPT_DIR = new URL("../../../worker/redis/", import.meta.url);
 
 const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "dead-letter-listed-body", "requeue", "promote", "purge", "maintenance", "stats"] as const;
 /** Scripts of the console's tools (worker/brokers/redis/dead-letters.ts, worker/brokers/redis/queued.ts). */

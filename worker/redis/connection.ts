@@ -1,8 +1,8 @@
 import type * as IORedis from "ioredis";
 import type { Redis, RedisOptions } from "ioredis";
-import { lazyRequire } from "../../lazy.js";
-import { BrokerError, ConnectionClosed, ConnectionFailed } from "../../errors.js";
-import { getLogger, redactUrl } from "../../logging.js";
+import { lazyRequire } from "../lazy.js";
+import { BrokerError, ConnectionClosed, ConnectionFailed } from "../errors.js";
+import { getLogger, redactUrl } from "../logging.js";
 
 const ioredis = lazyRequire<typeof IORedis>("ioredis");
 
