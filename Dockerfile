@@ -15,17 +15,17 @@ COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: `prepare` runs tsc, and the sources are not copied yet.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
+# the build's step that puts the Lua scripts into dist/ beside the modules that load them
+COPY scripts/copy-lua.mjs ./scripts/
 COPY worker ./worker
 COPY operator ./operator
 # the actors `troupe demo` runs
 COPY examples ./examples
-RUN npx tsc -p tsconfig.json \
+RUN npm run build \
  && mkdir -p /out \
  && cp -r dist package.json /out/ \
  && find /out/dist -name '*.d.ts' -delete \
- # Lua scripts are read at run time from beside the sources, so they keep their paths.
- && find worker operator -name '*.lua' -exec cp --parents {} /out/ \; \
- # so are the dashboard's script and stylesheet
+ # the dashboard's script and stylesheet are read at run time from beside the sources, so they keep their paths
  && cp -r --parents worker/console/static /out/
 
 FROM ${NODE_IMAGE}

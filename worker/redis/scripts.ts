@@ -2,10 +2,10 @@ import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
 /**
- * The Lua scripts ship as source next to the compiled code's package root (they are not compiled):
- * from dist/worker/redis/scripts.js that is ../../../worker/redis/.
+ * The Lua scripts sit beside this module: `npm run build` copies them into dist/ (scripts/copy-lua.mjs), so the
+ * installed package, the image and a checkout all read them from where the compiled code is.
  */
-const SCRIPT_DIR = new URL("../../../worker/redis/", import.meta.url);
+export const SCRIPT_DIR = new URL("./", import.meta.url);
 
 const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "dead-letter-listed-body", "requeue", "promote", "purge", "maintenance", "stats"] as const;
 /** Scripts of the console's tools (worker/brokers/redis/dead-letters.ts, worker/brokers/redis/queued.ts). */

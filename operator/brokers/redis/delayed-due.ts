@@ -1,11 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
-/**
- * The script ships as source beside the package root, like the broker's (package.json "files", the Dockerfile):
- * from dist/operator/brokers/redis/delayed-due.js that is ../../../../operator/brokers/redis/.
- */
-const SCRIPT = new URL("../../../../operator/brokers/redis/delayed-due.lua", import.meta.url);
+/** Beside this module in dist/, where `npm run build` copies it (scripts/copy-lua.mjs), as the worker's scripts. */
+const SCRIPT = new URL("./delayed-due.lua", import.meta.url);
 /** Hash entries per script call: a few ms of server time per page for bodies of a few hundred bytes. */
 const PAGE = 1000;
 
