@@ -101,3 +101,20 @@ describe("ShutdownNotifications", () => {
     assert.ok(dead.some((d) => d.message?.actorName === "mw_waits_for_shutdown"), "failed with max_retries 0, so dead-lettered");
   });
 });
+
+describe("CurrentMessage on a thread running several messages at once", () => {
+  test("async actors interleaving on one thread (concurrency 4) each see their own message after an await", async () => {
+    const run = await startWorker({ threads: 1, concurrency: 4 });
+    try {
+      const a = await actors();
+      // One enqueueMany, so the thread gets them together and their awaits interleave.
+      const sent = ["c0", "c1", "c2", "c3"].map((tag) => a.whoAmI.message(tag));
+      await run.broker.enqueueMany(sent);
+      await run.events.waitFor((e) => e.filter((x) => x.kind === "who_am_i" && String(x.tag).startsWith("c")).length >= 4, "four who_am_i");
+      const seen = new Map(run.events.of("who_am_i").map((e) => [e.tag, e.messageId]));
+      assert.deepEqual(["c0", "c1", "c2", "c3"].map((tag) => seen.get(tag)), sent.map((m) => m.messageId));
+    } finally {
+      await run.stop();
+    }
+  });
+});

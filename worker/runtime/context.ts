@@ -10,20 +10,28 @@ export interface ActorContext {
 
 export const actorContext = new AsyncLocalStorage<ActorContext>();
 
-/** The context of a sync actor while it runs (see callActor in thread-entry.ts): cheaper than the storage. */
-let syncContext: ActorContext | undefined;
+/**
+ * The context in a plain variable, far cheaper than the storage (see callActor in thread-entry.ts): a sync
+ * actor's while it runs, or, on a thread that runs one message at a time, that message's until it ends.
+ */
+let plainContext: ActorContext | undefined;
 
 export function runWithSyncContext<T>(context: ActorContext, fn: () => T): T {
-  syncContext = context;
+  plainContext = context;
   try {
     return fn();
   } finally {
-    syncContext = undefined;
+    plainContext = undefined;
   }
 }
 
+/** The context of the one message a thread runs, from its start to its end (undefined between messages). */
+export function setSoleContext(context: ActorContext | undefined): void {
+  plainContext = context;
+}
+
 function currentContext(): ActorContext | undefined {
-  return syncContext ?? actorContext.getStore();
+  return plainContext ?? actorContext.getStore();
 }
 
 let shuttingDown = false;

@@ -7,7 +7,7 @@ import { TimeLimitExceeded, serializeError, type SerializedError } from "../erro
 import { ChurnMap } from "../churn.js";
 import { Message } from "../message.js";
 import { defaultRegistry } from "../registry.js";
-import { actorContext, markShuttingDown, runWithSyncContext, type ActorContext } from "./context.js";
+import { actorContext, markShuttingDown, runWithSyncContext, setSoleContext, type ActorContext } from "./context.js";
 import { RECALLED_ERROR, type FromThread, type ThreadData, type ToThread } from "./protocol.js";
 import { ActorTimes } from "./actor-times.js";
 import { markWorkerThread, settleRpc } from "./rpc.js";
@@ -155,6 +155,7 @@ function end(id: number, slot: number, context: RunningMessage | undefined, begu
   running.delete(id);
   slots.release(slot);
   active--;
+  if (soleMessage) setSoleContext(undefined);
   // An aborted actor fails with the reason it was aborted for, whatever it threw on the way out.
   if (ok) post({ t: "done", id, ok: true, result: value, ms });
   else post({ t: "done", id, ok: false, error: serializeError(context?.abortReason ?? value), ms });
@@ -166,15 +167,24 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /**
- * Actors seen to return plain values run with their context in a variable, which their synchronous body reads;
- * others (and every actor the first time) run inside the AsyncLocalStorage, which follows their awaits. Node 20's
- * AsyncLocalStorage makes every promise of the thread pay a hook once it is used, so a thread of sync actors
- * never turns it on. An actor that returned a plain value and later returns a promise runs in the storage from
- * its next message on; the continuations of that one message do not see its context.
+ * Node 20's AsyncLocalStorage makes every promise of the thread pay a hook once it is used: about 30 µs of CPU
+ * per message of an actor awaiting a 1 ms timer, a fifth of the thread's cost of it (docs/performance.md). So
+ * the storage is used only where a variable cannot do. A thread that runs one message at a time (concurrency 1,
+ * the default) keeps that message's context in a variable from its start to its end, async or not — as
+ * Dramatiq's CurrentMessage is thread-local; a continuation the actor leaves behind after it has returned sees
+ * no context, or the next message's. With more at once, actors seen to return plain values run with their
+ * context in a variable, which their synchronous body reads; others (and every actor the first time) run inside
+ * the storage, which follows their awaits. An actor that returned a plain value and later returns a promise runs
+ * in the storage from its next message on; the continuations of that one message do not see its context.
  */
+const soleMessage = data.concurrency === 1;
 const syncActors = new Set<string>();
 
 function callActor(actorName: string, fn: (...a: unknown[]) => unknown, args: unknown[], context: RunningMessage): unknown {
+  if (soleMessage) {
+    setSoleContext(context);
+    return fn(...args);
+  }
   if (!syncActors.has(actorName)) {
     const returned = actorContext.run(context, () => fn(...args));
     if (!isThenable(returned)) syncActors.add(actorName);
