@@ -7,6 +7,7 @@
 import type { Broker, BrokerOptions } from "./broker.js";
 import { MemoryBroker } from "./brokers/memory.js";
 import { RabbitmqBroker } from "./brokers/rabbitmq.js";
+import { parseAmqpUrl } from "./brokers/rabbitmq/url.js";
 import { RedisBroker } from "./brokers/redis.js";
 import { TroupeError } from "./errors.js";
 import * as slots from "./global.js";
@@ -91,6 +92,20 @@ function schemeOf(url: string): { scheme?: string; family?: Family } {
 /** True for `memory://`; any other URL, even one no role accepts, is not the memory broker. */
 export function isMemoryBrokerUrl(url: string): boolean {
   return schemeOf(url).family === "memory";
+}
+
+/**
+ * Whether `url` is written well enough to try (the scheme is judged later, by createBroker): a RabbitMQ cluster URL
+ * (amqp://u:p@h1:5672,h2:5673/) is not a WHATWG URL, so the broker's own parser judges it.
+ */
+export function isWellFormedBrokerUrl(url: string): boolean {
+  if (schemeOf(url).family !== "rabbitmq") return URL.canParse(url);
+  try {
+    parseAmqpUrl(url);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** TROUPE_BROKER_URL, else the in-memory broker; an empty variable counts as unset. */

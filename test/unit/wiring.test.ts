@@ -17,7 +17,34 @@ import {
   resultBackendFor,
   supportedSchemes,
 } from "troupe";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { importGraph } from "../support/import-graph.js";
 import { REDIS_URL, repoRoot } from "../support/env.js";
+
+/** Code that decides by a URL's scheme: a regex anchored on one, a startsWith or a protocol comparison. */
+const SCHEME_TEST = /\/\^\(?(?:rediss?|amqps?|memcached|memory)\b|startsWith\(\s*["'`](?:rediss?|amqps?|memcached|memory):|protocol\s*===?\s*["'`](?:rediss?|amqps?|memcached|memory):/;
+/** The composition root, and the services' own URL parsers (hosts, credentials, parameters of their one scheme). */
+const SCHEME_READERS = ["worker/setup.ts", "worker/brokers/rabbitmq/url.ts", "worker/memcached/connection.ts"];
+
+test("only worker/setup.ts decides by a URL's scheme, and Broker imports no middleware", () => {
+  assert.ok(SCHEME_TEST.test("if (!/^amqps?:/i.test(url)) return URL.canParse(url);"), "the detector sees a scheme regex");
+  assert.ok(SCHEME_TEST.test('url.startsWith("redis://")') && SCHEME_TEST.test('u.protocol === "memcached:"'));
+  const found = ["worker", "operator"]
+    .flatMap((dir) => readdirSync(join(repoRoot, dir), { recursive: true }).map((f) => join(dir, String(f))))
+    .filter((f) => f.endsWith(".ts") && !SCHEME_READERS.includes(f))
+    .flatMap((f) =>
+      readFileSync(join(repoRoot, f), "utf8")
+        .split("\n")
+        .map((line, i) => ({ line, where: `${f}:${i + 1}` }))
+        .filter(({ line }) => !/^\s*(\*|\/\/)/.test(line) && SCHEME_TEST.test(line))
+        .map(({ where, line }) => `${where}: ${line.trim()}`),
+    );
+  assert.deepEqual(found, [], "use parseServiceUrl / isMemoryBrokerUrl / isWellFormedBrokerUrl from worker/setup.ts");
+  const fromBroker = importGraph(repoRoot, ["worker"]).filter((e) => e.from === "worker/broker.ts").map((e) => e.to);
+  assert.ok(fromBroker.length > 0);
+  assert.deepEqual(fromBroker.filter((to) => to.startsWith("worker/middleware/")), []);
+});
 
 test("one scheme parser: each role accepts its schemes and names the others in the error, password redacted", () => {
   assert.deepEqual(supportedSchemes("broker"), ["memory://", "redis://", "rediss://", "amqp://", "amqps://"]);

@@ -1,9 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { resolve } from "node:path";
 import { existsSync, statSync } from "node:fs";
-import { brokerUrlFromEnv, isMemoryBrokerUrl } from "../setup.js";
+import { brokerUrlFromEnv, isMemoryBrokerUrl, isWellFormedBrokerUrl } from "../setup.js";
 import { UsageError } from "./command.js";
-import { parseAmqpUrl } from "../brokers/rabbitmq/url.js";
 import { redactUrl } from "../logging.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -55,24 +54,13 @@ export function intOption(value: string | undefined, name: string, fallback: num
   return n;
 }
 
-/** A RabbitMQ cluster URL (amqp://u:p@h1:5672,h2:5673/) is not a WHATWG URL; the broker's own parser judges it. */
-function validBrokerUrl(url: string): boolean {
-  if (!/^amqps?:/i.test(url)) return URL.canParse(url);
-  try {
-    parseAmqpUrl(url);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The broker URL a command uses: `-b`, else TROUPE_BROKER_URL, else the in-memory broker. An empty flag or
  * variable counts as unset, the same for every command.
  */
 export function brokerUrlOption(flag: string | undefined): string {
   const url = flag || brokerUrlFromEnv();
-  if (!validBrokerUrl(url)) {
+  if (!isWellFormedBrokerUrl(url)) {
     throw new UsageError(`broker URL ${redactUrl(url)} is not a valid URL (check the scheme, the host, and that the port is a number from 1 to 65535)`);
   }
   return url;
