@@ -122,6 +122,7 @@ export class LocalRunner {
       return;
     }
     const current = local.size;
+    const startedAt = Date.now();
     try {
       // Every poll: the replicas' in-progress gauges keep busy ones from being stopped and stand in for in-flight
       // counts the broker cannot give (RabbitMQ without its management API).
@@ -139,7 +140,10 @@ export class LocalRunner {
     } catch (err) {
       log.error("scaling step failed", { pool: pool.metadata.name, err });
     }
-    if (!this.stopped) entry.timer = setTimeout(() => void this.tick(entry, queues, brokerUrl), autoscaling.pollIntervalSeconds * 1000);
+    // One interval from the start of this poll, not its end: reading a long delay queue and starting replicas do not
+    // stretch the time until work that arrives now is seen.
+    const next = Math.max(0, startedAt + autoscaling.pollIntervalSeconds * 1000 - Date.now());
+    if (!this.stopped) entry.timer = setTimeout(() => void this.tick(entry, queues, brokerUrl), next);
   }
 
   private brokerUrlOf(pool: WorkerPool): string {

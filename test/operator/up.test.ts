@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
-import { createBroker, Message, type Broker } from "troupe";
+import { createBroker, Message, RedisBroker, type Broker } from "troupe";
 import { stringify } from "yaml";
 import { AMQP_URL, cliPath, fixture, REDIS_URL, uniqueName } from "../support/env.js";
 import { RawAmqp } from "../support/rabbitmq.js";
@@ -251,4 +251,83 @@ describe("troupe up refuses unusable manifests before starting anything", () => 
       }
     });
   }
+});
+
+interface LogLine {
+  time: string;
+  msg: string;
+  logger?: string;
+  pid?: number;
+}
+
+describe("troupe up on real Redis: delayed messages are sized before they come due", () => {
+  const queue = uniqueName("up_delayed");
+  const total = 10_000;
+  let dir: string;
+  let up: ChildProcess | undefined;
+  const redis = new Redis(REDIS_URL);
+  const producer = new RedisBroker(REDIS_URL);
+  const lines: string[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "troupe-up-delayed-"));
+    await producer.connect();
+  });
+  after(async () => {
+    await stopUp(up);
+    await producer.purge(queue);
+    await producer.close();
+    await redis.del(`${queue}:done`);
+    redis.disconnect();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** troupe up's and its replicas' log lines (they all append to TROUPE_LOG_FILE), in the order written. */
+  const logLines = async (): Promise<LogLine[]> =>
+    (await readFile(join(dir, "log.jsonl"), "utf8").catch(() => ""))
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as LogLine);
+
+  test("10,000 messages due in 2 s on an idle pool with minReplicas 0: a replica starts before they come due", async () => {
+    // The default horizon (poll + up window + 30 s of pod start-up) holds a 2 s eta from the first poll.
+    const autoscaling = { minReplicas: 0, maxReplicas: 2, targetBacklogPerReplica: 5000, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 2 };
+    const docs = [
+      { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: REDIS_URL } },
+      { apiVersion: "troupe.dev/v1alpha1", kind: "WorkerPool", metadata: { name: "later" }, spec: { image: "unused", modules: [fixture("operator-up")], queues: [queue], broker: { secretRef: { name: "broker" } }, threads: 4, concurrency: 8, autoscaling } },
+    ];
+    await writeFile(join(dir, "pool.yaml"), docs.map((d) => stringify(d)).join("---\n"));
+    up = spawn(process.execPath, [cliPath, "up", "-f", join(dir, "pool.yaml"), "--quiet"], {
+      env: { ...process.env, TROUPE_TEST_UP_QUEUE: queue, TROUPE_TEST_REDIS_URL: REDIS_URL, TROUPE_LOG_LEVEL: "info", TROUPE_LOG_FILE: join(dir, "log.jsonl") },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
+    // Printed once the first poll has decided: the pool is idle at 0.
+    await until(() => lines.some((l) => l.startsWith("troupe up: running")), "troupe up to start", { timeout: 30_000 });
+    assert.ok(!lines.some((l) => l.includes("→")), "an idle pool starts no replicas");
+
+    // Every message's eta is at least 2 s after this instant (each is stamped as it is enqueued). Batches of 500,
+    // each visible as it is sent, as a producer's stream of sends would be: one call of 10,000 is a single
+    // pipeline, invisible until its end, which on a loaded machine took 1.3 s of the 2.
+    const dueFrom = Date.now() + 2000;
+    const messages = Array.from({ length: total }, (_, i) => new Message({ queueName: queue, actorName: "operator_up_record", args: [i, 0] }));
+    for (let i = 0; i < total; i += 500) await producer.enqueueMany(messages.slice(i, i + 500), { delay: 2000 });
+    const enqueuedAt = Date.now();
+    await until(async () => (await redis.llen(`${queue}:done`)) >= total, "every delayed message processed", { timeout: 120_000 });
+
+    const log = await logLines();
+    const decision = lines.find((l) => l.startsWith("later: 0 → "));
+    assert.match(decision ?? "", /^later: 0 → [12] replicas \(backlog (\d+) \(\1 delayed, due within 31s\)/, lines.join("\n"));
+    const replicaStarted = log.find((l) => l.logger === "troupe.up" && l.msg === "replica started");
+    const consuming = log.find((l) => l.msg === "worker started");
+    assert.ok(replicaStarted && consuming, `the log has a replica start and a worker start:\n${log.map((l) => JSON.stringify(l)).join("\n")}`);
+    const startedMs = Date.parse(replicaStarted.time);
+    // The replica's own boot (tsx for this .ts module, worker threads) is the pool's podStartupSeconds, part of the
+    // horizon; on a loaded machine it takes seconds and is only reported.
+    console.log(
+      `# 10,000 delayed messages due from +2000 ms: enqueued in ${enqueuedAt - (dueFrom - 2000)} ms; replica started ${dueFrom - startedMs} ms before the first eta, consuming ${Date.parse(consuming.time) - startedMs} ms after its start`,
+    );
+    assert.ok(startedMs < dueFrom, `the replica starts before the messages come due: started at ${replicaStarted.time}, first eta ${new Date(dueFrom).toISOString()}`);
+    assert.equal(new Set(await redis.lrange(`${queue}:done`, 0, -1)).size, total, "each message processed");
+  });
 });
