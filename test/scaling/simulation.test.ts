@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { SimulatedPool } from "../../bench/scaling/pool.js";
+import { POOL, runScenario } from "../../bench/scaling/scenario.js";
+import { hpaScaler, troupeScaler } from "../../bench/scaling/scalers.js";
+import { simulate } from "../../bench/scaling/simulate.js";
+import { traces, type Trace } from "../../bench/scaling/traces.js";
+
+describe("scaling simulation", () => {
+  test("every message sent is completed or still in the pool, each second", () => {
+    const pool = new SimulatedPool(POOL, "newest");
+    const trace = traces(3).find((t) => t.name === "delayed")!;
+    pool.resize(0, 2);
+    for (let t = 0; t < 3000; t++) {
+      pool.step(t, trace.arrivals[t] ?? 0, trace.delayed.filter((d) => d.at === t));
+      if (t % 97 === 0) pool.resize(t, (t / 97) % 7);
+      assert.equal(pool.sent, pool.completed + pool.unfinished, `second ${t}`);
+    }
+    assert.ok(pool.sent > 36_000);
+  });
+
+  test("a pool that drains faster than messages arrive ends empty", () => {
+    const trace: Trace = { name: "flat", title: "flat", seconds: 600, arrivals: Array.from({ length: 600 }, () => 10), delayed: [{ at: 0, eta: 100, count: 500 }] };
+    const fixed = { name: "fixed", removal: "newest" as const, initialReplicas: 4, tick: () => undefined };
+    const run = simulate(trace, POOL, fixed);
+    assert.equal(run.sent, 6500);
+    assert.equal(run.completed, 6500);
+    assert.equal(run.unfinished, 0);
+    assert.equal(run.backlog.at(-1), 0);
+    assert.equal(run.maxReplicas, 4);
+  });
+
+  test("a seed gives the same traces and figures, another seed other arrivals", () => {
+    const figures = (seed: number) => runScenario(seed).map(({ trace, runs }) => [trace.name, ...runs.map((r) => [r.scaler, r.replicaSeconds, r.backlogSeconds, r.maxReplicas])]);
+    assert.deepEqual(figures(7), figures(7));
+    assert.notDeepEqual(traces(7)[0]!.arrivals, traces(8)[0]!.arrivals);
+  });
+
+  test("every scaler completes every message of every trace", () => {
+    for (const { trace, runs } of runScenario(1)) {
+      for (const run of runs) assert.deepEqual([run.scaler, run.unfinished, run.completed], [run.scaler, 0, run.sent], trace.name);
+    }
+  });
+
+  test("Troupe and the HPA start a pool under load and give it back when the load is gone", () => {
+    const trace = traces(1)[0]!;
+    for (const scaler of [troupeScaler(POOL, { backlogPerReplica: 480 }), hpaScaler(POOL, { backlogPerReplica: 480 })]) {
+      const run = simulate(trace, POOL, scaler);
+      assert.ok(run.maxReplicas >= 5, `${scaler.name} reached ${run.maxReplicas}`);
+      assert.ok(run.replicas.at(-1)! <= 1, `${scaler.name} ended at ${run.replicas.at(-1)}`);
+    }
+  });
+});
