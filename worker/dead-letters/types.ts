@@ -94,6 +94,20 @@ export function hasFilter(filter: DeadLetterFilter | undefined): boolean {
   return filter !== undefined && (filter.actor !== undefined || filter.reason !== undefined || filter.olderThan !== undefined);
 }
 
+/**
+ * Where a page of `list` starts, the same on every broker: `cursor` is a position in the queue; without it, `offset`
+ * is a position too when nothing is filtered, and a count of matching letters to skip from the start when something is.
+ */
+export function pageStart(options: ListOptions): { limit: number; filtered: boolean; position: number; skip: number } {
+  const filtered = hasFilter(options.filter);
+  return {
+    limit: Math.max(1, options.limit ?? 50),
+    filtered,
+    position: options.cursor ?? (filtered ? 0 : (options.offset ?? 0)),
+    skip: filtered && options.cursor === undefined ? (options.offset ?? 0) : 0,
+  };
+}
+
 export function matches(entry: DeadLetterEntry, filter: DeadLetterFilter | undefined, now = Date.now()): boolean {
   if (!filter) return true;
   if (filter.actor !== undefined && entry.message?.actorName !== filter.actor) return false;

@@ -3,6 +3,7 @@ import type { ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from "amq
 import {
   hasFilter,
   matches,
+  pageStart,
   Pacer,
   targetQueue,
   withRetriesReset,
@@ -114,10 +115,8 @@ export class RabbitmqDeadLetters implements DeadLetterStore {
   }
 
   async list(queue: string, options: ListOptions = {}): Promise<DeadLetterPage> {
-    const limit = Math.max(1, options.limit ?? 50);
-    const filtered = hasFilter(options.filter);
-    const start = options.cursor ?? (filtered ? 0 : (options.offset ?? 0));
-    let skip = filtered && options.cursor === undefined ? (options.offset ?? 0) : 0;
+    const { limit, filtered, position: start, ...page } = pageStart(options);
+    let { skip } = page;
     const letters: DeadLetterEntry[] = [];
     let position = 0;
     let more = false;

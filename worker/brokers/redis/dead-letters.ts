@@ -2,6 +2,7 @@ import {
   decodeOrUndefined,
   hasFilter,
   matches,
+  pageStart,
   Pacer,
   targetQueue,
   withRetriesReset,
@@ -63,10 +64,8 @@ export class RedisDeadLetters extends ConsoleRedisClient implements DeadLetterSt
   async list(queue: string, options: ListOptions = {}): Promise<DeadLetterPage> {
     const client = await this.ready();
     const xq = this.key(queue);
-    const limit = Math.max(1, options.limit ?? 50);
-    const filtered = hasFilter(options.filter);
-    let position = options.cursor ?? (filtered ? 0 : (options.offset ?? 0));
-    let skip = filtered && options.cursor === undefined ? (options.offset ?? 0) : 0;
+    const { limit, filtered, ...page } = pageStart(options);
+    let { position, skip } = page;
     const total = await client.zcard(xq);
     const letters: DeadLetterEntry[] = [];
     const now = Date.now();
