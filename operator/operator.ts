@@ -6,8 +6,9 @@ import { getLogger } from "../worker/logging.js";
 import type { ResultBackend } from "../worker/results/backend.js";
 import { createResultBackend } from "../worker/setup.js";
 import type { ActorResource, PipelineResource, WorkerPool } from "./api/types.js";
-import { BrokerConnections, type BrokerFactory } from "./brokers/connections.js";
+import { BrokerConnections, operatorBroker, type BrokerFactory } from "./brokers/connections.js";
 import { ActorReconciler } from "./controllers/actor-controller.js";
+import { ActorScheduleRunner } from "./controllers/actor-schedules.js";
 import type { OperatorContext } from "./controllers/context.js";
 import { PipelineReconciler } from "./controllers/pipeline-controller.js";
 import { WorkerPoolReconciler } from "./controllers/workerpool-controller.js";
@@ -65,6 +66,7 @@ export class Operator extends EventEmitter {
   readonly api: KubeApi;
   readonly metrics: OperatorMetrics;
   private readonly connections: BrokerConnections;
+  private readonly schedules: ActorScheduleRunner;
   private readonly controllers: Record<"workerpool" | "actor" | "pipeline", Controller>;
   private readonly caches: ObjectCaches;
   private readonly informers: RestartingInformer[] = [];
@@ -92,6 +94,13 @@ export class Operator extends EventEmitter {
     const api = options.leaderElection ? this.api.fenced(this.leadership.signal) : this.api;
     this.metrics = options.metrics ?? new OperatorMetrics();
     this.connections = new BrokerConnections(options.brokerFactory, options.brokerTimeoutMs);
+    this.schedules = new ActorScheduleRunner({
+      brokerFactory: options.brokerFactory ?? operatorBroker,
+      now: clock,
+      counters: this.metrics,
+      // The Actor's status shows the tick just fired.
+      onFire: (owner) => this.controllers.actor.enqueue(`${owner.slice(0, owner.indexOf("/"))}/`),
+    });
     const ctx: OperatorContext = {
       api,
       cache: this.caches,
@@ -99,6 +108,7 @@ export class Operator extends EventEmitter {
       metrics: this.metrics,
       connections: this.connections,
       scaler: new BacklogSizer(this.connections),
+      schedules: this.schedules,
       pools: (ns) => this.caches.list<WorkerPool & KubeObject>(WORKERPOOLS, ns),
       actors: (ns) => this.caches.list<ActorResource & KubeObject>(ACTORS, ns),
       pipelines: (ns) => this.caches.list<PipelineResource & KubeObject>(PIPELINES, ns),
@@ -246,6 +256,8 @@ export class Operator extends EventEmitter {
     this.running = false;
     this.synced = false;
     clearInterval(this.resyncTimer);
+    // First, so that no tick is tried after leadership is lost (a new leader's store election would refuse it anyway).
+    await this.schedules.stop();
     await Promise.allSettled(this.informers.map((i) => i.stop()));
     this.informers.length = 0;
     this.caches.clear();

@@ -154,15 +154,47 @@ export interface WorkerPool {
 /** Actor options as the CRD spells them: ActorOptions names, durations in ms (declared in worker/options.ts). */
 export type ActorOverrideOptions = OverridableOptions;
 
+/** A periodic enqueue of the Actor, as `schedule(actor, cron | { every }, options)` declares one in code. */
+export interface ActorScheduleSpec {
+  /** Default `<actorName>@<cron>` or `<actorName>@every:<period>`, the code API's default. */
+  name?: string;
+  cron?: string;
+  every?: string;
+  tz?: string;
+  args?: JsonArg[];
+  kwargs?: Record<string, JsonArg>;
+  suspend?: boolean;
+  misfire?: "skip" | "late";
+  /** With `misfire: late`: how late a missed tick may still fire once. */
+  graceSeconds?: number;
+}
+
 export interface ActorSpec {
   actorName: string;
   queue?: string;
   options?: ActorOverrideOptions;
+  schedules?: ActorScheduleSpec[];
+}
+
+export interface ActorScheduleStatus {
+  name: string;
+  /** `cron 0 8 * * MON-FRI (Europe/Paris)`, `every 30s`. */
+  when?: string;
+  /** The last tick fired, by the operator or by a worker declaring the same schedule in code. */
+  lastScheduleTime?: string;
+  nextScheduleTime?: string;
+  /** The suspend the operator last applied to the store (a change of spec.suspend pauses or resumes it there). */
+  suspended?: boolean;
+  /** Where the ticks are elected (credentials redacted). */
+  store?: string;
 }
 
 export interface ActorStatus {
   observedGeneration?: number;
   pools?: string[];
+  lastScheduleTime?: string;
+  nextScheduleTime?: string;
+  schedules?: ActorScheduleStatus[];
   queueDepth?: { ready: number; delayed: number; inFlight: number; dead: number };
   conditions?: Condition[];
 }

@@ -7,6 +7,7 @@ import type { SecretLookup } from "../resources/secret-refs.js";
 import type { EventRecorder } from "../runtime/events.js";
 import type { OperatorMetrics } from "../runtime/metrics.js";
 import type { BacklogSizer } from "../scaling/backlog-sizer.js";
+import type { ActorScheduleRunner } from "./actor-schedules.js";
 
 /** What the controllers share: API access, broker connections, the informer caches, observability. */
 export interface OperatorContext {
@@ -18,6 +19,8 @@ export interface OperatorContext {
   metrics: OperatorMetrics;
   connections: BrokerConnections;
   scaler: BacklogSizer;
+  /** Fires the Actors' schedules (started with the controllers: on the leader only). */
+  schedules: ActorScheduleRunner;
   /** Cached WorkerPools / Actors / Pipelines of a namespace (from the informers). */
   pools(namespace: string): WorkerPool[];
   actors(namespace: string): ActorResource[];

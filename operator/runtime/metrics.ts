@@ -18,6 +18,9 @@ export class OperatorMetrics {
   readonly poolBrokerUp: Gauge<"namespace" | "workerpool">;
   readonly scaleEvents: Counter<"namespace" | "workerpool" | "direction">;
   readonly pipelineRuns: Counter<"namespace" | "pipeline" | "state">;
+  /** The workers' names and labels, so that fires are summed over workers and operator alike (docs/schedules.md). */
+  readonly scheduleFires: Counter<"schedule" | "actor_name">;
+  readonly scheduleMisfires: Counter<"schedule" | "actor_name">;
 
   constructor({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -44,6 +47,8 @@ export class OperatorMetrics {
     this.poolBrokerUp = new Gauge({ name: "troupe_workerpool_broker_up", help: "1 when the operator could read the pool's queue depth from the broker.", labelNames: pool, registers });
     this.scaleEvents = new Counter({ name: "troupe_workerpool_scale_events_total", help: "Scale-ups and scale-downs the operator applied.", labelNames: [...pool, "direction"], registers });
     this.pipelineRuns = new Counter({ name: "troupe_operator_pipeline_runs_total", help: "Pipeline runs by final state.", labelNames: ["namespace", "pipeline", "state"], registers });
+    this.scheduleFires = new Counter({ name: "troupe_schedule_fires_total", help: "Ticks of Actor schedules this operator enqueued (it won their election).", labelNames: ["schedule", "actor_name"], registers });
+    this.scheduleMisfires = new Counter({ name: "troupe_schedule_misfires_total", help: "Ticks of schedules that no one fired (no leader, or reached too late), counted by the next firer.", labelNames: ["schedule", "actor_name"], registers });
   }
 
   private readonly depthSeries = new Map<string, Set<string>>();

@@ -292,24 +292,33 @@ export class MemoryScheduleStore implements ScheduleStore {
   async close(): Promise<void> {}
 }
 
-/** The Redis URL that elects schedules for a broker that cannot (RabbitMQ), or undefined when none is configured. */
-export function electionUrlFromEnv(): string | undefined {
-  for (const name of ["TROUPE_RATE_LIMITER_URL", "TROUPE_RESULTS_URL"]) {
-    const url = process.env[name];
-    if (url && parseServiceUrl(url, name === "TROUPE_RESULTS_URL" ? "results" : "rate limiter").family === "redis") return url;
-  }
-  return undefined;
+/**
+ * The first of these rate limiter or results URLs that names a Redis: where schedules on a broker that cannot elect
+ * (RabbitMQ) elect.
+ */
+export function electionUrlAmong(urls: readonly { url: string | undefined; role: "rate limiter" | "results" }[]): string | undefined {
+  return urls.find(({ url, role }) => url && parseServiceUrl(url, role).family === "redis")?.url;
 }
 
-/** The store schedules on `broker` elect in; a broker with no Redis to elect on is an error at boot, not a silent double. */
-export function scheduleStoreFor(broker: Broker): ScheduleStore {
+/** The Redis URL that elects schedules for a broker that cannot (RabbitMQ), or undefined when none is configured. */
+export function electionUrlFromEnv(): string | undefined {
+  return electionUrlAmong([
+    { url: process.env.TROUPE_RATE_LIMITER_URL, role: "rate limiter" },
+    { url: process.env.TROUPE_RESULTS_URL, role: "results" },
+  ]);
+}
+
+/**
+ * The store schedules on `broker` elect in; a broker with no Redis to elect on is an error at boot, not a silent
+ * double. `electionUrl` is that Redis for a broker that is neither Redis nor memory (default: from the environment).
+ */
+export function scheduleStoreFor(broker: Broker, electionUrl = electionUrlFromEnv()): ScheduleStore {
   if (broker instanceof RedisBroker) return new RedisBrokerScheduleStore(broker);
   if (broker instanceof MemoryBroker) return new MemoryScheduleStore(broker);
-  const url = electionUrlFromEnv();
-  if (!url) {
+  if (!electionUrl) {
     throw new TroupeError(
       `schedules on ${broker.displayUrl} need a Redis to elect one firer per tick: set TROUPE_RATE_LIMITER_URL (or TROUPE_RESULTS_URL) to a redis:// URL shared by every worker`,
     );
   }
-  return new ClaimScheduleStore(broker, url, process.env.TROUPE_REDIS_NAMESPACE || "dramatiq");
+  return new ClaimScheduleStore(broker, electionUrl, process.env.TROUPE_REDIS_NAMESPACE || "dramatiq");
 }
