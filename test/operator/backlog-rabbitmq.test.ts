@@ -3,10 +3,8 @@ import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { Message, RabbitmqBroker, type Consumer, type MessageProxy } from "troupe";
-import type { Operator } from "../../operator/operator.js";
-import type { FakeApiServer } from "../fake-apiserver/server.js";
 import { AMQP_URL, uniqueName } from "../support/env.js";
-import { createSecret, customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest, type ApiObject } from "../support/operator.js";
+import { createSecret, namespaceWithBroker, operatorSuite, workerPoolManifest, type ApiObject } from "../support/operator.js";
 import { managementUrl, RawAmqp } from "../support/rabbitmq.js";
 import { freePort } from "../support/redis.js";
 import { until } from "../support/wait.js";
@@ -53,18 +51,15 @@ class BusyPod {
 
 const condition = (pool: ApiObject, type: string) => (pool.status?.conditions as ApiObject[] | undefined)?.find((c) => c.type === type);
 describe("WorkerPool on real RabbitMQ: in-flight messages the broker does not report over AMQP", () => {
-  let fake: FakeApiServer;
-  let kc: k8s.KubeConfig;
-  let operator: Operator;
-  let cr: ReturnType<typeof customObjects>;
   let metricsServer: http.Server;
+  let metricsPort: number;
   const pods = new Map<string, BusyPod>();
   const queues: string[] = [];
   const savedManagement = process.env.TROUPE_RABBITMQ_MANAGEMENT_URL;
 
   /** `count` busy pods of `pool`, in the API (so in the operator's pod cache) and consuming `queue`. */
   const busyPods = async (ns: string, pool: string, queue: string, count: number) => {
-    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const core = suite.kc.makeApiClient(k8s.CoreV1Api);
     const created: BusyPod[] = [];
     for (let i = 0; i < count; i++) {
       const pod = new BusyPod(`${pool}-${i}`, queue);
@@ -82,26 +77,21 @@ describe("WorkerPool on real RabbitMQ: in-flight messages the broker does not re
     await producer.enqueueMany(Array.from({ length: n }, (_, i) => new Message({ queueName: queue, actorName: "long", args: [i] })));
     await producer.close();
   };
-  const replicas = (ns: string, name: string) => (fake.get("apps", "deployments", ns, name) as { spec: { replicas: number } } | undefined)?.spec.replicas;
+  const replicas = (ns: string, name: string) => (suite.fake.get("apps", "deployments", ns, name) as { spec: { replicas: number } } | undefined)?.spec.replicas;
 
   before(async () => {
     // "No management URL configured": not even the operator-wide default.
     delete process.env.TROUPE_RABBITMQ_MANAGEMENT_URL;
-    fake = await startFakeApiServer();
-    kc = fake.kubeConfig();
-    cr = customObjects(kc);
     metricsServer = http.createServer((req, res) => {
       const pod = pods.get((req.url ?? "").split("/")[1]!);
       if (!pod) res.writeHead(404);
       res.end(pod?.metrics());
     });
     await new Promise<void>((resolve) => metricsServer.listen(0, "127.0.0.1", resolve));
-    const port = (metricsServer.address() as { port: number }).port;
-    operator = await startOperator(fake, { podMetricsUrl: (pod) => `http://127.0.0.1:${port}/${pod.metadata?.name}/metrics` });
+    metricsPort = (metricsServer.address() as { port: number }).port;
   });
+  const suite = operatorSuite(() => ({ podMetricsUrl: (pod) => `http://127.0.0.1:${metricsPort}/${pod.metadata?.name}/metrics` }));
   after(async () => {
-    await operator.stop();
-    await fake.stop();
     metricsServer.close();
     for (const pod of pods.values()) await pod.stop();
     const raw = await RawAmqp.open();
@@ -111,6 +101,7 @@ describe("WorkerPool on real RabbitMQ: in-flight messages the broker does not re
   });
 
   test("no management API, 8 pods each running a long message and 0 ready: the pool stays at 8", async () => {
+    const { fake, kc, cr } = suite;
     const ns = await namespaceWithBroker(kc, AMQP_URL);
     const queue = uniqueName("long");
     const fleet = await busyPods(ns, "longrun", queue, 8);
@@ -148,6 +139,7 @@ describe("WorkerPool on real RabbitMQ: in-flight messages the broker does not re
   });
 
   test("a configured management API that fails: BacklogComplete=False with why, in-flight from the pods; True again once it answers", async () => {
+    const { kc, cr } = suite;
     const real = await managementUrl();
     assert.ok(real, "the RabbitMQ management plugin answers on loopback");
     const ns = await namespaceWithBroker(kc, AMQP_URL);

@@ -1,39 +1,23 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import type * as k8s from "@kubernetes/client-node";
+import { describe, test } from "node:test";
 import { MemoryBroker, Message } from "troupe";
 import { parse } from "yaml";
 import { autoscalingWithDefaults, DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, type ScalingRules } from "../../operator/api/types.js";
-import type { Operator } from "../../operator/operator.js";
-import type { FakeApiServer } from "../fake-apiserver/server.js";
 import { repoRoot } from "../support/env.js";
-import { countingReads, customObjects, eventsAbout, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest, type ApiObject } from "../support/operator.js";
+import { countingReads, eventsAbout, namespaceWithBroker, operatorSuite, workerPoolManifest, type ApiObject } from "../support/operator.js";
 import { until } from "../support/wait.js";
 
 describe("WorkerPool behaviour policies and tolerance, end to end on a fake clock", () => {
-  let fake: FakeApiServer;
-  let kc: k8s.KubeConfig;
-  let operator: Operator;
-  let cr: ReturnType<typeof customObjects>;
   const broker = new MemoryBroker();
   const counting = countingReads(broker);
   /** The operator's clock: it moves only when the test says, so a policy's period passes exactly when the test advances it. */
   let now = Date.parse("2026-12-07T12:00:00Z");
-
-  before(async () => {
-    fake = await startFakeApiServer();
-    kc = fake.kubeConfig();
-    cr = customObjects(kc);
-    operator = await startOperator(fake, { brokerFactory: () => counting.broker, now: () => new Date(now) });
-  });
-  after(async () => {
-    await operator.stop();
-    await fake.stop();
-  });
+  const suite = operatorSuite(() => ({ brokerFactory: () => counting.broker, now: () => new Date(now) }));
 
   test("a burst scales up 2 pods per 15 s in steps; a depth within the tolerance keeps the size", async () => {
+    const { fake, kc, cr } = suite;
     const ns = await namespaceWithBroker(kc);
     const queue = `q-${ns}`;
     const replicas = () => (fake.get("apps", "deployments", ns, "stepped") as { spec: { replicas: number } } | undefined)?.spec.replicas;

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { after, before } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import type { Broker } from "troupe";
 import { Operator, type OperatorOptions } from "../../operator/operator.js";
@@ -118,4 +119,23 @@ export async function startOperator(fake: FakeApiServer, options: Partial<Operat
 /** Events recorded about an object, as the fake stores them. */
 export function eventsAbout(fake: FakeApiServer, namespace: string, name: string): { reason: string; type: string; note: string }[] {
   return fake.list("events.k8s.io", "events", namespace).filter((e) => (e.regarding as { name?: string } | undefined)?.name === name) as never;
+}
+
+/**
+ * A fake API server and an operator against it for the enclosing describe block: started in a `before` hook
+ * (registered where this is called, so hooks registered earlier run first and may prepare `options`), stopped after.
+ */
+export function operatorSuite(options: () => Partial<OperatorOptions> = () => ({})): { fake: FakeApiServer; kc: k8s.KubeConfig; cr: ReturnType<typeof customObjects>; operator: Operator } {
+  const suite = {} as ReturnType<typeof operatorSuite>;
+  before(async () => {
+    suite.fake = await startFakeApiServer();
+    suite.kc = suite.fake.kubeConfig();
+    suite.cr = customObjects(suite.kc);
+    suite.operator = await startOperator(suite.fake, options());
+  });
+  after(async () => {
+    await suite.operator?.stop();
+    await suite.fake?.stop();
+  });
+  return suite;
 }
