@@ -1,11 +1,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
+import { pythonBody } from "../interop-numbers/python-shapes.js";
 import { REDIS_URL, fixture, uniqueName } from "../support/env.js";
+import { assertRanOnce, runs } from "../support/mixed-fleet.js";
 import { CliProcess } from "../support/process.js";
 import { deleteNamespace, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";
@@ -72,9 +74,9 @@ end
 return redis.error_reply("unknown command " .. command)`;
 
 /** A message body as Python's Redis broker writes it: `redis_message_id` first in options, before any `eta`. */
-function pythonBody(queueName: string, id: string, holdMs: number, redisId: string, eta?: number): string {
+function redisBody(queueName: string, id: string, holdMs: number, redisId: string, eta?: number): string {
   const options = `"redis_message_id":"${redisId}"${eta === undefined ? "" : `,"eta":${eta}`}`;
-  return `{"queue_name":"${queueName}","actor_name":"mixed_hold","args":["${id}",${holdMs}],"kwargs":{},"options":{${options}},"message_id":"${randomUUID()}","message_timestamp":${Date.now()}}`;
+  return pythonBody({ queue: queueName, actor: "mixed_hold", args: `["${id}",${holdMs}]`, kwargs: "{}", options, messageId: randomUUID(), timestamp: Date.now() });
 }
 
 interface PythonMessage {
@@ -158,14 +160,6 @@ class DramatiqPeer {
   }
 }
 
-async function runs(file: string): Promise<{ started: string[]; ran: { id: string; by: string }[] }> {
-  const lines = (await readFile(file, "utf8").catch(() => "")).split("\n").filter(Boolean).map((line) => line.split(" "));
-  return {
-    started: lines.filter(([what]) => what === "started").map(([, id]) => id!),
-    ran: lines.filter(([what]) => what === "ran").map(([, id, by]) => ({ id: id!, by: by! })),
-  };
-}
-
 function troupeWorker(namespace: string, tally: string): CliProcess {
   return new CliProcess(["worker", fixture("mixed-fleet"), "--broker", REDIS_URL, "--processes", "1", "--threads", "4", "--prefetch", "16"], {
     TROUPE_REDIS_NAMESPACE: namespace,
@@ -185,11 +179,6 @@ async function held(client: Redis, namespace: string, workerId: string): Promise
 async function drained(client: Redis, namespace: string): Promise<boolean> {
   const keys = [queue, `${queue}.msgs`, `${queue}.DQ`, `${queue}.DQ.msgs`, `${queue}.XQ`].map((k) => `${namespace}:${k}`);
   return (await client.exists(...keys)) === 0 && (await client.keys(`${namespace}:__acks__.*`)).length === 0;
-}
-
-function assertOnce(ids: string[], ran: { id: string; by: string }[], by: (who: string) => boolean): void {
-  assert.deepEqual(ran.map((r) => r.id).sort(), [...ids].sort(), "every message ran exactly once");
-  assert.ok(ran.every((r) => by(r.by)), `ran by the expected side: ${JSON.stringify(ran)}`);
 }
 
 describe("Redis mixed fleet: crash recovery between Troupe and Python Dramatiq workers", () => {
@@ -217,7 +206,7 @@ describe("Redis mixed fleet: crash recovery between Troupe and Python Dramatiq w
     const python = new DramatiqPeer(client, namespace, tally, { maintenance });
     const ids = Array.from({ length: 10 }, (_, i) => `${prefix}${i}`);
     const eta = Date.now() + delayMs;
-    for (const [i, id] of ids.entries()) await python.enqueue(pythonBody(i < 8 ? queue : `${queue}.DQ`, id, holdMs, randomUUID(), i < 8 ? undefined : eta));
+    for (const [i, id] of ids.entries()) await python.enqueue(redisBody(i < 8 ? queue : `${queue}.DQ`, id, holdMs, randomUUID(), i < 8 ? undefined : eta));
     return { namespace, tally, python, ids };
   }
 
@@ -247,7 +236,7 @@ describe("Redis mixed fleet: crash recovery between Troupe and Python Dramatiq w
     await until(() => drained(client, namespace), "every message acked and the dead worker's ack sets gone");
     await python.die();
     const { started, ran } = await runs(tally);
-    assertOnce(ids, ran, (by) => by === "python");
+    assertRanOnce(ids, ran, (by) => by === "python");
     assert.equal(started.length, 4, "the killed worker had 4 messages running");
     assert.equal(await client.zscore(`${namespace}:__heartbeats__`, troupeId), null, "the peer forgot the dead worker once its ack sets were gone");
     t.diagnostic(`recovered by the Python peer ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (heartbeat timeout ${HEARTBEAT_TIMEOUT} ms, delayed etas included)`);
@@ -275,7 +264,7 @@ describe("Redis mixed fleet: crash recovery between Troupe and Python Dramatiq w
     await until(async () => (await runs(tally)).ran.length >= ids.length, "the Troupe worker to run every message", { timeout: 60_000, interval: 50 });
     await until(() => drained(client, namespace), "every message acked and the dead worker's ack sets gone");
     const recoveredIn = Date.now() - diedAt;
-    assertOnce(ids, (await runs(tally)).ran, (by) => by !== "python");
+    assertRanOnce(ids, (await runs(tally)).ran, (by) => by !== "python");
     assert.equal(await client.zscore(`${namespace}:__heartbeats__`, python.workerId), null, "Troupe forgot the dead Python worker");
     assert.equal(await troupe.stop(), 0);
     t.diagnostic(`taken over by Troupe ${(recoveredIn / 1000).toFixed(1)} s after the Python worker's last heartbeat (timeout ${HEARTBEAT_TIMEOUT} ms)`);
