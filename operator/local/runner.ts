@@ -5,10 +5,12 @@ import { isAbsolute, join, resolve } from "node:path";
 import { getLogger, redactUrl } from "../../worker/logging.js";
 import { autoscalingWithDefaults, type WorkerPool } from "../api/types.js";
 import { workerPoolProblems } from "../api/validate.js";
-import { BrokerConnections, type BrokerFactory } from "../brokers/connections.js";
+import { BrokerConnections, operatorBroker, type BrokerFactory } from "../brokers/connections.js";
+import { ActorScheduleRunner } from "../controllers/actor-schedules.js";
 import { managementUrlOf, type ManagementEndpoint } from "../brokers/management-url.js";
 import type { SecretRef } from "../api/types.js";
 import { actorOverrides } from "../resources/actor-overrides.js";
+import { actorSchedules, scheduleTarget, type ActorSchedule, type ScheduleTarget } from "../resources/actor-schedules.js";
 import { ACTORS_FILE } from "../resources/labels.js";
 import { poolQueues } from "../resources/queues.js";
 import { refKey, secretRefValue, type SecretLookup } from "../resources/secret-refs.js";
@@ -52,6 +54,7 @@ export class LocalRunner {
   private readonly running: RunningPool[] = [];
   private workDir: string | undefined;
   private pipelines: LocalPipelines | undefined;
+  private schedules: ActorScheduleRunner | undefined;
   private stopped = false;
 
   constructor(
@@ -78,11 +81,13 @@ export class LocalRunner {
       const results = pipeline.spec.results ? this.secret(pipeline.spec.results.secretRef) : broker;
       return { pipeline, urls: { broker, results } };
     });
+    const schedulePlans = this.schedulePlans();
     if (pipelinePlans.length) {
       // Runs enqueue before the workers are up; their messages wait in the queues.
       this.pipelines = new LocalPipelines(this.connections, this.options.report ?? (() => undefined));
       this.pipelines.start(pipelinePlans);
     }
+    if (schedulePlans.length) await this.startSchedules(schedulePlans);
     this.workDir = await mkdtemp(join(tmpdir(), "troupe-up-"));
     const overridesPath = join(this.workDir, ACTORS_FILE);
     await writeFile(overridesPath, JSON.stringify(actorOverrides(actors).overrides, null, 2));
@@ -146,6 +151,41 @@ export class LocalRunner {
     if (!this.stopped) entry.timer = setTimeout(() => void this.tick(entry, queues, brokerUrl), next);
   }
 
+  /**
+   * The Actors' schedules, each on the broker of the first pool (by name) serving its queue, as the operator fires
+   * them; an invalid schedule, or one no pool can fire, stops `troupe up` before anything runs.
+   */
+  private schedulePlans(): { owner: string; target: ScheduleTarget; schedules: ActorSchedule[] }[] {
+    const { pools, actors } = this.manifests;
+    const taken = new Set<string>();
+    return actors
+      .filter((a) => a.spec.schedules?.length)
+      .map((a) => {
+        const { schedules, problems } = actorSchedules(a, taken);
+        if (problems.length) throw new Error(`Actor ${a.metadata.name}: ${problems.join("; ")}`);
+        const queue = a.spec.queue ?? "default";
+        const pool = pools.filter((p) => poolQueues(p, actors).includes(queue)).sort((x, y) => x.metadata.name.localeCompare(y.metadata.name))[0];
+        if (!pool) throw new Error(`Actor ${a.metadata.name}: no WorkerPool in the manifests consumes queue ${queue}, so there is no broker to fire its schedules on`);
+        const target = scheduleTarget(pool, this.secrets, this.brokerUrlOf(pool));
+        if ("problem" in target) throw new Error(`Actor ${a.metadata.name}: ${target.problem}`);
+        return { owner: `local/${a.metadata.name}`, target, schedules };
+      });
+  }
+
+  /** The manifests are the whole truth at start: each schedule's suspend is applied to the store's pause. */
+  private async startSchedules(plans: ReturnType<LocalRunner["schedulePlans"]>): Promise<void> {
+    const report = this.options.report;
+    this.schedules = new ActorScheduleRunner({
+      brokerFactory: this.options.brokerFactory ?? operatorBroker,
+      now: Date.now,
+      onFire: (_owner, schedule, tick) => report?.(`schedule ${schedule.name}: fired tick ${new Date(tick).toISOString()}`),
+    });
+    for (const { owner, target, schedules } of plans) {
+      const store = await this.schedules.sync(owner, target, schedules.map((s) => ({ ...s, pause: s.suspend })));
+      for (const { schedule, suspend } of schedules) report?.(`schedule ${schedule.name}: ${schedule.timetable.description} on ${store}${suspend ? " (suspended)" : ""}`);
+    }
+  }
+
   private brokerUrlOf(pool: WorkerPool): string {
     return this.options.brokerUrl ?? this.secretOrEnv(pool.spec.broker.secretRef, `WorkerPool ${pool.metadata.name}`);
   }
@@ -171,6 +211,7 @@ export class LocalRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const entry of this.running) clearTimeout(entry.timer);
+    await this.schedules?.stop();
     await this.pipelines?.stop();
     await Promise.all(this.running.map((e) => e.local.close()));
     await this.scaler.close();

@@ -9,6 +9,7 @@ import { createBroker, Message, RedisBroker, type Broker } from "troupe";
 import { stringify } from "yaml";
 import { AMQP_URL, cliPath, fixture, REDIS_URL, uniqueName } from "../support/env.js";
 import { RawAmqp } from "../support/rabbitmq.js";
+import { deleteNamespace } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
 /** SIGTERM to a `troupe up` still running, and its exit (its replicas drain and stop with it). */
@@ -17,6 +18,32 @@ async function stopUp(up: ChildProcess | undefined): Promise<void> {
   const exited = new Promise((resolve) => up.once("exit", resolve));
   up.kill("SIGTERM");
   await exited;
+}
+
+/** Write `docs` as one manifest in a fresh directory and run `troupe up -f` on it, collecting its output lines. */
+async function upOn(prefix: string, docs: object[], env: NodeJS.ProcessEnv): Promise<{ up: ChildProcess; lines: string[]; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await writeFile(join(dir, "manifest.yaml"), docs.map((d) => stringify(d)).join("---\n"));
+  const up = spawn(process.execPath, [cliPath, "up", "-f", join(dir, "manifest.yaml"), "--quiet"], {
+    env: { ...process.env, TROUPE_LOG_LEVEL: "error", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines: string[] = [];
+  up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
+  return { up, lines, dir };
+}
+
+/** A broker Secret for REDIS_URL and a WorkerPool of the operator-up fixture consuming `queue`. */
+function redisPoolDocs(name: string, queue: string, spec: Record<string, unknown>): object[] {
+  return [
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: REDIS_URL } },
+    {
+      apiVersion: "troupe.dev/v1alpha1",
+      kind: "WorkerPool",
+      metadata: { name },
+      spec: { image: "unused", modules: [fixture("operator-up")], queues: [queue], broker: { secretRef: { name: "broker" } }, threads: 1, ...spec },
+    },
+  ];
 }
 
 for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] as const) {
@@ -111,19 +138,11 @@ for (const [label, brokerUrl] of [["Redis", REDIS_URL], ["RabbitMQ", AMQP_URL]] 
 describe("troupe up runs Pipelines with the operator's engine", () => {
   test("a two-step pipeline runs on a scaled-from-zero pool and is reported as succeeded", async () => {
     const queue = uniqueName("up_pipe");
-    const dir = await mkdtemp(join(tmpdir(), "troupe-up-pipe-"));
     const redis = new Redis(REDIS_URL);
-    const lines: string[] = [];
-    let up: ChildProcess | undefined;
+    let running: Awaited<ReturnType<typeof upOn>> | undefined;
     try {
       const docs = [
-        { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: REDIS_URL } },
-        {
-          apiVersion: "troupe.dev/v1alpha1",
-          kind: "WorkerPool",
-          metadata: { name: "piped" },
-          spec: { image: "unused", modules: [fixture("operator-up")], queues: [queue], broker: { secretRef: { name: "broker" } }, threads: 1, autoscaling: { maxReplicas: 1, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 1 } },
-        },
+        ...redisPoolDocs("piped", queue, { autoscaling: { maxReplicas: 1, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 1 } }),
         {
           apiVersion: "troupe.dev/v1alpha1",
           kind: "Pipeline",
@@ -131,20 +150,16 @@ describe("troupe up runs Pipelines with the operator's engine", () => {
           spec: { broker: { secretRef: { name: "broker" } }, steps: [{ name: "first", actor: "operator_up_double", queue, args: [3] }, { name: "second", actor: "operator_up_double", queue }] },
         },
       ];
-      await writeFile(join(dir, "pipe.yaml"), docs.map((d) => stringify(d)).join("---\n"));
-      up = spawn(process.execPath, [cliPath, "up", "-f", join(dir, "pipe.yaml"), "--quiet"], {
-        env: { ...process.env, TROUPE_TEST_UP_QUEUE: queue, TROUPE_LOG_LEVEL: "error" },
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
+      running = await upOn("troupe-up-pipe-", docs, { TROUPE_TEST_UP_QUEUE: queue });
+      const { lines } = running;
       await until(() => lines.some((l) => /^pipeline doubler: run doubler-\d+ succeeded$/.test(l)), "the run to succeed", { timeout: 30_000 });
       assert.ok(lines.some((l) => l.startsWith("pipeline doubler: created run")));
       assert.ok(lines.some((l) => l.startsWith("piped: 0 → 1 replicas")), lines.join("\n"));
     } finally {
-      await stopUp(up);
+      await stopUp(running?.up);
       await redis.del(queue, `${queue}.DQ`, `${queue}.XQ`);
       redis.disconnect();
-      await rm(dir, { recursive: true, force: true });
+      if (running) await rm(running.dir, { recursive: true, force: true });
     }
   });
 });
@@ -329,5 +344,47 @@ describe("troupe up on real Redis: delayed messages are sized before they come d
     );
     assert.ok(startedMs < dueFrom, `the replica starts before the messages come due: started at ${replicaStarted.time}, first eta ${new Date(dueFrom).toISOString()}`);
     assert.equal(new Set(await redis.lrange(`${queue}:done`, 0, -1)).size, total, "each message processed");
+  });
+});
+
+describe("troupe up fires the Actors' schedules", () => {
+  test("an every-second schedule fires each tick once and its messages are processed; a suspended one fires nothing", async () => {
+    const queue = uniqueName("up_sched");
+    const namespace = uniqueName("up-sched");
+    const ticking = uniqueName("up-ticking");
+    const held = uniqueName("up-held");
+    const redis = new Redis(REDIS_URL);
+    let running: Awaited<ReturnType<typeof upOn>> | undefined;
+    try {
+      const docs = [
+        ...redisPoolDocs("ticks", queue, { replicas: 1 }),
+        {
+          apiVersion: "troupe.dev/v1alpha1",
+          kind: "Actor",
+          metadata: { name: "record" },
+          spec: { actorName: "operator_up_record", queue, schedules: [{ name: ticking, every: "1s", args: [7, 0] }, { name: held, every: "1s", args: [8, 0], suspend: true }] },
+        },
+      ];
+      running = await upOn("troupe-up-sched-", docs, { TROUPE_TEST_UP_QUEUE: queue, TROUPE_TEST_REDIS_URL: REDIS_URL, TROUPE_REDIS_NAMESPACE: namespace });
+      const { lines } = running;
+      const fired = () => lines.filter((l) => l.startsWith(`schedule ${ticking}: fired tick `)).map((l) => Date.parse(l.slice(l.lastIndexOf(" ") + 1)));
+      await until(async () => (await redis.llen(`${queue}:done`)) >= 3 && fired().length >= 3, "three ticks fired and processed", { timeout: 30_000 });
+      const ticks = fired();
+      assert.ok(ticks.every((t, i) => i === 0 || t - ticks[i - 1]! === 1000), `consecutive ticks, none doubled: ${ticks.join(", ")}`);
+      assert.ok(lines.includes(`schedule ${held}: every 1s on redis://127.0.0.1:6379/0 (namespace ${namespace}) (suspended)`), lines.join("\n"));
+      // The suspended schedule's ticks are elected and kept as skipped in the store, so none fires late either.
+      await until(() => redis.hget(`${namespace}:schedules.skipped`, held), "a suspended tick skipped");
+      assert.ok(!lines.some((l) => l.startsWith(`schedule ${held}: fired`)));
+      const done = await redis.lrange(`${queue}:done`, 0, -1);
+      assert.ok(done.every((id) => id === "7"), "only the active schedule's messages");
+      const record = JSON.parse((await redis.hget(`${namespace}:schedules`, ticking))!) as { tick: number };
+      assert.ok(record.tick >= ticks.at(-1)!, "the store's record is the last fired tick");
+    } finally {
+      await stopUp(running?.up);
+      await deleteNamespace(redis, namespace);
+      await redis.del(`${queue}:done`);
+      redis.disconnect();
+      if (running) await rm(running.dir, { recursive: true, force: true });
+    }
   });
 });
