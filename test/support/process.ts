@@ -42,10 +42,11 @@ export class CliProcess {
 
   /**
    * `env` is laid over this process's environment; a key set to undefined is left out. `processGroup` starts it
-   * as the leader of a process group of its own, to be signalled as a whole with `signalGroup`.
+   * as the leader of a process group of its own, to be signalled as a whole with `signalGroup`; `cwd` is where it runs.
    */
-  constructor(args: string[], env: Record<string, string | undefined> = {}, { processGroup = false } = {}) {
+  constructor(args: string[], env: Record<string, string | undefined> = {}, { processGroup = false, cwd }: { processGroup?: boolean; cwd?: string } = {}) {
     this.child = spawn(process.execPath, [cliPath, ...args], {
+      cwd,
       env: { ...process.env, TROUPE_LOG_LEVEL: "info", TROUPE_METRICS_PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
       detached: processGroup,

@@ -22,6 +22,11 @@ export interface SupervisorOptions {
    * Returns the unsubscribe, called when the group stops.
    */
   reloads?: (reload: (reason: string) => void) => () => void;
+  /**
+   * How long a reload's new process may take to boot (ms, default 60 s): one that has not booted by then (an import
+   * that never settles, a hung connection) is killed and the reload abandoned, the previous processes keep running.
+   */
+  reloadBootTimeout?: number;
 }
 
 const log = getLogger("supervisor");
@@ -117,12 +122,24 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
   /** One process per slot, booted on the current code: all of them, or none (those that booted are stopped). */
   const bootGeneration = async (): Promise<Map<number, ClusterWorker> | undefined> => {
     const started = new Map<number, ClusterWorker>();
-    const results = await Promise.all([...slots.keys()].map((slot) => new Promise<boolean>((resolve) => void started.set(slot, fork(slot, resolve)))));
-    if (!stopping && results.every(Boolean)) return started;
+    const timeout = options.reloadBootTimeout ?? 60_000;
+    const boot = (slot: number) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          log.error("a reloaded worker process did not boot in time; abandoning the reload", { slot, timeoutMs: timeout });
+          resolve(false);
+        }, timeout);
+        started.set(slot, fork(slot, (ok) => (clearTimeout(timer), resolve(ok))));
+      });
+    const results = await Promise.all([...slots.keys()].map(boot));
+    // A process that booted and then died before the rest of its generation did would leave its slot empty.
+    if (!stopping && results.every(Boolean) && [...started.values()].every((child) => !child.isDead())) return started;
     for (const child of started.values()) {
       if (!candidates.delete(child)) continue;
       retired.add(child);
       child.process.kill("SIGTERM");
+      // One stuck in its imports has fetched nothing, and may never get to handle the signal.
+      if (!booted.has(child)) setTimeout(() => child.isDead() || child.process.kill("SIGKILL"), 5_000).unref();
     }
     return undefined;
   };

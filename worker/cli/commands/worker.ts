@@ -40,8 +40,11 @@ Options:
                             new processes boot on the new code, then the old ones drain; a module that fails to
                             import leaves the previous code running
       --watch-include GLOB  files that trigger a reload (repeatable; default **/*.{ts,mts,cts,js,mjs,cjs,json})
-      --watch-exclude GLOB  files that do not (repeatable; default **/node_modules/**, **/.git/**)
+      --watch-exclude GLOB  files that do not (repeatable), besides **/node_modules/** and **/.git/**
       --watch-poll          scan for changes every 0.5 s instead of inotify (network or container file systems)
+      --watch-boot-timeout S
+                            seconds a reload's new processes get to boot before the reload is abandoned and the
+                            previous processes keep running (default 60)
       --pid-file FILE       write the supervisor's pid to FILE (exit 4 if it names a running process)
       --log-file FILE       append the log lines to FILE instead of stderr
   -v, --verbose             log at debug level
@@ -73,6 +76,7 @@ interface WorkerSettings {
   lookahead?: number;
   shutdownTimeout: number;
   watch?: WatchOptions;
+  reloadBootTimeout?: number;
   pidFile?: string;
 }
 
@@ -91,6 +95,7 @@ function settingsFrom(argv: string[]): WorkerSettings {
     "watch-include": { type: "string", multiple: true },
     "watch-exclude": { type: "string", multiple: true },
     "watch-poll": { type: "boolean" },
+    "watch-boot-timeout": { type: "string" },
     "pid-file": { type: "string" },
     "log-file": { type: "string" },
     verbose: { type: "boolean", short: "v", multiple: true },
@@ -120,19 +125,26 @@ function settingsFrom(argv: string[]): WorkerSettings {
     shutdownTimeout: numberOption(values["shutdown-timeout"], "shutdown-timeout", 600) * 1000,
     pidFile: values["pid-file"] ? resolve(values["pid-file"]) : undefined,
     watch: watchSettings(values, inMemory),
+    reloadBootTimeout: values["watch-boot-timeout"] === undefined ? undefined : numberOption(values["watch-boot-timeout"], "watch-boot-timeout", 60, 1) * 1000,
   };
 }
 
-function watchSettings(values: { watch?: boolean; "watch-include"?: string[]; "watch-exclude"?: string[]; "watch-poll"?: boolean }, inMemory: boolean): WatchOptions | undefined {
+function watchSettings(
+  values: { watch?: boolean; "watch-include"?: string[]; "watch-exclude"?: string[]; "watch-poll"?: boolean; "watch-boot-timeout"?: string },
+  inMemory: boolean,
+): WatchOptions | undefined {
   if (!values.watch) {
-    if (values["watch-include"] || values["watch-exclude"] || values["watch-poll"]) throw new UsageError("--watch-include, --watch-exclude and --watch-poll go with --watch");
+    if (values["watch-include"] || values["watch-exclude"] || values["watch-poll"] || values["watch-boot-timeout"]) {
+      throw new UsageError("--watch-include, --watch-exclude, --watch-poll and --watch-boot-timeout go with --watch");
+    }
     return undefined;
   }
   if (inMemory) throw new UsageError("--watch replaces worker processes, and the memory broker's messages live in one: use a redis:// or amqp:// broker");
   return {
     root: process.cwd(),
     include: values["watch-include"] ?? DEFAULT_WATCH_INCLUDE,
-    exclude: values["watch-exclude"] ?? DEFAULT_WATCH_EXCLUDE,
+    // Added to the defaults: excluding a build folder should not start watching node_modules.
+    exclude: [...DEFAULT_WATCH_EXCLUDE, ...(values["watch-exclude"] ?? [])],
     poll: values["watch-poll"] === true,
   };
 }
@@ -301,6 +313,7 @@ const command: Command = {
       shutdownTimeout: settings.shutdownTimeout,
       onStart: async () => void (stopMetrics = await startWorkerMetrics({ aggregate: true })),
       onStop: () => stopMetrics(),
+      reloadBootTimeout: settings.reloadBootTimeout,
       reloads: watching && ((reload) => watchTree(watching, (files) => reload(`changed: ${files.slice(0, 5).join(", ")}${files.length > 5 ? ", …" : ""}`))),
     });
   },
