@@ -97,6 +97,14 @@ class Project {
     return out;
   }
 
+  /** Send `id` and check that code version `version` runs it. */
+  async runsOn(id: string, version: string): Promise<Run> {
+    await this.send(id);
+    const run = await this.finished(id);
+    assert.equal(run.version, version, `message ${id}`);
+    return run;
+  }
+
   async runs(): Promise<Run[]> {
     return (await this.client.lrange(this.recordKey, 0, -1)).map((line) => JSON.parse(line) as Run);
   }
@@ -132,17 +140,13 @@ describe("troupe worker --watch", () => {
     const p = project();
     p.write("actors.mjs", actorsModule("v1"));
     await p.start();
-    await p.send("a1");
-    const first = await p.finished("a1");
-    assert.equal(first.version, "v1");
+    const first = await p.runsOn("a1", "v1");
 
     p.write("actors.mjs", actorsModule("v2"));
     const changed = await p.logged("files changed");
     assert.deepEqual(changed.files, ["actors.mjs"]);
     await p.logged("reloaded");
-    await p.send("a2");
-    const second = await p.finished("a2");
-    assert.equal(second.version, "v2");
+    const second = await p.runsOn("a2", "v2");
     assert.notEqual(second.pid, first.pid);
     await until(() => !isRunning(first.pid), "the previous worker process to exit");
   });
@@ -156,19 +160,16 @@ describe("troupe worker --watch", () => {
     await p.logged("reload failed");
     const syntax = p.worker!.logs.find((l) => l.msg === "an actor module failed to import");
     assert.equal(syntax?.errorType, "SyntaxError", JSON.stringify(syntax));
-    await p.send("b1");
-    assert.equal((await p.finished("b1")).version, "v1");
+    await p.runsOn("b1", "v1");
 
     p.write("actors.mjs", `${actorsModule("throws")}\nthrow new Error("no database configured");\n`);
     await p.logged("reload failed", 2);
     assert.ok(p.worker!.logs.some((l) => l.msg === "an actor module failed to import" && l.error === "no database configured"), p.worker!.output);
-    await p.send("b2");
-    assert.equal((await p.finished("b2")).version, "v1");
+    await p.runsOn("b2", "v1");
 
     p.write("actors.mjs", actorsModule("v2"));
     await p.logged("reloaded");
-    await p.send("b3");
-    assert.equal((await p.finished("b3")).version, "v2");
+    await p.runsOn("b3", "v2");
     await until(() => childrenOf(p.worker!.pid).length === 1, "one worker process: the failed ones and the replaced one gone");
   });
 
@@ -185,13 +186,11 @@ describe("troupe worker --watch", () => {
     await p.logged("reload failed");
     await until(() => childrenOf(p.worker!.pid).length === 1, "the hung process to be killed");
     assert.deepEqual(childrenOf(p.worker!.pid), [original]);
-    await p.send("c1");
-    assert.equal((await p.finished("c1")).version, "v1");
+    await p.runsOn("c1", "v1");
 
     p.write("actors.mjs", actorsModule("v2"));
     await p.logged("reloaded");
-    await p.send("c2");
-    assert.equal((await p.finished("c2")).version, "v2");
+    await p.runsOn("c2", "v2");
   });
 
   test("a reload with messages running and prefetched loses none and acks none early: running ones finish on the old code", async () => {
@@ -248,8 +247,7 @@ describe("troupe worker --watch", () => {
     await p.logged("reloaded");
     assert.equal(p.count("files changed"), 1);
     assert.equal(p.count("reloading worker processes"), 1);
-    await p.send("d1");
-    assert.equal((await p.finished("d1")).version, "v7");
+    await p.runsOn("d1", "v7");
   });
 
   for (const poll of [false, true]) {
