@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import type * as k8s from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
+import { installChartRbac } from "../support/chart-rbac.js";
 import { cliPath } from "../support/env.js";
 import { createNamespace, createSecret, customObjects, startFakeApiServer, workerPoolManifest } from "../support/operator.js";
 import { freePort } from "../support/redis.js";
@@ -37,7 +38,9 @@ describe("troupe operator as a process", () => {
     kc = fake.kubeConfig();
     dir = await mkdtemp(join(tmpdir(), "troupe-operator-"));
     kubeconfigPath = join(dir, "kubeconfig.yaml");
-    await writeFile(kubeconfigPath, stringify(JSON.parse(kc.exportConfig())));
+    // The processes run as the chart's ServiceAccount (Lease Role in kube-system, the release namespace here).
+    const operatorKc = await installChartRbac(fake, { releaseNamespace: "kube-system" });
+    await writeFile(kubeconfigPath, stringify(JSON.parse(operatorKc.exportConfig())));
   });
   after(async () => {
     for (const c of children) c.kill("SIGKILL");

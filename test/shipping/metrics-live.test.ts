@@ -15,6 +15,7 @@ import { after, before, test } from "node:test";
 import { RedisBroker } from "../../worker/brokers/redis.js";
 import { Message } from "../../worker/message.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
+import { installChartRbac } from "../support/chart-rbac.js";
 import { cliPath, fixture, REDIS_URL, uniqueName } from "../support/env.js";
 import { createNamespace, createSecret, customObjects, startFakeApiServer, workerPoolManifest } from "../support/operator.js";
 import { deleteNamespace, freePort, redisClient } from "../support/redis.js";
@@ -86,8 +87,10 @@ before(async () => {
 
   fake = await startFakeApiServer();
   const kc = fake.kubeConfig();
+  // The operator runs as the chart's ServiceAccount under the chart's RBAC, as in a cluster: a metric path that
+  // needs a permission the chart lacks fails here with the 403 a cluster would give.
   const kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(kubeconfig, kc.exportConfig());
+  writeFileSync(kubeconfig, (await installChartRbac(fake, { releaseNamespace: "troupe-system" })).exportConfig());
   const namespace = await createNamespace(kc, "shipping");
   await createSecret(kc, namespace, "broker", { url: REDIS_URL });
   await customObjects(kc).create("workerpools", namespace, workerPoolManifest("metrics", { queues: [queue] }));
