@@ -278,28 +278,28 @@ interface LogLine {
 describe("troupe up on real Redis: delayed messages are sized before they come due", () => {
   const queue = uniqueName("up_delayed");
   const total = 10_000;
-  let dir: string;
-  let up: ChildProcess | undefined;
+  /** Where troupe up and its replicas append their JSON log lines (TROUPE_LOG_FILE). */
+  let logDir: string;
+  let running: Awaited<ReturnType<typeof upOn>> | undefined;
   const redis = new Redis(REDIS_URL);
   const producer = new RedisBroker(REDIS_URL);
-  const lines: string[] = [];
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "troupe-up-delayed-"));
+    logDir = await mkdtemp(join(tmpdir(), "troupe-up-delayed-log-"));
     await producer.connect();
   });
   after(async () => {
-    await stopUp(up);
+    await stopUp(running?.up);
     await producer.purge(queue);
     await producer.close();
     await redis.del(`${queue}:done`);
     redis.disconnect();
-    await rm(dir, { recursive: true, force: true });
+    for (const dir of [logDir, running?.dir]) if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   /** troupe up's and its replicas' log lines (they all append to TROUPE_LOG_FILE), in the order written. */
   const logLines = async (): Promise<LogLine[]> =>
-    (await readFile(join(dir, "log.jsonl"), "utf8").catch(() => ""))
+    (await readFile(join(logDir, "log.jsonl"), "utf8").catch(() => ""))
       .split("\n")
       .filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l) as LogLine);
@@ -307,16 +307,13 @@ describe("troupe up on real Redis: delayed messages are sized before they come d
   test("10,000 messages due in 2 s on an idle pool with minReplicas 0: a replica starts before they come due", async () => {
     // The default horizon (poll + up window + 30 s of pod start-up) holds a 2 s eta from the first poll.
     const autoscaling = { minReplicas: 0, maxReplicas: 2, targetBacklogPerReplica: 5000, pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 2 };
-    const docs = [
-      { apiVersion: "v1", kind: "Secret", metadata: { name: "broker" }, stringData: { url: REDIS_URL } },
-      { apiVersion: "troupe.dev/v1alpha1", kind: "WorkerPool", metadata: { name: "later" }, spec: { image: "unused", modules: [fixture("operator-up")], queues: [queue], broker: { secretRef: { name: "broker" } }, threads: 4, concurrency: 8, autoscaling } },
-    ];
-    await writeFile(join(dir, "pool.yaml"), docs.map((d) => stringify(d)).join("---\n"));
-    up = spawn(process.execPath, [cliPath, "up", "-f", join(dir, "pool.yaml"), "--quiet"], {
-      env: { ...process.env, TROUPE_TEST_UP_QUEUE: queue, TROUPE_TEST_REDIS_URL: REDIS_URL, TROUPE_LOG_LEVEL: "info", TROUPE_LOG_FILE: join(dir, "log.jsonl") },
-      stdio: ["ignore", "pipe", "inherit"],
+    running = await upOn("troupe-up-delayed-", redisPoolDocs("later", queue, { threads: 4, concurrency: 8, autoscaling }), {
+      TROUPE_TEST_UP_QUEUE: queue,
+      TROUPE_TEST_REDIS_URL: REDIS_URL,
+      TROUPE_LOG_LEVEL: "info",
+      TROUPE_LOG_FILE: join(logDir, "log.jsonl"),
     });
-    up.stdout!.setEncoding("utf8").on("data", (chunk: string) => lines.push(...chunk.split("\n").filter(Boolean)));
+    const { lines } = running;
     // Printed once the first poll has decided: the pool is idle at 0.
     await until(() => lines.some((l) => l.startsWith("troupe up: running")), "troupe up to start", { timeout: 30_000 });
     assert.ok(!lines.some((l) => l.includes("→")), "an idle pool starts no replicas");
