@@ -23,6 +23,8 @@ import {
   overviewPage,
   queuedListPage,
   queuedPage,
+  scheduleConfirmPage,
+  schedulesPage,
   type ListQuery,
   type PageContext,
   type QueueCounts,
@@ -32,6 +34,9 @@ import {
 import { ResultFailure, ResultMissing } from "../errors.js";
 import type { Message } from "../message.js";
 import type { ResultBackend } from "../results/backend.js";
+import { scheduleRows } from "../schedules/listing.js";
+import { triggerMessage } from "../schedules/schedule.js";
+import { scheduleStoreFor, type ScheduleStore } from "../schedules/store.js";
 
 const log = getLogger("dashboard");
 
@@ -173,7 +178,8 @@ function hasAny(filter: DeadLetterFilter): boolean {
 /**
  * The web console: an overview of every queue with charts sampled in the background, dead-letter lists (filtered,
  * paged by cursor so a page reads only what it shows), a letter's whole message, and requeue / delete / purge,
- * each confirmed on a page of its own. Actions need a signed-in session and a CSRF token (forms) or the token as a
+ * each confirmed on a page of its own; the schedules the store keeps (workers' and Actor resources'), with pause,
+ * resume and trigger confirmed the same way. Actions need a signed-in session and a CSRF token (forms) or the token as a
  * bearer credential (the JSON API); `readOnly` or no token turns them off.
  */
 export function createDashboard(options: DashboardOptions): Dashboard {
@@ -206,6 +212,23 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       if (err instanceof ResultFailure) return { state: "failure", type: err.origExcType, text: err.origExcMsg };
       return { state: "error", text: redactSecrets((err as Error).message) };
     }
+  };
+
+  // The store `troupe schedules` reads, opened on the first visit of the schedules page (RabbitMQ's needs a Redis).
+  let schedules: Promise<ScheduleStore> | undefined;
+  const scheduleStore = (): Promise<ScheduleStore> => {
+    schedules ??= (async () => {
+      const opened = scheduleStoreFor(broker);
+      await opened.connect();
+      return opened;
+    })();
+    schedules.catch(() => (schedules = undefined));
+    return schedules;
+  };
+  const listSchedules = async () => {
+    const store = await scheduleStore();
+    const [definitions, records, paused] = await Promise.all([store.definitions(), store.records(), store.paused()]);
+    return { store, rows: scheduleRows(definitions, records, paused, 3) };
   };
 
   let lastError: string | undefined;
@@ -297,6 +320,19 @@ export function createDashboard(options: DashboardOptions): Dashboard {
 
     const api = parts[0] === "api";
     const rest = api ? parts.slice(1) : parts;
+    if (rest[0] === "schedules") {
+      if (method === "GET" && rest.length === 1) {
+        if (api) return sendJson(res, 200, (await listSchedules()).rows);
+        try {
+          const { store, rows } = await listSchedules();
+          return sendPage(res, 200, schedulesPage(ctx, rows, { store: store.description }));
+        } catch (err) {
+          return sendPage(res, 200, schedulesPage(ctx, [], { error: `Reading the schedules failed: ${redactSecrets((err as Error).message)}` }));
+        }
+      }
+      if (method === "POST" && !api && rest.length === 2 && rest[1] === "action") return scheduleAction(req, res, ctx);
+      if (method === "POST" && api && rest.length === 3) return scheduleAction(req, res, ctx, { name: rest[1]!, op: rest[2]! });
+    }
     if (rest[0] === "queues" && rest[2] === "dead" && rest.length >= 3) {
       const queue = qName(rest[1]!);
       const tail = rest.slice(3);
@@ -455,6 +491,41 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     );
   }
 
+  /**
+   * Pause, resume or trigger one schedule, as `troupe schedules` does: from a form (a confirmation page first), or
+   * from the API (POST /api/schedules/NAME/pause|resume|trigger with the bearer token).
+   */
+  async function scheduleAction(req: IncomingMessage, res: ServerResponse, ctx: PageContext, fromApi?: { name: string; op: string }): Promise<void> {
+    const form = fromApi ? undefined : new URLSearchParams(await readBody(req));
+    const why = refusal(req, form);
+    if (why) throw new HttpError(403, why);
+    const op = fromApi?.op ?? form!.get("op") ?? "";
+    const name = fromApi?.name ?? form!.get("name") ?? "";
+    if (!["pause", "resume", "trigger"].includes(op)) throw new HttpError(400, `unknown schedule action "${op}": pause, resume or trigger`);
+    const store = await scheduleStore();
+    const definition = (await store.definitions()).get(name);
+    if (!definition) throw new HttpError(404, `no schedule named "${name}" in ${store.description}`);
+    const verb = { pause: "Pause", resume: "Resume", trigger: "Trigger" }[op]!;
+    if (form && form.get("confirmed") !== "1") {
+      const what = op === "trigger" ? `Trigger ${name} now (one message of ${definition.actor} on ${definition.queue}, outside its ticks)` : `${verb} ${name} on every worker`;
+      return sendPage(res, 200, scheduleConfirmPage(ctx, { op, what, fields: [["csrf", ctx.csrf ?? ""], ["name", name]] }));
+    }
+    let said: string;
+    let result: Record<string, unknown>;
+    if (op === "trigger") {
+      const sent = await broker.enqueue(triggerMessage(definition));
+      said = `Enqueued message ${sent.messageId} of ${definition.actor} on ${definition.queue}.`;
+      result = { messageId: sent.messageId };
+    } else {
+      const changed = await store.setPaused(name, op === "pause");
+      said = changed ? `${name} ${op === "pause" ? "paused: no worker fires its ticks until it is resumed" : "resumed: it fires from its next tick"}.` : `${name} ${op === "pause" ? "was already paused" : "was not paused"}.`;
+      result = { changed };
+    }
+    log.info(`schedule ${op} from the dashboard`, { schedule: name, ...result });
+    if (!form) return sendJson(res, 200, result);
+    return sendPage(res, 200, messagePage(ctx, verb === "Trigger" ? "Triggered" : `${verb}d`, said, { href: `${base}/schedules`, label: "Back to the schedules" }));
+  }
+
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     route(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
@@ -477,6 +548,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       await storeTurn;
       await store?.close();
       await queued?.close();
+      await (await schedules?.catch(() => undefined))?.close();
       await monitor.close();
     },
   };

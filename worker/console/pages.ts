@@ -2,6 +2,7 @@ import { formatAge } from "../cli/duration.js";
 import type { QueuedEntry, QueuedKind, QueuedPage } from "../brokers/redis/queued.js";
 import type { DeadLetterEntry, DeadLetterFilter, DeadLetterPage } from "../dead-letters/types.js";
 import type { Message } from "../message.js";
+import { iso, type ScheduleRow } from "../schedules/listing.js";
 import { html, type Html } from "./html.js";
 import type { Snapshot, WorkerRow } from "./monitor.js";
 
@@ -57,6 +58,7 @@ export function layout(ctx: PageContext, title: string, body: Html): Html {
 <body>
 <header>
   <a class="brand" href="${b}/">Troupe</a>
+  <a href="${b}/schedules">Schedules</a>
   <span class="broker" title="broker">${ctx.brokerUrl}</span>
   <span class="mode mode-${ctx.mode}">${MODE_TEXT[ctx.mode]}</span>
   ${account}
@@ -291,17 +293,64 @@ export interface Confirmation {
 
 /** The page between an action's button and the action: what will happen, and a form that repeats the request confirmed. */
 export function confirmPage(ctx: PageContext, queue: string, confirmation: Confirmation, section: Section = "dead"): Html {
+  const href = queueLink(ctx, queue, section);
+  return confirmationPage(ctx, html`<a href="${ctx.base}/">Queues</a> / <a href="${href}">${queue}</a>`, `${href}/action`, href, confirmation);
+}
+
+function confirmationPage(ctx: PageContext, crumbs: Html, action: string, cancel: string, confirmation: Confirmation): Html {
   return layout(
     ctx,
     "Confirm",
-    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a> / <a href="${queueLink(ctx, queue, section)}">${queue}</a></nav>
+    html`<nav class="crumbs">${crumbs}</nav>
 <h1>${confirmation.what}?</h1>
-<form method="post" action="${queueLink(ctx, queue, section)}/action" class="confirm">
+<form method="post" action="${action}" class="confirm">
 ${confirmation.fields.map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`)}
 <input type="hidden" name="confirmed" value="1">
 <button name="op" value="${confirmation.op}" class="${confirmation.op.startsWith("delete") || confirmation.op.startsWith("purge") ? "danger" : ""}">Yes, ${confirmation.what.toLowerCase()}</button>
-<a class="button" href="${queueLink(ctx, queue, section)}">Cancel</a>
+<a class="button" href="${cancel}">Cancel</a>
 </form>`,
+  );
+}
+
+/** A schedule's action (pause, resume, trigger), confirmed like the queues' actions. */
+export function scheduleConfirmPage(ctx: PageContext, confirmation: Confirmation): Html {
+  const href = `${ctx.base}/schedules`;
+  return confirmationPage(ctx, html`<a href="${href}">Schedules</a>`, `${href}/action`, href, confirmation);
+}
+
+/**
+ * Every schedule the store knows (declared in code by workers, or by Actor resources through the operator), as
+ * `troupe schedules` lists them: next fire times, the last fired tick and by whom, paused or active. Signed in,
+ * each row has pause or resume and trigger, each confirmed on a page of its own.
+ */
+export function schedulesPage(ctx: PageContext, rows: readonly ScheduleRow[], options: { store?: string; error?: string; now?: number }): Html {
+  const now = options.now ?? Date.now();
+  const acting = ctx.mode === "signed-in";
+  const when = (at: number, future: boolean) => html`<time data-at="${at}" title="${iso(at)}">${iso(at)}</time> <small>(${future ? `in ${formatAge(at - now)}` : `${formatAge(now - at)} ago`})</small>`;
+  const button = (row: ScheduleRow, op: string, label: string) =>
+    html`<form method="post" action="${ctx.base}/schedules/action" class="inline"><input type="hidden" name="csrf" value="${ctx.csrf}"><input type="hidden" name="name" value="${row.name}"><button name="op" value="${op}">${label}</button></form>`;
+  const table = rows.length
+    ? html`<table class="schedules">
+<thead><tr><th>Schedule</th><th>Actor</th><th>Queue</th><th>When</th><th>Next</th><th>Last fired</th><th>State</th><th>Declared by</th>${acting ? html`<th></th>` : ""}</tr></thead>
+<tbody>${rows.map(
+        (r) => html`<tr data-schedule="${r.name}">
+<td class="mono">${r.name}</td><td>${r.actor}</td><td><a href="${queueLink(ctx, r.queue, "ready")}">${r.queue}</a></td><td class="mono">${r.when}</td>
+<td data-field="next">${r.next.length ? r.next.map((at, i) => html`${i ? html`<br>` : ""}${when(Date.parse(at), true)}`) : "never"}</td>
+<td data-field="last">${r.lastFired ? html`${when(r.lastFired.tick, false)}<br><small>+${r.lastFired.lateMs} ms by <span class="mono">${r.lastFired.by}</span></small>` : "–"}</td>
+<td data-field="state">${r.paused ? html`<span class="chip warn">paused</span> <small>${formatAge(now - r.paused.since)} ago by <span class="mono">${r.paused.by}</span></small>` : html`<span class="chip">active</span>`}</td>
+<td><span class="mono">${r.declaredBy}</span><br><small>${r.declaredAt}</small></td>
+${acting ? html`<td class="actions">${r.paused ? button(r, "resume", "Resume") : button(r, "pause", "Pause")}${button(r, "trigger", "Trigger now")}</td>` : ""}
+</tr>`,
+      )}</tbody></table>`
+    : html`<p class="empty">No schedule in the store yet: each worker with schedules, and the operator for Actor schedules, writes its own when it starts.</p>`;
+  return layout(
+    ctx,
+    "Schedules",
+    html`<nav class="crumbs"><a href="${ctx.base}/">Queues</a></nav>
+${options.error ? html`<p class="banner error">${options.error}</p>` : ""}
+<h1>Schedules${options.store ? html` <small>from ${options.store}</small>` : ""}</h1>
+${table}
+<p class="note">Each tick is enqueued once across every worker and the operator: the store elects one firer per tick. A paused schedule's ticks are skipped, not fired late on resume.</p>`,
   );
 }
 

@@ -1,7 +1,7 @@
 import type { Actor } from "../actor.js";
 import type { JsonValue } from "../encoder.js";
 import { TroupeError } from "../errors.js";
-import type { Message } from "../message.js";
+import { Message } from "../message.js";
 import { cronTimetable, intervalTimetable, nextFires, type Timetable } from "./next-fire.js";
 
 /** What to do with a tick that no worker reached in time (none was running, the store was unreachable). */
@@ -29,6 +29,20 @@ export interface ScheduleDefinition {
   misfire: MisfirePolicy;
   args: JsonValue[];
   kwargs?: Record<string, JsonValue>;
+}
+
+/**
+ * One message of a stored schedule enqueued now, outside its ticks (`troupe schedules trigger`, the console): its
+ * arguments, tagged with its name and `schedule_triggered` instead of a tick.
+ */
+export function triggerMessage(definition: ScheduleDefinition): Message {
+  return new Message({
+    queueName: definition.queue,
+    actorName: definition.actor,
+    args: definition.args,
+    kwargs: definition.kwargs ?? {},
+    options: { [SCHEDULE_OPTION]: definition.name, schedule_triggered: true },
+  });
 }
 
 /** The fire times of a stored definition, as the processes that declared it compute them. */

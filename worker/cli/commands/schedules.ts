@@ -1,8 +1,7 @@
 import type { Broker } from "../../broker.js";
-import { Message } from "../../message.js";
-import { nextFires } from "../../schedules/next-fire.js";
-import { SCHEDULE_OPTION, definitionTimetable } from "../../schedules/schedule.js";
-import { scheduleStoreFor, type DeclaredSchedule, type FireRecord, type PauseRecord, type ScheduleStore } from "../../schedules/store.js";
+import { iso, scheduleRows, type ScheduleRow } from "../../schedules/listing.js";
+import { triggerMessage } from "../../schedules/schedule.js";
+import { scheduleStoreFor, type ScheduleStore } from "../../schedules/store.js";
 import { createBroker, setBroker } from "../../setup.js";
 import { intOption, parse, sharedBrokerUrlOption } from "../args.js";
 import { UsageError, type Command } from "../command.js";
@@ -32,42 +31,6 @@ Options:
 
 const SUBCOMMANDS = ["list", "pause", "resume", "trigger", "forget"] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
-
-/** One schedule as `list` shows it: the stored definition, its last fire and pause, the next fire times. */
-export interface ScheduleRow {
-  name: string;
-  actor: string;
-  queue: string;
-  when: string;
-  next: string[];
-  lastFired?: FireRecord & { lateMs: number };
-  paused?: PauseRecord;
-  declaredBy: string;
-  declaredAt: string;
-}
-
-const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
-
-export function scheduleRows(definitions: Map<string, DeclaredSchedule>, records: Map<string, FireRecord>, paused: Map<string, PauseRecord>, next: number, now = Date.now()): ScheduleRow[] {
-  return [...definitions.values()]
-    .sort((a, b) => a.name.localeCompare(b.name))
-    .map((d) => {
-      const timetable = definitionTimetable(d);
-      const record = records.get(d.name);
-      const pause = paused.get(d.name);
-      return {
-        name: d.name,
-        actor: d.actor,
-        queue: d.queue,
-        when: timetable.description,
-        next: nextFires(timetable, next, now).map(iso),
-        ...(record ? { lastFired: { ...record, lateMs: record.firedAt - record.tick } } : {}),
-        ...(pause ? { paused: pause } : {}),
-        declaredBy: d.declaredBy,
-        declaredAt: iso(d.declaredAt),
-      };
-    });
-}
 
 export function formatScheduleTable(rows: ScheduleRow[], now = Date.now()): string {
   const header = ["NAME", "ACTOR", "QUEUE", "WHEN", "NEXT", "LAST FIRED", "STATE"];
@@ -110,9 +73,7 @@ async function run(sub: Subcommand, names: string[], values: { json?: boolean; n
     } else if (sub === "forget") {
       console.log(`${name}: ${(await store.forget(name)) ? "forgotten" : "unknown"}`);
     } else {
-      const d = definitions.get(name)!;
-      const message = new Message({ queueName: d.queue, actorName: d.actor, args: d.args, kwargs: d.kwargs ?? {}, options: { [SCHEDULE_OPTION]: name, schedule_triggered: true } });
-      console.log((await broker.enqueue(message)).encode());
+      console.log((await broker.enqueue(triggerMessage(definitions.get(name)!))).encode());
     }
   }
   return 0;
