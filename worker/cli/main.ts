@@ -22,6 +22,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ default:
   dashboard: { summary: "serve the web console (queues, charts, dead letters, requeue)", load: () => import("./commands/dashboard.js") },
   schedules: { summary: "list, pause, resume or trigger periodic schedules", load: () => import("./commands/schedules.js") },
   demo: { summary: "run a local demo on the in-memory broker", load: () => import("./commands/demo.js") },
+  init: { summary: "write a first project: typed actors, a producer, a Dockerfile and Kubernetes manifests", load: () => import("./commands/init.js") },
   operator: { summary: "run the Kubernetes operator", load: () => importCommand("../../operator/cli/operator-command.js") },
   up: { summary: "run WorkerPool manifests on this machine, without Kubernetes", load: () => importCommand("../../operator/cli/up-command.js") },
 };
