@@ -146,7 +146,7 @@ describe("the dashboard in Chromium", () => {
       await page.click("form.login button");
       await page.waitForSelector(".mode-signed-in");
       await page.goto(`${dashboard.url}queues/other/delayed`);
-      assert.match(await page.locator("table.messages").innerText(), /later[\s\S]*in 60m/);
+      assert.match(await page.locator("table.messages").innerText(), /later[\s\S]*in (59|60)m/);
       await screenshot(page, "delayed-redis");
       const id = await page.locator('input[name="id"]').first().getAttribute("value");
       await page.check(`input[name="id"][value="${id}"]`);
