@@ -24,6 +24,8 @@ export interface GetResultOptions {
   block?: boolean;
   /** How long to wait when blocking, in ms (default 10 000). */
   timeout?: number;
+  /** Integers beyond `Number.MAX_SAFE_INTEGER` (a Python actor's ids) come back exact, as bigints (default false). */
+  bigints?: boolean;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { decodeJson, encodeJson } from "../encoder.js";
+import { decodeJson, decodeJsonBigints, encodeJson } from "../encoder.js";
 import { ResultFailure, ResultMissing, ResultTimeout } from "../errors.js";
 import { nodeCrypto } from "../lazy.js";
 import type { GetResultOptions, Message } from "../message.js";
@@ -57,13 +57,13 @@ export abstract class ResultBackend {
   }
 
   /** Dramatiq's `get_result`: the value, or ResultFailure / ResultMissing / ResultTimeout. */
-  async getResult<R>(message: Message<R>, { block = false, timeout = DEFAULT_RESULT_TIMEOUT }: GetResultOptions = {}): Promise<R> {
+  async getResult<R>(message: Message<R>, { block = false, timeout = DEFAULT_RESULT_TIMEOUT, bigints = false }: GetResultOptions = {}): Promise<R> {
     const raw = await this.getRaw(this.buildMessageKey(message), block, timeout);
     if (raw === undefined) {
       if (block) throw new ResultTimeout(`timed out after ${timeout} ms waiting for the result of ${message}`);
       throw new ResultMissing(`no result for ${message}`);
     }
-    const value = decodeJson(raw) as unknown;
+    const value = (bigints ? decodeJsonBigints(raw) : decodeJson(raw)) as unknown;
     if (isFailureRecord(value)) {
       throw new ResultFailure(`actor raised ${value.exn.type}: ${value.exn.msg}`, value.exn.type, value.exn.msg);
     }
