@@ -83,6 +83,30 @@ describe("CRDs and example manifests", () => {
         message: /minBackoff must not exceed/,
       },
       {
+        rule: "Actor schedule has cron or every",
+        ok: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ cron: "* * * * *" }] } },
+        bad: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ cron: "* * * * *", every: "1s" }] } },
+        message: /either cron or every/,
+      },
+      {
+        rule: "Actor schedule tz only with cron",
+        ok: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ cron: "0 8 * * *", tz: "Europe/Paris" }] } },
+        bad: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ every: "1h", tz: "Europe/Paris" }] } },
+        message: /tz applies to cron/,
+      },
+      {
+        rule: "Actor schedule graceSeconds with misfire late only",
+        ok: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ every: "1h", misfire: "late", graceSeconds: 60 }] } },
+        bad: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ every: "1h", graceSeconds: 60 }] } },
+        message: /graceSeconds is required with misfire: late/,
+      },
+      {
+        rule: "Actor schedule names unique",
+        ok: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ name: "a", every: "1h" }, { name: "b", every: "1h" }] } },
+        bad: { apiVersion: "troupe.dev/v1alpha1", kind: "Actor", metadata: { name: "a" }, spec: { actorName: "a", schedules: [{ name: "a", every: "1h" }, { name: "a", every: "2h" }] } },
+        message: /schedule names must be unique/,
+      },
+      {
         rule: "Pipeline step is an actor or a group",
         ok: { apiVersion: "troupe.dev/v1alpha1", kind: "Pipeline", metadata: { name: "p" }, spec: { broker: { secretRef: { name: "b" } }, steps: [{ name: "s", group: [{ actor: "x" }] }] } },
         bad: { apiVersion: "troupe.dev/v1alpha1", kind: "Pipeline", metadata: { name: "p" }, spec: { broker: { secretRef: { name: "b" } }, steps: [{ name: "s" }] } },
