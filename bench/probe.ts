@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { ChurnMap, type Broker, type Middleware, type MessageProxy, type ProcessOutcome } from "troupe";
 import { wallNow } from "./clock.js";
 import { CpuProfile } from "./profiler.js";
-import { RateMeter } from "./stats.js";
+import { RateMeter, countAck, type AckBuckets } from "./stats.js";
 
 /** How often a worker process reports its tallies: coarse enough to cost nothing, fine enough to see progress. */
 const FLUSH_MS = 25;
@@ -12,6 +12,7 @@ const BARRIER_TIMEOUT_MS = 60_000;
 
 interface PhaseTally {
   meter: RateMeter;
+  buckets: AckBuckets;
   failed: number;
   /** Flat (sentAt, startedAt, finishedAt) triples not yet reported. */
   samples: number[];
@@ -22,6 +23,7 @@ interface PhaseTally {
 export const tallyKeys = {
   ready: (key: string) => `${key}:ready`,
   booted: (key: string) => `${key}:booted`,
+  threads: (key: string) => `${key}:threads`,
   stopped: (key: string) => `${key}:stopped`,
   phase: (key: string, phase: string) => `${key}:phase:${phase}`,
   samples: (key: string, phase: string) => `${key}:samples:${phase}`,
@@ -39,6 +41,8 @@ export class BenchProbe implements Middleware {
   /** Start times reported by the actors, until the message's ack (a ChurnMap, as middleware should use: see churn.ts). */
   private readonly starts = new ChurnMap<MessageProxy, number>();
   private readonly timer: NodeJS.Timeout;
+  /** Worker threads booted in this process (the pool starts them as load asks) and when the last one was ready. */
+  private threadBoots = { boots: 0, lastBootAt: 0, dirty: false };
 
   constructor(
     private readonly redis: Redis,
@@ -62,6 +66,10 @@ export class BenchProbe implements Middleware {
     await this.redis.hset(tallyKeys.ready(this.key), String(process.pid), "1");
     const deadline = Date.now() + BARRIER_TIMEOUT_MS;
     while ((await this.redis.hlen(tallyKeys.ready(this.key))) < this.processes && Date.now() < deadline) await sleep(5);
+  }
+
+  afterWorkerThreadBoot(): void {
+    this.threadBoots = { boots: this.threadBoots.boots + 1, lastBootAt: wallNow(), dirty: true };
   }
 
   async afterWorkerBoot(): Promise<void> {
@@ -96,7 +104,7 @@ export class BenchProbe implements Middleware {
     if (typeof phase !== "string") return;
     let tally = this.phases.get(phase);
     if (!tally) {
-      tally = { meter: new RateMeter(), failed: 0, samples: [], dirty: false };
+      tally = { meter: new RateMeter(), buckets: {}, failed: 0, samples: [], dirty: false };
       this.phases.set(phase, tally);
     }
     tally.dirty = true;
@@ -105,6 +113,7 @@ export class BenchProbe implements Middleware {
       return;
     }
     tally.meter.tick(now);
+    countAck(tally.buckets, now);
     if (typeof sentAt === "number" && startedAt !== undefined) tally.samples.push(sentAt, startedAt, now);
   }
 
@@ -114,8 +123,13 @@ export class BenchProbe implements Middleware {
       if (!tally.dirty) continue;
       tally.dirty = false;
       const { count, first, last } = tally.meter;
-      pipeline.hset(tallyKeys.phase(this.key, phase), String(process.pid), JSON.stringify({ count, failed: tally.failed, first, last }));
+      pipeline.hset(tallyKeys.phase(this.key, phase), String(process.pid), JSON.stringify({ count, failed: tally.failed, first, last, buckets: tally.buckets }));
       if (tally.samples.length) pipeline.rpush(tallyKeys.samples(this.key, phase), JSON.stringify(tally.samples.splice(0)));
+    }
+    if (this.threadBoots.dirty) {
+      this.threadBoots.dirty = false;
+      const { boots, lastBootAt } = this.threadBoots;
+      pipeline.hset(tallyKeys.threads(this.key), String(process.pid), JSON.stringify({ boots, lastBootAt }));
     }
     if (pipeline.length) await pipeline.exec().catch(() => undefined);
   }

@@ -61,9 +61,14 @@ function rssCell(reading: RssReading): string {
   return reading.length === 1 ? mb(peak) : `${mb(peak)} max of ${reading.length} (${mb(reading.reduce((a, b) => a + b, 0))} total)`;
 }
 
-/** Say so when a drain was cut short by the time budget. */
+/** Say so when a drain was cut short by the time budget, or measured after its pool stopped growing. */
 function measuredOver(run: WorkloadResult): string {
-  return run.messages < run.requested ? `; Troupe measured over ${run.messages.toLocaleString("en-US")} of ${run.requested.toLocaleString("en-US")} messages (time budget)` : "";
+  const count = (n: number) => n.toLocaleString("en-US");
+  const budget = run.messages < run.requested ? `; Troupe measured over ${count(run.messages)} of ${count(run.requested)} messages (time budget)` : "";
+  const growth = run.growth;
+  if (!growth) return budget;
+  const grew = `the pool${growth.threads.length > 1 ? "s" : ""} grew to ${growth.threads.join(" + ")} threads until ${Math.round(growth.settledMs)} ms into the drain`;
+  return `${budget}; ${grew}, ${growth.messages ? `measured over the ${count(growth.messages)} messages after that` : "measured over the whole drain (too few messages after it)"}`;
 }
 
 /** The range of the raw runs a median ceiling was taken from. */

@@ -23,6 +23,25 @@ export class RateMeter {
   }
 }
 
+/** Width (ms) of the buckets acks are counted in, to count afterwards those that came after a given moment. */
+export const ACK_BUCKET_MS = 10;
+
+/** Acks per bucket of ACK_BUCKET_MS wall time (bucket index → count). */
+export type AckBuckets = Record<string, number>;
+
+export function countAck(buckets: AckBuckets, at: number): void {
+  const bucket = Math.floor(at / ACK_BUCKET_MS);
+  buckets[bucket] = (buckets[bucket] ?? 0) + 1;
+}
+
+/** Acks from the first whole bucket at or after `from` on, and when that bucket starts, over several processes' buckets. */
+export function acksSince(reported: readonly AckBuckets[], from: number): { count: number; start: number } {
+  const first = Math.ceil(from / ACK_BUCKET_MS);
+  let count = 0;
+  for (const buckets of reported) for (const [bucket, n] of Object.entries(buckets)) if (Number(bucket) >= first) count += n;
+  return { count, start: first * ACK_BUCKET_MS };
+}
+
 /** Messages per second of `count` operations that took `ms`. */
 export function perSecond(count: number, ms: number): number {
   return ms > 0 ? (count * 1000) / ms : 0;

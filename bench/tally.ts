@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { tallyKeys } from "./probe.js";
-import { RateMeter } from "./stats.js";
+import { RateMeter, acksSince, type AckBuckets } from "./stats.js";
 import { progress } from "./progress.js";
 import { deleteKeys } from "./redis-keys.js";
 
@@ -15,6 +15,14 @@ export interface ProcessSpan {
   failed: number;
   first: number;
   last: number;
+  buckets: AckBuckets;
+}
+
+/** A worker process's thread boots so far, and when its last thread was ready (wall ms). */
+export interface ThreadBoots {
+  pid: number;
+  boots: number;
+  lastBootAt: number;
 }
 
 /** Latency of one message: from the send to the actor's start, and to the ack. */
@@ -32,7 +40,7 @@ export class Tally {
 
   /** Forget earlier boots and stops, before starting another worker. */
   async forgetWorkers(): Promise<void> {
-    await this.redis.del(tallyKeys.ready(this.key), tallyKeys.booted(this.key), tallyKeys.stopped(this.key));
+    await this.redis.del(tallyKeys.ready(this.key), tallyKeys.booted(this.key), tallyKeys.stopped(this.key), tallyKeys.threads(this.key));
   }
 
   async count(phase: string): Promise<PhaseCount> {
@@ -49,10 +57,21 @@ export class Tally {
   async perProcess(phase: string): Promise<ProcessSpan[]> {
     const fields = await this.redis.hgetall(tallyKeys.phase(this.key, phase));
     return Object.entries(fields).map(([pid, raw]) => {
-      const reported = JSON.parse(raw) as { count: number; failed: number; first: number | null; last: number | null };
+      const reported = JSON.parse(raw) as { count: number; failed: number; first: number | null; last: number | null; buckets: AckBuckets };
       // JSON turns ±Infinity (no ack yet) into null.
-      return { pid: Number(pid), count: reported.count, failed: reported.failed, first: reported.first ?? Infinity, last: reported.last ?? -Infinity };
+      return { pid: Number(pid), count: reported.count, failed: reported.failed, first: reported.first ?? Infinity, last: reported.last ?? -Infinity, buckets: reported.buckets };
     });
+  }
+
+  /** Acks of `phase` from `from` (wall ms, rounded up to a bucket) on, and where that count starts. */
+  async acksSince(phase: string, from: number): Promise<{ count: number; start: number }> {
+    return acksSince((await this.perProcess(phase)).map((p) => p.buckets), from);
+  }
+
+  /** What each worker process reported of its thread boots. */
+  async threadBoots(): Promise<ThreadBoots[]> {
+    const fields = await this.redis.hgetall(tallyKeys.threads(this.key));
+    return Object.entries(fields).map(([pid, raw]) => ({ pid: Number(pid), ...(JSON.parse(raw) as { boots: number; lastBootAt: number }) }));
   }
 
   async samples(phase: string): Promise<LatencySample[]> {

@@ -5,7 +5,7 @@ import type { RawLatency } from "./raw-latency.js";
 import type { RawSender } from "./raw-redis.js";
 import { progress } from "./progress.js";
 import { messageCounts, type BenchSettings, type Workload } from "./settings.js";
-import { interleavedRates, percentile, perSecond, timed } from "./stats.js";
+import { interleavedRates, percentile, perSecond, timed, type RateMeter } from "./stats.js";
 import type { LatencySample, ProcessSpan, Tally } from "./tally.js";
 import { CpuWindow, RssSampler, WorkerProcess, type CpuReading, type RssReading } from "./worker-process.js";
 
@@ -67,7 +67,26 @@ export interface WorkloadResult {
   cpu?: CpuReading;
   /** Each process's share of the measured messages, with its first and last ack: shows a process that started late. */
   spans?: { count: number; startMs: number; endMs: number }[];
+  /** When the pools were still starting threads after the first measured ack: see `drain`. */
+  growth?: Growth;
 }
+
+/**
+ * A worker's pool starts with one thread and adds threads as load asks for them (100–250 ms a boot, in turn), so
+ * the first part of a drain can run on a pool still growing, and pay for its boots. The rate is then taken from
+ * the last thread boot of any process on (`messages` acks over that span), as a long-running worker has grown
+ * long ago; when fewer than MIN_SETTLED_SHARE of the messages came after it, over the whole drain.
+ */
+export interface Growth {
+  /** From the first measured ack to the last thread boot (ms). */
+  settledMs: number;
+  /** Threads each process had booted by the end of the drain. */
+  threads: number[];
+  /** Acks the rate was taken over (0: the whole drain). */
+  messages: number;
+}
+
+const MIN_SETTLED_SHARE = 0.25;
 
 /** Spans relative to the first ack of any process, largest share first. */
 function relativeSpans(spans: ProcessSpan[]): WorkloadResult["spans"] {
@@ -185,6 +204,18 @@ interface Drain {
   rssLoad: RssReading;
   cpu: CpuReading;
   spans: WorkloadResult["spans"];
+  growth?: Growth;
+}
+
+/** The drain's rate from the pools' last thread boot on, when that came after its first ack (see Growth). */
+async function settledRate(tally: Tally, phase: string, drained: RateMeter): Promise<{ processing: number; growth?: Growth }> {
+  const boots = await tally.threadBoots();
+  const settledAt = Math.max(...boots.map((b) => b.lastBootAt));
+  if (!(settledAt > drained.first)) return { processing: drained.rate };
+  const after = await tally.acksSince(phase, settledAt);
+  const growth = { settledMs: settledAt - drained.first, threads: boots.map((b) => b.boots), messages: 0 };
+  if (after.count < drained.count * MIN_SETTLED_SHARE || drained.last <= after.start) return { processing: drained.rate, growth };
+  return { processing: (after.count * 1000) / (drained.last - after.start), growth: { ...growth, messages: after.count } };
 }
 
 /**
@@ -211,6 +242,7 @@ async function drain(target: TroupeTarget, workload: Workload, processes: number
     const cpu = cpuWindow.end();
     const spans = relativeSpans(await tally.perProcess(phase));
     const rssLoad = sampler.stop();
+    const { processing, growth } = await settledRate(tally, phase, drained);
     if (drained.count < messages) {
       // The time budget cut the measurement short. What is left is finished, uncounted, before the latency phase:
       // purging the queue would leave the worker its prefetched messages (up to the prefetch per process), and
@@ -219,7 +251,7 @@ async function drain(target: TroupeTarget, workload: Workload, processes: number
       progress(`${name}: finishing the ${messages - drained.count} messages left, uncounted, before the latency phase`);
       await worker.watch(tally.waitFor(phase, messages, settings.stallTimeout, `${name} rest`));
     }
-    return { worker, count: drained.count, processing: drained.rate, rssLoad, cpu, spans };
+    return { worker, count: drained.count, processing, rssLoad, cpu, spans, growth };
   } catch (err) {
     await stopWorker(target, worker, processes);
     throw err;
@@ -235,12 +267,12 @@ export async function measureWorkload(target: TroupeTarget, workload: Workload, 
   const name = `${target.label} ${processes}×${settings.threads} ${workload.name}`;
   const phase = `${target.label}-${workload.name}-${processes}`;
   const { messages } = messageCounts(settings, workload.name);
-  const { worker, count, processing, rssLoad, cpu, spans } = await drain(target, workload, processes, phase, name);
+  const { worker, count, processing, rssLoad, cpu, spans, growth } = await drain(target, workload, processes, phase, name);
   try {
     progress(`${name}: ${Math.round(processing)} msg/s; measuring latency`);
     const capacity = Math.min(processing, brokerCapacity);
     const latency = await worker.watch(measureLatency(target, workload, `${phase}-latency`, capacity, name));
-    return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad, cpu, spans };
+    return { workload: workload.name, processes, threads: settings.threads, requested: messages, messages: count, processing, ideal: workload.ideal(processes, settings.threads), latency, rssLoad, cpu, spans, growth };
   } finally {
     await stopWorker(target, worker, processes);
   }

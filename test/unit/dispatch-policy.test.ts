@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { LOOKAHEAD_MAX_MS, MAX_PACKED, PACK_BUDGET_MS, capacityFor, expectedMs, pickThread, type ThreadLoad } from "../../worker/runtime/dispatch-policy.js";
+import { GROW_OCCUPANCY, LOOKAHEAD_MAX_MS, MAX_PACKED, PACK_BUDGET_MS, capacityFor, expectedMs, pickThread, wantsAnotherThread, type ThreadLoad } from "../../worker/runtime/dispatch-policy.js";
 
 const settings = { concurrency: 1, lookahead: 3 };
 const idle = (): ThreadLoad => ({ tasks: 0, backlogMs: 0 });
@@ -91,6 +91,27 @@ describe("dispatch policy", () => {
     assert.equal(capacityFor(short, 8, settings), 8 * (1 + 3));
     assert.equal(capacityFor(unknown, 8, settings), 8 * (1 + 3));
     assert.equal(capacityFor(slow, 8, settings), 8);
+  });
+
+  test("another thread is wanted when no thread has a free slot; for quick actors only when none has room even packed and every thread is busy", () => {
+    const running = (): ThreadLoad => ({ tasks: 1, backlogMs: 5 });
+    for (const expected of [slow, short, unknown]) {
+      assert.equal(wantsAnotherThread([running(), idle()], expected, settings), false, "a thread is free");
+      assert.equal(wantsAnotherThread([running(), running()], expected, settings), true, "every thread runs one");
+      assert.equal(wantsAnotherThread([undefined], expected, settings), true, "the only thread is being replaced");
+    }
+    const loads = [idle()];
+    dispatch(loads, noop, Math.floor(PACK_BUDGET_MS / noop / 2));
+    assert.equal(wantsAnotherThread(loads, noop, settings), false, "half a thread's budget of quick messages: no other wanted");
+    const full = dispatch(loads, noop, MAX_PACKED);
+    assert.equal(full.at(-1), -1, "the budget is full");
+    assert.equal(wantsAnotherThread(loads, noop, settings), false, "no room left, but the thread was not measured busy");
+    loads[0]!.occupancy = GROW_OCCUPANCY / 2;
+    assert.equal(wantsAnotherThread(loads, noop, settings), false, "no room left, but the thread is mostly idle");
+    loads[0]!.occupancy = GROW_OCCUPANCY;
+    assert.equal(wantsAnotherThread(loads, noop, settings), true, "no room left and the thread busy");
+    assert.equal(wantsAnotherThread([{ tasks: 1, backlogMs: 5, occupancy: 0 }, { tasks: 1, backlogMs: 5, occupancy: 0 }], short, settings), true, "occupancy matters to quick actors only");
+    assert.equal(wantsAnotherThread([running()], noop, { concurrency: 1, lookahead: 0 }), true, "lookahead 0 packs nothing");
   });
 
   test("a pick always has room, every thread keeps at least concurrency (+ lookahead for short actors), none exceeds the packing cap", () => {

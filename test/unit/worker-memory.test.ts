@@ -5,13 +5,15 @@ import { BroadcastChannel } from "node:worker_threads";
 import { releaseMemory } from "../../worker/runtime/memory.js";
 import { workerProcessEnv } from "../../worker/runtime/supervisor.js";
 import { ThreadPool } from "../../worker/runtime/thread-pool.js";
+import { Message } from "../../worker/message.js";
 import { fixture, uniqueName } from "../support/env.js";
+import { until } from "../support/wait.js";
 
-test("worker threads boot one at a time: a thread starts importing once the previous one is ready", async () => {
+test("worker threads start as load asks, one boot at a time: one at start, another when a message finds every thread busy", async () => {
   const name = uniqueName("boot");
   process.env.TEST_BOOT_CHANNEL = name;
   const channel = new BroadcastChannel(name);
-  const pool = new ThreadPool({ size: 3, concurrency: 1, modules: [fixture("boot-gate")] });
+  const pool = new ThreadPool({ size: 3, concurrency: 1, modules: [fixture("boot-gate"), fixture("basic")] });
   const readyWhenBooting: number[] = [];
   channel.onmessage = (event) => {
     const [what, threadId] = String((event as MessageEvent).data).split(" ");
@@ -20,9 +22,24 @@ test("worker threads boot one at a time: a thread starts importing once the prev
     readyWhenBooting.push(pool.readyThreads);
     channel.postMessage(`go ${threadId}`);
   };
+  // Naps long enough to hold their thread for the whole test; the pool's stop ends them.
+  const nap = (id: string) => void pool.run("nap", new Message({ queueName: "default", actorName: "nap", args: [id, 60_000] }).encode());
   try {
     await pool.start();
-    assert.equal(pool.readyThreads, 3);
+    assert.deepEqual({ ready: pool.readyThreads, started: pool.startedThreads }, { ready: 1, started: 1 });
+    nap("n0");
+    assert.equal(pool.startedThreads, 1, "the first thread was free");
+    nap("n1");
+    assert.equal(pool.startedThreads, 2, "every thread busy: another starts");
+    nap("n2");
+    assert.equal(pool.startedThreads, 2, "not while one boots");
+    await until(() => pool.readyThreads === 2, "the second thread to boot");
+    nap("n3");
+    assert.equal(pool.startedThreads, 2, "the new thread was free");
+    nap("n4");
+    await until(() => pool.readyThreads === 3, "the third thread to boot");
+    for (let i = 5; i < 10; i++) nap(`n${i}`);
+    assert.equal(pool.startedThreads, 3, "never more than the pool's size");
     assert.deepEqual(readyWhenBooting, [0, 1, 2]);
   } finally {
     await pool.stop();

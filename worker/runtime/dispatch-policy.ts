@@ -5,7 +5,7 @@
  * in one post; messages of other short or unknown actors are spread over the least busy threads, `lookahead`
  * ahead of what each runs, so a thread goes from one to the next without waiting for the main thread; messages
  * of slow actors go only to a thread with a free slot and otherwise wait in the main thread, where the next
- * thread to free a slot takes them.
+ * thread to free a slot takes them. A message that finds no thread free for it asks the pool for another thread.
  */
 
 /** What a thread has on hand, as the main thread counts it. */
@@ -14,6 +14,11 @@ export interface ThreadLoad {
   tasks: number;
   /** Their expected run time, summed (ms). */
   backlogMs: number;
+  /**
+   * Share of the thread's slot time its messages took (run time + PER_MESSAGE_MS each) over the last window the
+   * pool measured, 0–1; undefined until one was measured.
+   */
+  occupancy?: number;
 }
 
 export interface DispatchSettings {
@@ -39,6 +44,13 @@ export const MAX_PACKED = 64;
 export const LOOKAHEAD_MAX_MS = 2;
 /** The thread's own cost of a message (receive, decode, reply), added to the actor's run time. */
 const PER_MESSAGE_MS = 0.02;
+/**
+ * Occupancy every thread must have reached before quick messages that find no room ask for another thread.
+ * Without it a drain of no-op messages grew the pool to 3–5 threads (prefetch 104, a millisecond's budget of
+ * about 40 per thread) while each thread was busy a fifth of the time: quick messages wait for room in the main
+ * thread because of the budget, not because the threads are saturated.
+ */
+export const GROW_OCCUPANCY = 0.5;
 
 /** The run time (ms) to count for a message of an actor with this measured average (undefined: never seen). */
 export function expectedMs(averageMs: number | undefined): number {
@@ -85,4 +97,16 @@ export function pickThread(loads: readonly (ThreadLoad | undefined)[], expected:
     if (least < 0 || load.tasks < loads[least]!.tasks) least = i;
   }
   return packed >= 0 ? packed : least;
+}
+
+/**
+ * Whether the threads the pool has are not enough for a message, so that it starts another (up to its size):
+ * for a quick actor, when no thread has room for it even packed (it would wait in the main thread) and every
+ * thread was busy at least GROW_OCCUPANCY of its last measured window; for others, when no thread has a free
+ * slot, so it would be sent ahead behind a running actor or wait.
+ */
+export function wantsAnotherThread(loads: readonly (ThreadLoad | undefined)[], expected: number, settings: DispatchSettings): boolean {
+  if (packable(expected, settings)) return pickThread(loads, expected, settings) < 0 && loads.every((load) => !load || (load.occupancy ?? 0) >= GROW_OCCUPANCY);
+  for (const load of loads) if (load && load.tasks < settings.concurrency) return false;
+  return true;
 }

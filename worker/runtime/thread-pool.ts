@@ -7,7 +7,7 @@ import { RECALLED, RECALLED_ERROR, type FromThread, type ThreadData, type ToThre
 import { ActorTimes } from "./actor-times.js";
 import { handleRpc } from "./rpc.js";
 import { RunningSlots, nextTaskId } from "./running-slots.js";
-import { capacityFor, expectedMs, pickThread, type DispatchSettings, type ThreadLoad } from "./dispatch-policy.js";
+import { capacityFor, expectedMs, pickThread, wantsAnotherThread, type DispatchSettings, type ThreadLoad } from "./dispatch-policy.js";
 
 /** `ms`: how long the actor ran in its thread, from its start (absent when it never began). */
 export type RunOutcome = ({ ok: true; result: unknown } | { ok: false; error: Error }) & { ms?: number };
@@ -34,6 +34,8 @@ interface PoolThread {
   tasks: ChurnSet<Task>;
   /** What the dispatch policy sees of the thread: its task count (from `tasks`) and their expected run time. */
   load: ThreadLoad;
+  /** The occupancy window being measured (see noteBusy): its start (performance.now()) and the slot time taken in it. */
+  window: { start: number; busyMs: number };
   /** What the thread is running now, written by the thread. */
   running: RunningSlots;
   ready: boolean;
@@ -46,6 +48,7 @@ interface PoolThread {
 }
 
 export interface ThreadPoolOptions {
+  /** Most threads. The pool starts with one and adds one at a time while messages find every thread busy. */
   size: number;
   /** Messages one thread may run at once (async actors overlap; a sync actor holds its thread). */
   concurrency: number;
@@ -65,11 +68,17 @@ const ENTRY = new URL("./thread-entry.js", import.meta.url);
 export const DEFAULT_LOOKAHEAD = 3;
 /** How long an actor runs before messages waiting behind it may be taken back by an idle thread. */
 const STEAL_AFTER_MS = 2;
+/** Window over which a thread's occupancy is measured: long enough to average a few hundred quick messages. */
+const OCCUPANCY_WINDOW_MS = 100;
 const log = getLogger("threads");
 
 /**
- * A fixed number of worker threads running actors. A thread that crashes is replaced; a thread that has to be
- * stopped (time limit, shutdown) is terminated and replaced, and its unfinished tasks end with an error.
+ * Worker threads running actors, started as load asks for them: one at start, then another whenever a message
+ * finds no thread free for it (see wantsAnotherThread), one boot at a time, up to `size`. Each resident thread
+ * costs about 9 MB however little it runs (a V8 isolate, Node's environment for it, its event loop), and most
+ * workers spend most of their life below their thread count: an idle 8-thread worker was 137 MB, 69 MB with one.
+ * Threads once started stay. A thread that crashes is replaced; a thread that has to be stopped (time limit,
+ * shutdown) is terminated and replaced, and its unfinished tasks end with an error.
  * Emits `threadBoot(index)` and `threadExit(index)`.
  */
 export class ThreadPool extends EventEmitter {
@@ -80,6 +89,8 @@ export class ThreadPool extends EventEmitter {
   private readonly waiting: Task[] = [];
   private lastTaskId = 0;
   private stopping = false;
+  /** Threads spawned and not yet ready (or failed): while one boots, no other is added. */
+  private booting = 0;
   private readonly settings: DispatchSettings;
   /** Each actor's average run time in a thread (ms), as the threads report it. */
   private readonly runTimes = new ActorTimes(8);
@@ -100,18 +111,17 @@ export class ThreadPool extends EventEmitter {
   }
 
   /**
-   * Start every thread and wait until each has imported the actor modules. Rejects if an import fails.
+   * Start the first thread and wait until it has imported the actor modules. Rejects if the import fails.
    *
-   * Threads boot one after another, not all at once. Booting allocates far more native memory (module sources,
-   * compiler zones) than a thread keeps, and threads share malloc arenas: booted together, their short-lived
-   * allocations interleave with long-lived ones, and the arenas keep the freed gaps (about 2 MB per thread that
-   * the process never gives back). Booted in turn, each thread reuses what the previous one freed once it had
-   * collected its boot garbage (see releaseMemory). On 2 cores an 8-thread worker boots in about 2 s instead of
-   * 1.2 s, mostly for the threads' collections.
+   * Threads boot one after another, never several at once (see grow). Booting allocates far more native memory
+   * (module sources, compiler zones) than a thread keeps, and threads share malloc arenas: booted together, their
+   * short-lived allocations interleave with long-lived ones, and the arenas keep the freed gaps (about 2 MB per
+   * thread that the process never gives back). Booted in turn, each thread reuses what the previous one freed once
+   * it had collected its boot garbage (see releaseMemory). A boot takes 100–250 ms on 2 cores.
    */
   async start(): Promise<void> {
     try {
-      for (let index = 0; index < this.options.size; index++) await this.spawn(index);
+      await this.spawn(0);
     } catch (err) {
       // A thread could not load the modules: stop those already booted too, or they keep the process alive.
       await this.stop();
@@ -119,20 +129,36 @@ export class ThreadPool extends EventEmitter {
     }
   }
 
+  /** Threads started so far (booting, ready, or being replaced). */
+  get startedThreads(): number {
+    return this.threads.length;
+  }
+
+  /** Add a thread, unless one is booting or the pool is full. */
+  private grow(): void {
+    if (this.booting > 0 || this.stopping || this.threads.length >= this.options.size) return;
+    const index = this.threads.length;
+    this.spawn(index).catch((err) => {
+      // A boot cut short by stop() is no failure.
+      if (!this.stopping) log.error("could not start another worker thread", { thread: index, err });
+    });
+  }
+
   private spawn(index: number): Promise<void> {
+    this.booting++;
     const running = RunningSlots.create(this.options.concurrency);
     const data: ThreadData = { modules: this.options.modules, threadIndex: index, concurrency: this.options.concurrency, running: running.buffer };
     const worker = new NodeWorker(ENTRY, { workerData: data, execArgv: this.options.execArgv, stdout: false, stderr: false });
     const tasks = new ChurnSet<Task>();
-    const load = {
+    const load: ThreadLoad = {
       get tasks() {
         return tasks.size;
       },
       backlogMs: 0,
     };
-    const thread: PoolThread = { index, worker, tasks, load, running, ready: false, outbox: [] };
+    const thread: PoolThread = { index, worker, tasks, load, window: { start: performance.now(), busyMs: 0 }, running, ready: false, outbox: [] };
     this.threads[index] = thread;
-    return new Promise<void>((resolve, reject) => {
+    const boot = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new TroupeError(`worker thread ${index} did not load the actor modules within ${this.options.bootTimeout ?? 60_000} ms`));
         void worker.terminate();
@@ -157,6 +183,7 @@ export class ThreadPool extends EventEmitter {
             break;
           case "done":
             this.noteRunTime(msg.id, msg.ms);
+            this.noteBusy(thread, msg.ms);
             this.finish(msg.id, msg.ok ? { ok: true, result: msg.result, ms: msg.ms } : { ok: false, error: new RemoteError(msg.error), ms: msg.ms });
             break;
           case "rpc":
@@ -172,9 +199,17 @@ export class ThreadPool extends EventEmitter {
       });
       worker.on("exit", (code) => {
         clearTimeout(timer);
+        if (!thread.ready) reject(new WorkerThreadDied(`worker thread ${index} exited with code ${code} while loading the actor modules`));
         this.onExit(thread, code);
       });
     });
+    const booted = (): void => {
+      this.booting--;
+      // What waited for this boot may need the next one.
+      if (this.waiting.length > 0) this.grow();
+    };
+    boot.then(booted, booted);
+    return boot;
   }
 
   private answerRpc(thread: PoolThread, callId: number, method: string, args: unknown[]): void {
@@ -279,6 +314,17 @@ export class ThreadPool extends EventEmitter {
     if (actorName !== undefined && ms !== undefined) this.runTimes.note(actorName, ms);
   }
 
+  /** Count a finished message's slot time into its thread's occupancy, measured over windows of OCCUPANCY_WINDOW_MS. */
+  private noteBusy(thread: PoolThread, ms: number | undefined): void {
+    const { window } = thread;
+    if (ms !== undefined) window.busyMs += expectedMs(ms);
+    const now = performance.now();
+    const elapsed = now - window.start;
+    if (elapsed < OCCUPANCY_WINDOW_MS) return;
+    thread.load.occupancy = window.busyMs / (elapsed * this.options.concurrency);
+    thread.window = { start: now, busyMs: 0 };
+  }
+
   private assign(task: Task, thread: PoolThread): void {
     task.thread = thread;
     thread.tasks.add(task);
@@ -324,6 +370,7 @@ export class ThreadPool extends EventEmitter {
     const outcome = new Promise<RunOutcome>((r) => (resolve = r));
     const task: Task = { id, actorName, body, expectedMs: expectedMs(this.runTimes.get(actorName)), resolve };
     this.tasks.set(id, task);
+    if (this.threads.length < this.options.size && wantsAnotherThread(this.loads, task.expectedMs, this.settings)) this.grow();
     const thread = this.pick(task);
     if (thread) this.assign(task, thread);
     else this.waiting.push(task);

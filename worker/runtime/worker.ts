@@ -105,7 +105,7 @@ export class Worker implements WorkerInfo {
   async start(): Promise<void> {
     setMainHandlers(mainHandlers(this.broker));
     await this.broker.connect();
-    // Threads boot one after another (about a quarter of a second each on 2 cores): say where start-up is.
+    // The first thread boots in 100–250 ms on 2 cores (others as load asks for them): say where start-up is.
     log.info("connected to the broker; starting worker threads", { broker: this.broker.displayUrl, threads: this.threads });
     await this.pool.start();
     const declared = this.broker.registry.queues();
