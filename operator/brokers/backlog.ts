@@ -14,6 +14,8 @@ export interface QueueBacklog extends QueueStats {
   delayedDue: number;
   /** Delayed messages whose eta could not be read (RabbitMQ, or an undecodable body). */
   delayedUnknownEta: number;
+  /** The earliest eta after the horizon (ms since the epoch), where the broker shows etas and one is later. */
+  nextEtaAfterHorizon?: number;
 }
 
 export interface BrokerBacklog {
@@ -62,7 +64,7 @@ export class BacklogReader {
     return Promise.all(
       stats.map(async (s) => {
         const etas = s.delayed > 0 ? await countDelayedDue(client, broker.namespace, s.queue, dueBy) : { due: 0, unknownEta: 0 };
-        return { ...s, delayedDue: etas.due, delayedUnknownEta: etas.unknownEta };
+        return { ...s, delayedDue: etas.due, delayedUnknownEta: etas.unknownEta, nextEtaAfterHorizon: etas.nextEta };
       }),
     );
   }

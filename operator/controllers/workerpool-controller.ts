@@ -13,7 +13,7 @@ import { poolStatus, type PoolOutcome } from "../resources/workerpool-status.js"
 import type { ReconcileResult } from "../runtime/controller.js";
 import { deletionCosts, POD_DELETION_COST } from "../scaling/deletion-cost.js";
 import { managementUrlOf, type ManagementEndpoint } from "../brokers/management-url.js";
-import type { BacklogCompleteness } from "../scaling/backlog-sizer.js";
+import { nextPollInMs, type BacklogCompleteness } from "../scaling/backlog-sizer.js";
 import { scrapeLoad, type WorkerLoad } from "../scaling/pod-load.js";
 import { splitKey, type OperatorContext } from "./context.js";
 
@@ -107,7 +107,7 @@ export class WorkerPoolReconciler {
     const desired = applied?.spec?.replicas ?? current;
     await this.report(pool, autoscaling, { current, desired, reason: decision.reason, message: decision.message, problems, rejection, brokerProblem, stats: decision.stats, throughput: decision.throughput, completeness: decision.completeness, deploymentStatus: applied?.status }, { existed: Boolean(deployment), recommended: decision.recommended }, now);
     if (rejection) return { backoff: true };
-    return { requeueAfterMs: autoscaling ? autoscaling.pollIntervalSeconds * 1000 : MANUAL_RESYNC_MS };
+    return { requeueAfterMs: autoscaling ? nextPollInMs(autoscaling, decision, this.ctx.now().getTime()) : MANUAL_RESYNC_MS };
   };
 
   /** Read the queues and decide the size (autoscaled), or take spec.replicas (manual); an invalid spec holds. */
@@ -115,12 +115,13 @@ export class WorkerPoolReconciler {
     pool: WorkerPool,
     autoscaling: AutoscalingSpec | undefined,
     { key, brokerUrl, queues, current, invalid, loads, management }: { key: string; brokerUrl?: string; queues: string[]; current: number; invalid: boolean; loads?: { load: WorkerLoad | undefined }[]; management?: ManagementEndpoint },
-  ): Promise<{ desired: number; recommended: number; reason: string; message: string; stats?: QueueStats[]; throughput?: number; brokerProblem?: { reason: string; message: string }; completeness?: BacklogCompleteness }> {
+  ): Promise<{ desired: number; recommended: number; reason: string; message: string; stats?: QueueStats[]; throughput?: number; brokerProblem?: { reason: string; message: string }; completeness?: BacklogCompleteness; delayedEntersHorizonAt?: number }> {
     if (autoscaling && !invalid) {
       const pods = loads?.map((l) => l.load);
-      const { decision, stats, error, completeness } = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: this.ctx.now().getTime(), management, pods });
+      const { decision, stats, error, completeness, delayedEntersHorizonAt } = await this.ctx.scaler.evaluate({ key, spec: autoscaling, brokerUrl, queues, currentReplicas: current, now: this.ctx.now().getTime(), management, pods });
       return {
         completeness,
+        delayedEntersHorizonAt,
         desired: decision.replicas,
         recommended: decision.recommended,
         reason: decision.reason,

@@ -15,7 +15,7 @@ import { ACTORS_FILE } from "../resources/labels.js";
 import { poolQueues } from "../resources/queues.js";
 import { refKey, secretRefValue, type SecretLookup } from "../resources/secret-refs.js";
 import { brokerSettingsEnv, workerArgs } from "../resources/workerpool.js";
-import { BacklogSizer } from "../scaling/backlog-sizer.js";
+import { BacklogSizer, nextPollInMs, type PoolEvaluation } from "../scaling/backlog-sizer.js";
 import { LocalPipelines } from "./local-pipelines.js";
 import { LocalPool } from "./local-pool.js";
 import type { LocalManifests } from "./manifests.js";
@@ -128,11 +128,13 @@ export class LocalRunner {
     }
     const current = local.size;
     const startedAt = Date.now();
+    let evaluation: PoolEvaluation | undefined;
     try {
       // Every poll: the replicas' in-progress gauges keep busy ones from being stopped and stand in for in-flight
       // counts the broker cannot give (RabbitMQ without its management API).
       const pods = (await local.replicaLoads()).map((l) => l.load);
-      const { decision, error, completeness } = await this.scaler.evaluate({ key: pool.metadata.name, spec: autoscaling, brokerUrl, queues, currentReplicas: current, management: entry.management, pods });
+      evaluation = await this.scaler.evaluate({ key: pool.metadata.name, spec: autoscaling, brokerUrl, queues, currentReplicas: current, management: entry.management, pods, now: startedAt });
+      const { decision, error, completeness } = evaluation;
       const gap = completeness && !completeness.complete ? completeness.message : undefined;
       if (gap !== undefined && gap !== entry.backlogGap) log.warn("part of the backlog could not be read; the pool does not shrink", { pool: pool.metadata.name, detail: gap });
       entry.backlogGap = gap;
@@ -146,8 +148,8 @@ export class LocalRunner {
       log.error("scaling step failed", { pool: pool.metadata.name, err });
     }
     // One interval from the start of this poll, not its end: reading a long delay queue and starting replicas do not
-    // stretch the time until work that arrives now is seen.
-    const next = Math.max(0, startedAt + autoscaling.pollIntervalSeconds * 1000 - Date.now());
+    // stretch the time until work that arrives now is seen. Sooner when a delayed message enters the horizon first.
+    const next = Math.max(0, startedAt + nextPollInMs(autoscaling, evaluation ?? {}, startedAt) - Date.now());
     if (!this.stopped) entry.timer = setTimeout(() => void this.tick(entry, queues, brokerUrl), next);
   }
 

@@ -21,6 +21,11 @@ export interface PoolEvaluation {
   error?: Error;
   /** Set when the broker answered. */
   completeness?: BacklogCompleteness;
+  /**
+   * When the earliest delayed message beyond the horizon enters it (ms since the epoch): the pool should be polled
+   * again by then, so that a poll interval longer than the horizon's margin does not make that message's scale-up late.
+   */
+  delayedEntersHorizonAt?: number;
 }
 
 /**
@@ -49,12 +54,13 @@ export class BacklogSizer {
     pods?: readonly (WorkerLoad | undefined)[];
   }): Promise<PoolEvaluation> {
     const now = args.now ?? Date.now();
+    const horizonMs = args.spec.delayedHorizonSeconds * 1000;
     let read: BrokerBacklog | undefined;
     let error: Error | undefined;
     if (args.brokerUrl === undefined) error = new Error("no broker URL");
     else {
       try {
-        read = await this.reader.read(args.brokerUrl, args.queues, { dueBy: now + args.spec.delayedHorizonSeconds * 1000, management: args.management });
+        read = await this.reader.read(args.brokerUrl, args.queues, { dueBy: now + horizonMs, management: args.management });
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));
       }
@@ -68,7 +74,9 @@ export class BacklogSizer {
     const signals = read ? backlogSignals(read, args.pods) : undefined;
     const reading: BacklogReading = signals ? { ...signals.reading, processed } : { backlog: undefined };
     const decision = decider.decide(args.spec, reading, args.currentReplicas, now);
-    return { decision, stats: signals?.queues, error, completeness: signals?.completeness };
+    const later = (read?.queues ?? []).map((q) => q.nextEtaAfterHorizon).filter((eta): eta is number => eta !== undefined);
+    const delayedEntersHorizonAt = later.length ? Math.min(...later) - horizonMs : undefined;
+    return { decision, stats: signals?.queues, error, completeness: signals?.completeness, delayedEntersHorizonAt };
   }
 
   forget(key: string): void {
@@ -112,4 +120,14 @@ export function backlogSignals(read: BrokerBacklog, pods: readonly (WorkerLoad |
     queues,
     completeness,
   };
+}
+
+/**
+ * Milliseconds to a pool's next poll: its interval, or less when a delayed message enters the horizon before then.
+ * The default horizon already holds one interval, so this matters when the user set a shorter one.
+ */
+export function nextPollInMs(spec: AutoscalingSpec, evaluation: Pick<PoolEvaluation, "delayedEntersHorizonAt">, now: number): number {
+  const interval = spec.pollIntervalSeconds * 1000;
+  const enters = evaluation.delayedEntersHorizonAt;
+  return enters === undefined ? interval : Math.min(interval, Math.max(1, Math.ceil(enters - now)));
 }

@@ -4,7 +4,8 @@ import { Message, RabbitmqBroker, RedisBroker, type Consumer } from "troupe";
 import { BacklogReader } from "../../operator/brokers/backlog.js";
 import { BrokerConnections } from "../../operator/brokers/connections.js";
 import { managementUrlOf } from "../../operator/brokers/management-url.js";
-import { backlogSignals } from "../../operator/scaling/backlog-sizer.js";
+import { backlogSignals, nextPollInMs } from "../../operator/scaling/backlog-sizer.js";
+import { autoscalingWithDefaults } from "../../operator/api/types.js";
 import type { WorkerLoad } from "../../operator/scaling/pod-load.js";
 import type { WorkerPoolSpec } from "../../operator/api/types.js";
 import { AMQP_URL, REDIS_URL, uniqueName } from "../support/env.js";
@@ -42,11 +43,15 @@ describe("backlog on Redis: delayed messages by eta (delayed-due.lua)", () => {
     const now = Date.now();
     const soon = await reader.read(REDIS_URL, [queue], { dueBy: now + 30_000 });
     assert.equal(soon.inFlightUnseen, undefined);
+    // The earliest of the hour-ahead ones: when the next poll must look again.
+    const next = soon.queues[0]!.nextEtaAfterHorizon!;
+    assert.ok(next > now + 3_500_000 && next <= now + 3_600_000, `the earliest eta after the horizon, ${next - now} ms ahead`);
     assert.deepEqual(soon.queues.map(({ queue: q, ready, delayed, delayedDue, delayedUnknownEta, inFlight }) => ({ q, ready, delayed, delayedDue, delayedUnknownEta, inFlight })), [
       { q: queue, ready: 7, delayed: 2802, delayedDue: 2500, delayedUnknownEta: 2, inFlight: 0 },
     ]);
     const later = await reader.read(REDIS_URL, [queue], { dueBy: now + 2 * 3_600_000 });
     assert.equal(later.queues[0]!.delayedDue, 2800);
+    assert.equal(later.queues[0]!.nextEtaAfterHorizon, undefined, "nothing is due later");
     const none = await reader.read(REDIS_URL, [queue], { dueBy: now });
     assert.equal(none.queues[0]!.delayedDue, 0);
   });
@@ -164,5 +169,15 @@ describe("management API URL of a pool", () => {
       if (saved === undefined) delete process.env.TROUPE_RABBITMQ_MANAGEMENT_URL;
       else process.env.TROUPE_RABBITMQ_MANAGEMENT_URL = saved;
     }
+  });
+});
+
+describe("next poll of a pool", () => {
+  test("the poll interval, or sooner when a delayed message enters the horizon first", () => {
+    const spec = autoscalingWithDefaults({ maxReplicas: 2, pollIntervalSeconds: 30 })!;
+    assert.equal(nextPollInMs(spec, {}, 1000), 30_000);
+    assert.equal(nextPollInMs(spec, { delayedEntersHorizonAt: 1000 + 12_345.2 }, 1000), 12_346);
+    assert.equal(nextPollInMs(spec, { delayedEntersHorizonAt: 1000 + 90_000 }, 1000), 30_000);
+    assert.equal(nextPollInMs(spec, { delayedEntersHorizonAt: 500 }, 1000), 1, "already inside: at once, never a negative delay");
   });
 });

@@ -9,7 +9,7 @@ const PAGE = 1000;
 let source: string | undefined;
 
 interface DelayedDueCommand {
-  troupeDelayedDue(ns: string, queue: string, deadline: number, cursor: string, count: number): Promise<[string, number, number]>;
+  troupeDelayedDue(ns: string, queue: string, deadline: number, cursor: string, count: number): Promise<[string, number, number, number]>;
 }
 
 export type DelayedDueClient = Redis & DelayedDueCommand;
@@ -26,6 +26,8 @@ export interface DelayedEtas {
   due: number;
   /** Delayed messages whose body or eta could not be read. */
   unknownEta: number;
+  /** The earliest eta after the deadline (ms since the epoch); undefined when none is later. */
+  nextEta?: number;
 }
 
 /** Count the delayed messages of a canonical queue due by `deadline` (ms since the epoch). */
@@ -33,11 +35,14 @@ export async function countDelayedDue(client: DelayedDueClient, namespace: strin
   let cursor = "0";
   let due = 0;
   let unknownEta = 0;
+  let nextEta: number | undefined;
   do {
-    const [next, pageDue, pageUnknown] = await client.troupeDelayedDue(namespace, queue, deadline, cursor, PAGE);
+    const [next, pageDue, pageUnknown, pageLater] = await client.troupeDelayedDue(namespace, queue, deadline, cursor, PAGE);
     cursor = String(next);
     due += Number(pageDue);
     unknownEta += Number(pageUnknown);
+    const later = Number(pageLater);
+    if (later >= 0 && (nextEta === undefined || later < nextEta)) nextEta = later;
   } while (cursor !== "0");
-  return { due, unknownEta };
+  return { due, unknownEta, nextEta };
 }
