@@ -4,8 +4,11 @@ import type * as k8s from "@kubernetes/client-node";
 import { RedisBroker, Schedule, Scheduler, actor, scheduleStoreFor } from "troupe";
 import type { Operator } from "../../operator/operator.js";
 import type { FakeApiServer } from "../fake-apiserver/server.js";
-import { REDIS_URL, uniqueName } from "../support/env.js";
-import { customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest, type ApiObject } from "../support/operator.js";
+import { operatorBroker } from "../../operator/brokers/connections.js";
+import { scheduleTarget } from "../../operator/resources/actor-schedules.js";
+import { AMQP_URL, REDIS_URL, uniqueName } from "../support/env.js";
+import { RawAmqp } from "../support/rabbitmq.js";
+import { createSecret, customObjects, namespaceWithBroker, startFakeApiServer, startOperator, workerPoolManifest, type ApiObject } from "../support/operator.js";
 import { deleteNamespace, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
@@ -17,7 +20,8 @@ function clockFrom(start: string): () => Date {
 
 const namespace = uniqueName("actor-sched");
 const client = redisClient(REDIS_URL);
-const brokerFactory = (url: string) => new RedisBroker(url, { namespace });
+/** The operator's brokers, a Redis one in the test's own namespace. */
+const brokerFactory = (url: string) => (url.startsWith("redis:") ? new RedisBroker(url, { namespace }) : operatorBroker(url));
 
 /** The ticks enqueued on `queue` by schedule `name`, in order (read from the Redis broker's message hash). */
 async function ticks(queue: string, name: string): Promise<number[]> {
@@ -229,5 +233,56 @@ describe("Actor schedules fired by the operator on real Redis", () => {
     assert.match(condition.message, /schedules\[1\].*Mars\/Olympus/);
     const status = (await cr.get("actors", ns, "parser")).status;
     assert.deepEqual(status.schedules.map((s: ApiObject) => s.when), ["every 1h"], "the valid schedule still fires");
+  });
+
+  test("on RabbitMQ the ticks are elected on the pool's results Redis and published on RabbitMQ, each once", async () => {
+    if (!operators.length) operators.push(await startOperator(fake, { brokerFactory }));
+    const ns = await namespaceWithBroker(kc, AMQP_URL);
+    await createSecret(kc, ns, "results", { url: REDIS_URL });
+    const queue = uniqueName("sched_amqp");
+    await cr.create("workerpools", ns, workerPoolManifest("rabbit", { queues: [queue], results: { secretRef: { name: "results" } } }));
+    const name = uniqueName("amqp-every");
+    const raw = await RawAmqp.open(AMQP_URL);
+    // The election store of a RabbitMQ pool: the results Redis, in the workers' default namespace.
+    const record = async () => JSON.parse((await client.hget("dramatiq:schedules", name)) ?? "null") as { tick: number } | null;
+    try {
+      await cr.create("actors", ns, actorManifest("rabbit", { actorName: "rabbit", queue, schedules: [{ name, every: "1s" }] }));
+      const first = await until(record, "a first tick elected", { timeout: 10_000 });
+      const last = await until(async () => ((await record())!.tick >= first.tick + 3000 ? (await record())!.tick : undefined), "three more ticks");
+      const status = await until(async () => (await cr.get("actors", ns, "rabbit")).status?.schedules?.[0], "status");
+      assert.match(status.store, /^redis:\/\/127\.0\.0\.1:6379\/0 \(namespace dramatiq\), publishing on amqp:\/\/guest:\*\*\*@/, "the password redacted");
+      await cr.delete("actors", ns, "rabbit");
+      await until(async () => !(await client.hexists("dramatiq:schedules.defs", name)), "the schedule forgotten");
+      const published: number[] = [];
+      for (let got = await raw.channel.get(queue, { noAck: true }); got; got = await raw.channel.get(queue, { noAck: true })) {
+        published.push((JSON.parse(got.content.toString()) as { options: { schedule_tick: number } }).options.schedule_tick);
+      }
+      published.sort((a, b) => a - b);
+      assert.equal(new Set(published).size, published.length, "no tick published twice");
+      assert.ok(consecutive(published, 1000), published.join(", "));
+      assert.ok(published[0]! <= first.tick && published.at(-1)! >= last, `every elected tick published: ${published.join(", ")}`);
+    } finally {
+      await raw.deleteQueues(queue);
+      await raw.close();
+      await client.hdel("dramatiq:schedules", name);
+    }
+  });
+});
+
+describe("scheduleTarget: where an Actor's ticks are elected", () => {
+  const pool = (url: string, spec: Record<string, unknown> = {}) => workerPoolManifest("p", { broker: { secretRef: { name: "broker" } }, ...spec }) as never;
+  const secrets = (values: Record<string, string>) => (name: string, key: string) => values[`${name}/${key}`];
+
+  test("a Redis pool elects on its broker; a RabbitMQ pool on its rate-limiter Redis, else its results Redis, else nowhere", () => {
+    assert.deepEqual(scheduleTarget(pool(""), secrets({ "broker/url": REDIS_URL })), { brokerUrl: REDIS_URL });
+    const amqp = secrets({ "broker/url": AMQP_URL, "results/url": "redis://results:6379/0", "limits/url": "redis://limits:6379/0", "memo/url": "memcached://m:11211" });
+    assert.deepEqual(scheduleTarget(pool("", { results: { secretRef: { name: "results" } } }), amqp), { brokerUrl: AMQP_URL, electionUrl: "redis://results:6379/0" });
+    assert.deepEqual(
+      scheduleTarget(pool("", { results: { secretRef: { name: "results" } }, env: [{ name: "TROUPE_RATE_LIMITER_URL", valueFrom: { secretKeyRef: { name: "limits", key: "url" } } }] }), amqp),
+      { brokerUrl: AMQP_URL, electionUrl: "redis://limits:6379/0" },
+    );
+    assert.deepEqual(scheduleTarget(pool("", { env: [{ name: "TROUPE_RESULTS_URL", value: "redis://inline:6379/1" }] }), amqp), { brokerUrl: AMQP_URL, electionUrl: "redis://inline:6379/1" });
+    assert.match((scheduleTarget(pool("", { results: { secretRef: { name: "memo" } } }), amqp) as { problem: string }).problem, /cannot elect a firer per tick: give it spec\.results/);
+    assert.match((scheduleTarget(pool(""), secrets({})) as { problem: string }).problem, /Secret broker with key url not found/);
   });
 });
