@@ -5,7 +5,7 @@ import { scrubCredentials } from "../api/validate.js";
 import { ACTORS, CONFIGMAPS, errorCode, type KubeObject } from "../kube/api.js";
 import { createOrUpdate } from "../kube/create-or-update.js";
 import { actorOverrides } from "../resources/actor-overrides.js";
-import { actorSchedules, scheduleTarget } from "../resources/actor-schedules.js";
+import { actorSchedules, scheduleTarget, schedulingPool } from "../resources/actor-schedules.js";
 import { ACTORS_CONFIGMAP, ACTORS_FILE, MANAGED_BY } from "../resources/labels.js";
 import { poolQueues } from "../resources/queues.js";
 import { secretRefValue } from "../resources/secret-refs.js";
@@ -45,7 +45,7 @@ export class ActorReconciler {
       const serving = pools.filter((p) => poolQueues(p, actors).includes(queue)).map((p) => p.metadata.name).sort();
       const depth = depthByQueue.get(queue);
       const generation = actor.metadata.generation;
-      const scheduling = await this.schedule(namespace, actor, pools.filter((p) => serving.includes(p.metadata.name)), scheduleNames);
+      const scheduling = await this.schedule(namespace, actor, schedulingPool(actor, pools, actors), scheduleNames);
       if (scheduling.firing) scheduled.add(`${namespace}/${actor.metadata.name}`);
       retrySchedulesSoon ||= scheduling.retry;
       let conditions = actor.status?.conditions?.filter((c) => c.type !== "Scheduled" || scheduling.condition);
@@ -81,16 +81,15 @@ export class ActorReconciler {
   };
 
   /**
-   * Fire the Actor's schedules on the broker of the first pool (by name) serving its queue, and read back what the
+   * Fire the Actor's schedules on the broker of its scheduling pool, and read back what the
    * store recorded of them. `spec.suspend` is applied to the store's pause when it differs from the one last applied
    * (kept in status), so a `troupe schedules pause` of an unsuspended schedule holds until the Actor changes it.
    */
-  private async schedule(namespace: string, actor: ActorResource, servingPools: readonly WorkerPool[], taken: Set<string>): Promise<{ firing: boolean; retry: boolean; condition?: Omit<Condition, "lastTransitionTime">; fields: ScheduleFields }> {
+  private async schedule(namespace: string, actor: ActorResource, pool: WorkerPool | undefined, taken: Set<string>): Promise<{ firing: boolean; retry: boolean; condition?: Omit<Condition, "lastTransitionTime">; fields: ScheduleFields }> {
     if (!actor.spec.schedules?.length) return { firing: false, retry: false, fields: {} };
     const owner = `${namespace}/${actor.metadata.name}`;
     const { schedules, problems } = actorSchedules(actor, taken);
     const invalid = problems.length ? { type: "Scheduled", status: "False" as const, reason: "InvalidSchedule", message: problems.join("; ") } : undefined;
-    const pool = [...servingPools].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
     const target = pool
       ? scheduleTarget(pool, this.ctx.secrets(namespace))
       : { problem: `no WorkerPool in ${namespace} consumes queue ${actor.spec.queue ?? "default"}: there is no broker to fire the schedules on` };

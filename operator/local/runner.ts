@@ -10,7 +10,7 @@ import { ActorScheduleRunner } from "../controllers/actor-schedules.js";
 import { managementUrlOf, type ManagementEndpoint } from "../brokers/management-url.js";
 import type { SecretRef } from "../api/types.js";
 import { actorOverrides } from "../resources/actor-overrides.js";
-import { actorSchedules, scheduleTarget, type ActorSchedule, type ScheduleTarget } from "../resources/actor-schedules.js";
+import { actorSchedules, scheduleTarget, schedulingPool, type ActorSchedule, type ScheduleTarget } from "../resources/actor-schedules.js";
 import { ACTORS_FILE } from "../resources/labels.js";
 import { poolQueues } from "../resources/queues.js";
 import { refKey, secretRefValue, type SecretLookup } from "../resources/secret-refs.js";
@@ -165,9 +165,8 @@ export class LocalRunner {
       .map((a) => {
         const { schedules, problems } = actorSchedules(a, taken);
         if (problems.length) throw new Error(`Actor ${a.metadata.name}: ${problems.join("; ")}`);
-        const queue = a.spec.queue ?? "default";
-        const pool = pools.filter((p) => poolQueues(p, actors).includes(queue)).sort((x, y) => x.metadata.name.localeCompare(y.metadata.name))[0];
-        if (!pool) throw new Error(`Actor ${a.metadata.name}: no WorkerPool in the manifests consumes queue ${queue}, so there is no broker to fire its schedules on`);
+        const pool = schedulingPool(a, pools, actors);
+        if (!pool) throw new Error(`Actor ${a.metadata.name}: no WorkerPool in the manifests consumes queue ${a.spec.queue ?? "default"}, so there is no broker to fire its schedules on`);
         const target = scheduleTarget(pool, this.secrets, this.brokerUrlOf(pool));
         if ("problem" in target) throw new Error(`Actor ${a.metadata.name}: ${target.problem}`);
         return { owner: `local/${a.metadata.name}`, target, schedules };

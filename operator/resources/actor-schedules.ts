@@ -4,6 +4,7 @@ import { Schedule } from "../../worker/schedules/schedule.js";
 import { electionUrlAmong } from "../../worker/schedules/store.js";
 import { isMemoryBrokerUrl, parseServiceUrl } from "../../worker/setup.js";
 import type { ActorResource, ActorScheduleSpec, WorkerPool } from "../api/types.js";
+import { poolQueues } from "./queues.js";
 import { secretRefValue, type SecretLookup } from "./secret-refs.js";
 
 /** One schedule of an Actor, built as the code API builds it, and whether the Actor suspends it. */
@@ -56,6 +57,15 @@ function whenOf(spec: ActorScheduleSpec): string | { every: string } {
   if (spec.cron !== undefined && spec.every === undefined) return spec.cron;
   if (spec.every !== undefined && spec.cron === undefined) return { every: spec.every };
   throw new Error("give either cron or every");
+}
+
+/**
+ * The pool whose broker fires an Actor's schedules: the first by name of those consuming its queue, so the operator
+ * and `troupe up` pick the same one from the same resources.
+ */
+export function schedulingPool(actor: ActorResource, pools: readonly WorkerPool[], actors: readonly ActorResource[]): WorkerPool | undefined {
+  const queue = actor.spec.queue ?? "default";
+  return pools.filter((p) => poolQueues(p, actors).includes(queue)).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
 }
 
 /** Where an Actor's ticks are elected and enqueued: the broker of the pool serving its queue, and for RabbitMQ a Redis. */
