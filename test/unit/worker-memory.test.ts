@@ -23,20 +23,21 @@ test("worker threads start as load asks, one boot at a time: one at start, anoth
     channel.postMessage(`go ${threadId}`);
   };
   // Naps long enough to hold their thread for the whole test; the pool's stop ends them.
-  const nap = (id: string) => void pool.run("nap", new Message({ queueName: "default", actorName: "nap", args: [id, 60_000] }).encode());
+  const nap = (id: string) => pool.run("nap", new Message({ queueName: "default", actorName: "nap", args: [id, 60_000] }).encode()).id;
   try {
     await pool.start();
     assert.deepEqual({ ready: pool.readyThreads, started: pool.startedThreads }, { ready: 1, started: 1 });
     nap("n0");
     assert.equal(pool.startedThreads, 1, "the first thread was free");
-    nap("n1");
+    const sentAhead = [nap("n1")];
     assert.equal(pool.startedThreads, 2, "every thread busy: another starts");
-    nap("n2");
+    sentAhead.push(nap("n2"));
     assert.equal(pool.startedThreads, 2, "not while one boots");
     await until(() => pool.readyThreads === 2, "the second thread to boot");
+    // n1 and n2 were sent ahead behind n0, a 60 s nap: the new thread takes one back instead of idling.
+    await until(() => sentAhead.some((id) => pool.startTimeOf(id) !== undefined), "the new thread to take back a nap waiting behind n0");
     nap("n3");
-    assert.equal(pool.startedThreads, 2, "the new thread was free");
-    nap("n4");
+    assert.equal(pool.startedThreads, 3, "every thread busy again: the third starts");
     await until(() => pool.readyThreads === 3, "the third thread to boot");
     for (let i = 5; i < 10; i++) nap(`n${i}`);
     assert.equal(pool.startedThreads, 3, "never more than the pool's size");

@@ -134,6 +134,18 @@ export class ThreadPool extends EventEmitter {
     return this.threads.length;
   }
 
+  /**
+   * Messages sent ahead to a thread before their actor was known to be slow wait behind it, and a thread is added
+   * only as messages arrive: a burst fetched at once would run on the first thread alone. When a message that ran
+   * long enough to be worth stealing behind (STEAL_AFTER_MS) leaves work queued behind it and no thread is free to
+   * take that work, add one; once ready it takes the work back (stealFor).
+   */
+  private growForHeldBack(thread: PoolThread, ms: number | undefined): void {
+    if (ms === undefined || ms < STEAL_AFTER_MS || thread.tasks.size <= this.options.concurrency) return;
+    if (this.threads.some((t) => t?.ready && t.tasks.size === 0)) return;
+    this.grow();
+  }
+
   /** Add a thread, unless one is booting or the pool is full. */
   private grow(): void {
     if (this.booting > 0 || this.stopping || this.threads.length >= this.options.size) return;
@@ -174,6 +186,8 @@ export class ThreadPool extends EventEmitter {
             this.loads[index] = thread.load;
             this.emit("threadBoot", index);
             this.dispatchWaiting();
+            // A thread added under load may find nothing waiting: the work is sent ahead to the busy ones.
+            if (thread.tasks.size === 0) setImmediate(() => this.stealFor(thread));
             resolve();
             break;
           case "bootError":
@@ -185,6 +199,7 @@ export class ThreadPool extends EventEmitter {
             this.noteRunTime(msg.id, msg.ms);
             this.noteBusy(thread, msg.ms);
             this.finish(msg.id, msg.ok ? { ok: true, result: msg.result, ms: msg.ms } : { ok: false, error: new RemoteError(msg.error), ms: msg.ms });
+            this.growForHeldBack(thread, msg.ms);
             break;
           case "rpc":
             this.answerRpc(thread, msg.callId, msg.method, msg.args);
