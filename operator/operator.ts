@@ -66,6 +66,8 @@ export class Operator extends EventEmitter {
   readonly api: KubeApi;
   readonly metrics: OperatorMetrics;
   private readonly connections: BrokerConnections;
+  /** Owns the Redis clients it reads delayed etas with (one per broker URL), closed with the connections. */
+  private readonly scaler: BacklogSizer;
   private readonly schedules: ActorScheduleRunner;
   private readonly controllers: Record<"workerpool" | "actor" | "pipeline", Controller>;
   private readonly caches: ObjectCaches;
@@ -94,6 +96,7 @@ export class Operator extends EventEmitter {
     const api = options.leaderElection ? this.api.fenced(this.leadership.signal) : this.api;
     this.metrics = options.metrics ?? new OperatorMetrics();
     this.connections = new BrokerConnections(options.brokerFactory, options.brokerTimeoutMs);
+    this.scaler = new BacklogSizer(this.connections);
     this.schedules = new ActorScheduleRunner({
       brokerFactory: options.brokerFactory ?? operatorBroker,
       now: clock,
@@ -107,7 +110,7 @@ export class Operator extends EventEmitter {
       events: new EventRecorder(api, "troupe.dev/operator", options.leaderElection?.identity ?? hostname(), undefined, now),
       metrics: this.metrics,
       connections: this.connections,
-      scaler: new BacklogSizer(this.connections),
+      scaler: this.scaler,
       schedules: this.schedules,
       pools: (ns) => this.caches.list<WorkerPool & KubeObject>(WORKERPOOLS, ns),
       actors: (ns) => this.caches.list<ActorResource & KubeObject>(ACTORS, ns),
@@ -270,6 +273,7 @@ export class Operator extends EventEmitter {
     this.stopping = true;
     await this.stopControllers();
     await this.elector?.release();
+    await this.scaler.close();
     await this.connections.close();
     await Promise.allSettled([...this.resultBackends.values()].map((b) => b.close()));
     if (this.server) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
@@ -281,6 +285,7 @@ export class Operator extends EventEmitter {
     this.stopping = true;
     this.elector?.abandon();
     await this.stopControllers();
+    await this.scaler.close();
     await this.connections.close();
     if (this.server) {
       this.server.closeAllConnections();
