@@ -7,7 +7,7 @@ import { RECALLED, RECALLED_ERROR, type FromThread, type ThreadData, type ToThre
 import { ActorTimes } from "./actor-times.js";
 import { handleRpc } from "./rpc.js";
 import { RunningSlots, nextTaskId } from "./running-slots.js";
-import { capacityFor, expectedMs, pickThread, wantsAnotherThread, type DispatchSettings, type ThreadLoad } from "./dispatch-policy.js";
+import { GROW_OCCUPANCY, capacityFor, expectedMs, pickThread, wantsAnotherThread, type DispatchSettings, type ThreadLoad } from "./dispatch-policy.js";
 
 /** `ms`: how long the actor ran in its thread, from its start (absent when it never began). */
 export type RunOutcome = ({ ok: true; result: unknown } | { ok: false; error: Error }) & { ms?: number };
@@ -68,6 +68,8 @@ const ENTRY = new URL("./thread-entry.js", import.meta.url);
 export const DEFAULT_LOOKAHEAD = 3;
 /** How long an actor runs before messages waiting behind it may be taken back by an idle thread. */
 const STEAL_AFTER_MS = 2;
+/** How often the pool looks at work waiting behind running actors while it could grow: a boot takes 100 ms or more. */
+const HELD_BACK_CHECK_MS = 10;
 /** Window over which a thread's occupancy is measured: long enough to average a few hundred quick messages. */
 const OCCUPANCY_WINDOW_MS = 100;
 const log = getLogger("threads");
@@ -91,6 +93,8 @@ export class ThreadPool extends EventEmitter {
   private stopping = false;
   /** Threads spawned and not yet ready (or failed): while one boots, no other is added. */
   private booting = 0;
+  /** Armed while work waits queued in a thread and the pool could still grow (see watchHeldBack). */
+  private heldBackTimer: NodeJS.Timeout | undefined;
   private readonly settings: DispatchSettings;
   /** Each actor's average run time in a thread (ms), as the threads report it. */
   private readonly runTimes = new ActorTimes(8);
@@ -135,15 +139,31 @@ export class ThreadPool extends EventEmitter {
   }
 
   /**
-   * Messages sent ahead to a thread before their actor was known to be slow wait behind it, and a thread is added
-   * only as messages arrive: a burst fetched at once would run on the first thread alone. When a message that ran
-   * long enough to be worth stealing behind (STEAL_AFTER_MS) leaves work queued behind it and no thread is free to
-   * take that work, add one; once ready it takes the work back (stealFor).
+   * Messages sent ahead to a thread before their actor was known to be slow wait behind it, and arrivals alone add
+   * threads: a burst fetched at once would stay on the threads there are. While work waits queued in a thread and
+   * the pool could grow, look every HELD_BACK_CHECK_MS: when it waits behind an actor running for STEAL_AFTER_MS
+   * on a thread not measured as mostly idle (quick actors keep the occupancy rule of wantsAnotherThread), and no
+   * thread is free to take it back, add one; once ready, that thread takes the work back (stealFor).
    */
-  private growForHeldBack(thread: PoolThread, ms: number | undefined): void {
-    if (ms === undefined || ms < STEAL_AFTER_MS || thread.tasks.size <= this.options.concurrency) return;
-    if (this.threads.some((t) => t?.ready && t.tasks.size === 0)) return;
-    this.grow();
+  private watchHeldBack(): void {
+    if (this.heldBackTimer || this.stopping || this.threads.length >= this.options.size) return;
+    this.heldBackTimer = setTimeout(() => {
+      this.heldBackTimer = undefined;
+      this.growIfHeldBack();
+    }, HELD_BACK_CHECK_MS);
+  }
+
+  private growIfHeldBack(): void {
+    if (this.stopping || this.threads.length >= this.options.size) return;
+    const held = this.threads.filter((t) => t?.ready && t.tasks.size > this.options.concurrency);
+    if (held.length === 0 || this.threads.some((t) => t?.ready && t.tasks.size === 0)) return;
+    const now = Date.now();
+    const stuck = held.some((t) => {
+      const busySince = t.running.earliestStart();
+      return busySince !== undefined && now - busySince >= STEAL_AFTER_MS && (t.load.occupancy ?? 1) >= GROW_OCCUPANCY;
+    });
+    if (stuck) this.grow();
+    else this.watchHeldBack();
   }
 
   /** Add a thread, unless one is booting or the pool is full. */
@@ -199,7 +219,6 @@ export class ThreadPool extends EventEmitter {
             this.noteRunTime(msg.id, msg.ms);
             this.noteBusy(thread, msg.ms);
             this.finish(msg.id, msg.ok ? { ok: true, result: msg.result, ms: msg.ms } : { ok: false, error: new RemoteError(msg.error), ms: msg.ms });
-            this.growForHeldBack(thread, msg.ms);
             break;
           case "rpc":
             this.answerRpc(thread, msg.callId, msg.method, msg.args);
@@ -222,6 +241,7 @@ export class ThreadPool extends EventEmitter {
       this.booting--;
       // What waited for this boot may need the next one.
       if (this.waiting.length > 0) this.grow();
+      else this.watchHeldBack();
     };
     boot.then(booted, booted);
     return boot;
@@ -346,6 +366,7 @@ export class ThreadPool extends EventEmitter {
     thread.load.backlogMs += task.expectedMs;
     if (thread.outbox.length === 0) queueMicrotask(() => this.flush(thread));
     thread.outbox.push({ t: "run", id: task.id, actor: task.actorName, body: task.body });
+    if (thread.tasks.size > this.options.concurrency) this.watchHeldBack();
   }
 
   private detach(task: Task, thread: PoolThread): void {
@@ -442,6 +463,7 @@ export class ThreadPool extends EventEmitter {
   /** Terminate every thread; unfinished tasks end with `reason`. */
   async stop(reason: Error = new WorkerThreadDied("worker stopped")): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.heldBackTimer);
     for (const thread of this.threads) clearTimeout(thread?.stealTimer);
     for (const task of [...this.waiting]) this.finish(task.id, { ok: false, error: reason });
     await Promise.all(
