@@ -64,7 +64,9 @@ describe("middleware across worker processes (Redis)", () => {
       const a = await actors();
       const key = uniqueName("mwlimit3");
       const limiterProbe = `${probe}:limit`;
-      await broker.enqueueMany(Array.from({ length: 24 }, () => a.limited.message(key, 3, limiterProbe, 40)));
+      // Held 250 ms each: a worker starts with one thread and adds the others as this backlog asks (a boot is 100 ms
+      // to over a second on a loaded machine), so the drain lasts long enough for more than 3 to be able to run.
+      await broker.enqueueMany(Array.from({ length: 24 }, () => a.limited.message(key, 3, limiterProbe, 250)));
       await until(async () => Number(await redis.get(`${limiterProbe}:done`)) === 24, "24 limited messages to finish", { timeout: 60_000, interval: 50 });
       // 16 actors could run at once (2 processes × 4 threads × 2); the limiter kept it to 3.
       assert.equal(await redis.get(`${limiterProbe}:max`), "3");
