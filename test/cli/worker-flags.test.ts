@@ -1,12 +1,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Message, RedisBroker } from "troupe";
 import { REDIS_URL, fixture, repoRoot, uniqueName } from "../support/env.js";
 import { CliProcess, runCli } from "../support/process.js";
+import { freePort } from "../support/redis.js";
 import { until } from "../support/wait.js";
 
 const version = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }).version;
@@ -144,6 +147,30 @@ describe("troupe worker: Dramatiq's flags", () => {
         assert.match(run.output, error);
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a worker whose processes cannot boot exits 2 while a scraper holds a request open on its metrics port", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "troupe-flags-"));
+    const gate = join(dir, "gate");
+    const metricsPort = await freePort();
+    let scraper: Socket | undefined;
+    try {
+      // The module fails only once the scraper is connected, so the supervisor stops its metrics endpoint with a
+      // request in progress (a Prometheus or `troupe up` scrape at the wrong moment).
+      writeFileSync(join(dir, "gated.mjs"), `import { existsSync } from "node:fs";\nwhile (!existsSync(${JSON.stringify(gate)})) await new Promise((r) => setTimeout(r, 20));\nthrow new Error("no database configured");\n`);
+      const cli = new CliProcess(["worker", join(dir, "gated.mjs"), "-b", REDIS_URL, "-p", "1"], { TROUPE_METRICS_PORT: String(metricsPort), TROUPE_METRICS_HOST: "127.0.0.1" });
+      await cli.waitForLog((l) => l.msg === "metrics endpoint listening", "the metrics endpoint", 30_000);
+      scraper = createConnection(metricsPort, "127.0.0.1");
+      await once(scraper, "connect");
+      scraper.write("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+      writeFileSync(gate, "");
+      const code = await Promise.race([cli.exited, new Promise<string>((resolve) => setTimeout(() => resolve("still running after 30 s"), 30_000).unref())]);
+      if (code !== 2) await cli.kill();
+      assert.equal(code, 2);
+    } finally {
+      scraper?.destroy();
       rmSync(dir, { recursive: true, force: true });
     }
   });

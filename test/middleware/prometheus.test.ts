@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -12,16 +11,8 @@ import { RedisBroker } from "../../worker/brokers/redis.js";
 import { REDIS_URL, uniqueName } from "../support/env.js";
 import { actors, middlewareFixture } from "../support/middleware.js";
 import { CliProcess } from "../support/process.js";
+import { freePort } from "../support/redis.js";
 import { until } from "../support/wait.js";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Debian's Prometheus, installed on first use as the research notes describe (≈ 11 s). */
 function ensurePrometheus(): void {

@@ -83,7 +83,13 @@ export async function startWorkerMetrics({ aggregate = false }: { aggregate?: bo
   }
   try {
     const server = await startMetricsServer({ port, cluster: aggregate });
-    return () => new Promise<void>((resolve) => server.close(() => resolve()));
+    // A scraper polling every second keeps its keep-alive connection busy, and server.close() alone waits for it:
+    // a primary whose workers could not boot never exited under `troupe up`, which scrapes each replica.
+    return () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
   } catch (err) {
     log.error("could not start the metrics endpoint; running without it", { port, err });
     return async () => undefined;
