@@ -186,9 +186,13 @@ async function main(): Promise<void> {
   }
 }
 
-// `npm run bench -- console [redis|rabbitmq]`: the console's dead-letter figures only.
+// `npm run bench -- console [redis|rabbitmq]`: the console's dead-letter figures only; `-- scaling`: the autoscaler simulation.
 const [scenario, ...scenarioArgs] = process.argv.slice(2);
-const run = scenario === "console" ? () => import("./console-dead-letters.js").then((m) => m.benchConsole(scenarioArgs)) : main;
+const scenarios: Record<string, () => Promise<void>> = {
+  console: () => import("./console-dead-letters.js").then((m) => m.benchConsole(scenarioArgs)),
+  scaling: () => import("./scaling/report.js").then((m) => m.benchScaling(scenarioArgs)),
+};
+const run = (scenario && scenarios[scenario]) || main;
 run().then(
   () => process.exit(0),
   (err) => {

@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import { SimulatedPool } from "../../bench/scaling/pool.js";
 import { POOL, runScenario } from "../../bench/scaling/scenario.js";
 import { hpaScaler, troupeScaler } from "../../bench/scaling/scalers.js";
+import { scalingTable } from "../../bench/scaling/report.js";
 import { simulate } from "../../bench/scaling/simulate.js";
 import { traces, type Trace } from "../../bench/scaling/traces.js";
 
@@ -48,6 +49,22 @@ describe("scaling simulation", () => {
       const run = simulate(trace, POOL, scaler);
       assert.ok(run.maxReplicas >= 5, `${scaler.name} reached ${run.maxReplicas}`);
       assert.ok(run.replicas.at(-1)! <= 1, `${scaler.name} ended at ${run.replicas.at(-1)}`);
+    }
+  });
+
+  test("the table has one row per trace and scaler, judged against the HPA row of its trace", () => {
+    const results = runScenario();
+    const rows = scalingTable(results).split("\n").slice(2).map((row) => row.split("|").map((cell) => cell.trim()));
+    assert.equal(rows.length, results.length * 3);
+    for (const row of rows) {
+      const [, trace, scaler, replicaSeconds, backlogSeconds, , , met] = row;
+      const runs = results.find((r) => r.trace.name === trace)!.runs;
+      const run = runs.find((r) => r.scaler === scaler)!;
+      const hpa = runs.find((r) => r.scaler.startsWith("HPA"))!;
+      assert.equal(replicaSeconds, run.replicaSeconds.toLocaleString("en"));
+      assert.equal(backlogSeconds, run.backlogSeconds.toLocaleString("en"));
+      if (run === hpa) assert.equal(met, "");
+      else assert.equal(met, run.replicaSeconds < hpa.replicaSeconds && run.backlogSeconds <= hpa.backlogSeconds ? "✓" : "✗");
     }
   });
 });
