@@ -11,15 +11,16 @@ export async function benchScaling(args: string[]): Promise<void> {
   const outIndex = args.indexOf("--out");
   const out = outIndex >= 0 && args[outIndex + 1] ? args[outIndex + 1]! : join("bench", "results");
   const results = runScenario();
+  const table = scalingTable(results);
   await mkdir(out, { recursive: true });
-  const lines = ["# Scaling simulation", "", scalingTable(results), ""];
+  const lines = ["# Scaling simulation", "", table, ""];
   for (const { trace, runs } of results) {
     const file = `scaling-${trace.name}.svg`;
     await writeFile(join(out, file), plot(trace.title, runs));
     lines.push(`![${trace.name}](${file})`, "");
   }
   await writeFile(join(out, "scaling.md"), lines.join("\n"));
-  console.log(scalingTable(results));
+  console.log(table);
   console.log(`wrote ${join(out, "scaling.md")} and ${results.length} SVG plots`);
 }
 
@@ -42,12 +43,13 @@ function plot(title: string, runs: Run[]): string {
   const width = 900;
   const height = 200;
   const seconds = runs[0]!.replicas.length;
+  // About one point per horizontal pixel: a day-long trace would otherwise write 100,000 points per line.
+  const step = Math.max(1, Math.floor(seconds / 900));
   const panel = (values: (r: Run) => number[], top: number, label: string): string => {
     const max = Math.max(1, ...runs.flatMap((r) => values(r)));
     const x = (t: number) => 60 + (t / seconds) * (width - 80);
     const y = (v: number) => top + height - (v / max) * height;
     const lines = runs.map((run, i) => {
-      const step = Math.max(1, Math.floor(seconds / 900));
       const points = values(run).filter((_, t) => t % step === 0).map((v, k) => `${x(k * step).toFixed(1)},${y(v).toFixed(1)}`);
       return `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.2" points="${points.join(" ")}"/>`;
     });
