@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type http from "node:http";
 import { hostname } from "node:os";
 import type * as k8s from "@kubernetes/client-node";
+import { closeServer } from "../worker/http-close.js";
 import { getLogger } from "../worker/logging.js";
 import type { ResultBackend } from "../worker/results/backend.js";
 import { createResultBackend } from "../worker/setup.js";
@@ -276,7 +277,7 @@ export class Operator extends EventEmitter {
     await this.scaler.close();
     await this.connections.close();
     await Promise.allSettled([...this.resultBackends.values()].map((b) => b.close()));
-    if (this.server) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    if (this.server) await closeServer(this.server);
     log.info("operator stopped");
   }
 
@@ -287,10 +288,7 @@ export class Operator extends EventEmitter {
     await this.stopControllers();
     await this.scaler.close();
     await this.connections.close();
-    if (this.server) {
-      this.server.closeAllConnections();
-      await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    }
+    if (this.server) await closeServer(this.server);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Server } from "node:http";
 import { isMainThread } from "node:worker_threads";
 import { TroupeError } from "../errors.js";
+import { closeServer } from "../http-close.js";
 import { nodeCluster, nodeHttp } from "../lazy.js";
 import { getLogger } from "../logging.js";
 import { getMetricsRegistry, promClient } from "./metrics.js";
@@ -83,13 +84,7 @@ export async function startWorkerMetrics({ aggregate = false }: { aggregate?: bo
   }
   try {
     const server = await startMetricsServer({ port, cluster: aggregate });
-    // A scraper polling every second keeps its keep-alive connection busy, and server.close() alone waits for it:
-    // a primary whose workers could not boot never exited under `troupe up`, which scrapes each replica.
-    return () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    return () => closeServer(server);
   } catch (err) {
     log.error("could not start the metrics endpoint; running without it", { port, err });
     return async () => undefined;

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { once } from "node:events";
 import { createDashboard } from "../../console/dashboard.js";
+import { closeServer } from "../../http-close.js";
 import { getLogger } from "../../logging.js";
 import { createBroker, createResultBackend, resultBackendFor } from "../../setup.js";
 import { intOption, listOption, parse, sharedBrokerUrlOption } from "../args.js";
@@ -98,8 +99,7 @@ const command: Command = {
     await once(stop.signal, "abort");
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await closeServer(server);
     await dashboard.close();
     await results?.close();
     await broker.close();
