@@ -77,10 +77,20 @@ export function watchTree(options: WatchOptions, onChange: (files: string[]) => 
   };
 }
 
-/** Each folder under `root`, skipping excluded ones, with its entries; unreadable folders (removed meanwhile) are skipped. */
-function walkFolders(root: string, dir: string, excludedFolder: (path: string) => boolean, visit: (dir: string, entries: Dirent[]) => void): void {
+/**
+ * Each folder under `root`, skipping excluded ones, with its entries; unreadable folders (removed meanwhile) are
+ * skipped. `beforeListing` runs on a folder before it is read.
+ */
+function walkFolders(
+  root: string,
+  dir: string,
+  excludedFolder: (path: string) => boolean,
+  visit: (dir: string, entries: Dirent[]) => void,
+  beforeListing?: (dir: string) => void,
+): void {
   const path = relative(root, dir).split(sep).join("/");
   if (path && excludedFolder(path)) return;
+  beforeListing?.(dir);
   let entries: Dirent[];
   try {
     entries = readdirSync(dir, { withFileTypes: true });
@@ -88,7 +98,7 @@ function walkFolders(root: string, dir: string, excludedFolder: (path: string) =
     return;
   }
   visit(dir, entries);
-  for (const entry of entries) if (entry.isDirectory()) walkFolders(root, join(dir, entry.name), excludedFolder, visit);
+  for (const entry of entries) if (entry.isDirectory()) walkFolders(root, join(dir, entry.name), excludedFolder, visit, beforeListing);
 }
 
 /**
@@ -106,19 +116,33 @@ function watchFolders(root: string, excludedFolder: (path: string) => boolean, n
       watchers.delete(watched);
     }
   };
-  const add = (dir: string, announce: boolean) =>
-    walkFolders(root, dir, excludedFolder, (folder, entries) => {
+  // A folder is watched before it is listed: a file or folder made between the listing and the watch (a build
+  // writing into a folder it has just made) would be in neither.
+  const add = (dir: string, announce: boolean) => {
+    const fresh = new Set<string>();
+    const startWatching = (folder: string) => {
       if (watchers.has(folder)) return;
       try {
         const watcher = watch(folder, (_event, name) => name && changed(join(folder, name.toString())));
         // A watched folder that is removed errors on some kernels instead of reporting a rename.
         watcher.on("error", () => unwatch(folder));
         watchers.set(folder, watcher);
+        fresh.add(folder);
       } catch {
-        return;
+        // Removed meanwhile: its listing fails too, and the rename was reported to its parent.
       }
-      if (announce) for (const entry of entries) if (entry.isFile()) noticed(relative(root, join(folder, entry.name)));
-    });
+    };
+    walkFolders(
+      root,
+      dir,
+      excludedFolder,
+      (folder, entries) => {
+        if (!announce || !fresh.has(folder)) return;
+        for (const entry of entries) if (entry.isFile()) noticed(relative(root, join(folder, entry.name)));
+      },
+      startWatching,
+    );
+  };
   const changed = (full: string) => {
     let folder = false;
     try {
