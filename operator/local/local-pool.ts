@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { getLogger } from "../../worker/logging.js";
 import { EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE } from "../../worker/runtime/supervisor.js";
 import { scrapeLoad, type WorkerLoad } from "../scaling/pod-load.js";
+import { freePort } from "../../worker/free-port.js";
 
 export interface LocalPoolOptions {
   name: string;
@@ -137,15 +137,4 @@ export class LocalPool {
 function lastWords(stderr: string): string | undefined {
   const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
   return (lines.filter((l) => !l.startsWith("{")).pop() ?? lines.pop())?.slice(0, 500);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

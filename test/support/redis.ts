@@ -1,13 +1,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { after, before } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { RedisBroker, Worker, setBroker, type RedisBrokerOptions } from "troupe";
+import { freePort } from "../../worker/free-port.js";
 import { EventLog } from "./events.js";
 import { until } from "./wait.js";
+
+export { freePort };
 
 /** A plain client for inspecting and seeding Redis in tests. */
 export function redisClient(url: string): Redis {
@@ -37,17 +39,6 @@ export async function dumpNamespace(client: Redis, namespace: string): Promise<R
     }
   }
   return out;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
 }
 
 /** A private redis-server with append-only persistence (fsync on every write), restartable on the same port. */
