@@ -8,7 +8,7 @@ import { CliProcess } from "../support/process.js";
 import { RawAmqp } from "../support/rabbitmq.js";
 import { deleteNamespace, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";
-import { XSS_ARGS, launchChromium, screenshot, startDashboard, watchProblems } from "./dashboard-support.js";
+import { XSS_ARGS, launchChromium, screenshot, signIn, startDashboard, watchProblems } from "./dashboard-support.js";
 
 const TOKEN = "dashboard-test-token-0123456789";
 
@@ -115,10 +115,7 @@ describe("the dashboard in Chromium", () => {
     test("a dead letter requeued through the UI is processed by a running worker", async () => {
       const page = await browser.newPage();
       const problems = watchProblems(page);
-      await page.goto(`${dashboard.url}login`);
-      await page.fill('input[name="token"]', TOKEN);
-      await page.click("form.login button");
-      await page.waitForSelector(".mode-signed-in");
+      await signIn(page, dashboard.url, TOKEN);
       await page.goto(`${dashboard.url}queues/${queue}/dead`);
       await page.check('input[name="id"][value="dead-tally"]');
       await page.click('button[value="requeue-selected"]');
@@ -141,10 +138,7 @@ describe("the dashboard in Chromium", () => {
       assert.match(await page.locator("table.messages").innerText(), /nobody[\s\S]*<script>window\.__xss = 1<\/script>/);
       assert.equal(await page.evaluate("window.__xss"), undefined);
       await screenshot(page, "ready-redis");
-      await page.goto(`${dashboard.url}login`);
-      await page.fill('input[name="token"]', TOKEN);
-      await page.click("form.login button");
-      await page.waitForSelector(".mode-signed-in");
+      await signIn(page, dashboard.url, TOKEN);
       await page.goto(`${dashboard.url}queues/other/delayed`);
       assert.match(await page.locator("table.messages").innerText(), /later[\s\S]*in (59|60)m/);
       await screenshot(page, "delayed-redis");
@@ -201,10 +195,7 @@ describe("the dashboard in Chromium", () => {
       await page.goto(dashboard.url);
       await screenshot(page, "overview-rabbitmq");
 
-      await page.goto(`${dashboard.url}login`);
-      await page.fill('input[name="token"]', TOKEN);
-      await page.click("form.login button");
-      await page.waitForSelector(".mode-signed-in");
+      await signIn(page, dashboard.url, TOKEN);
       await page.goto(`${dashboard.url}queues/${queue}/dead`);
       assert.equal(await page.locator("table.letters tbody tr").count(), 3);
       assert.match(await page.locator("table.letters").innerText(), /<script>window\.__xss = 1<\/script>/);

@@ -35,6 +35,14 @@ export function watchProblems(page: Page): string[] {
   return problems;
 }
 
+/** Sign `page` in with the dashboard's token through its login form, as a user does. */
+export async function signIn(page: Page, dashboardUrl: string, token: string): Promise<void> {
+  await page.goto(`${dashboardUrl}login`);
+  await page.fill('input[name="token"]', token);
+  await page.click("form.login button");
+  await page.waitForSelector(".mode-signed-in");
+}
+
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });

@@ -6,10 +6,11 @@ import { RedisBroker, Schedule, Scheduler, actor, createDashboard, scheduleStore
 import { REDIS_URL, uniqueName } from "../support/env.js";
 import { deleteNamespace, redisClient } from "../support/redis.js";
 import { until } from "../support/wait.js";
+import { launchChromium, screenshot, signIn, watchProblems } from "./dashboard-support.js";
 
 const TOKEN = "schedules-test-token-0123456789ab";
 
-describe("the console's schedules page, against real workers' schedules on Redis", () => {
+describe("the console's schedules page, against real workers' schedules on Redis, over HTTP and in Chromium", () => {
   const ns = uniqueName("dash-sched");
   const queue = uniqueName("sched_page");
   // Markup in a schedule's name (free text) must come out as text.
@@ -99,5 +100,34 @@ describe("the console's schedules page, against real workers' schedules on Redis
     assert.equal(body.options.schedule, name);
     assert.equal((await fetch(`${root}/api/schedules/nope/trigger`, { method: "POST", headers: bearer })).status, 404);
     assert.equal((await fetch(`${root}/api/schedules/${encodeURIComponent(name)}/explode`, { method: "POST", headers: bearer })).status, 400);
+  });
+
+  test("in Chromium: the page runs under its CSP with the name as text, and a signed-in user pauses and resumes with the buttons", async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const problems = watchProblems(page);
+      await page.goto(`${root}/schedules`);
+      const shown = page.locator(`tr[data-schedule="${name}"]`);
+      assert.match(await shown.innerText(), /-<img src=x onerror=alert\(1\)>/, "the name as the text it is");
+      assert.equal(await page.locator("tr[data-schedule] img").count(), 0, "no element made from the name");
+      assert.equal(await shown.locator("button").count(), 0, "no actions without signing in");
+
+      await signIn(page, `${root}/`, TOKEN);
+      await page.goto(`${root}/schedules`);
+      await shown.locator('button[value="pause"]').click();
+      await page.click("form.confirm button");
+      assert.match(await page.locator("p.message").innerText(), /paused/);
+      assert.equal(await client.hexists(`${ns}:schedules.paused`, name), 1);
+      await page.goto(`${root}/schedules`);
+      assert.match(await shown.locator(".chip").innerText(), /paused/);
+      await screenshot(page, "schedules-paused");
+      await shown.locator('button[value="resume"]').click();
+      await page.click("form.confirm button");
+      assert.equal(await client.hexists(`${ns}:schedules.paused`, name), 0);
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
   });
 });
