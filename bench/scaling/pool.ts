@@ -40,8 +40,12 @@ export interface PoolView {
   readyPods: number;
   /** Pods with at least one message in flight, among those not being deleted. */
   busyPods: number;
-  /** Sum of the pods' processed counters; undefined while a pod is starting (its metrics port does not answer). */
-  processed: number | undefined;
+  /**
+   * What the pods that answer on their metrics port report: the consuming ones (a starting pod does not answer yet,
+   * and the operator does not scrape a pod being deleted). Their processed counters and in-progress gauges summed.
+   */
+  processed: number;
+  running: number;
 }
 
 /**
@@ -122,6 +126,7 @@ export class SimulatedPool {
 
   view(t: number): PoolView {
     const live = this.pods.filter((p) => !p.terminating);
+    const answering = live.filter((p) => p.readyAt <= t);
     const waiting = this.waiting;
     const ready = this.ready;
     return {
@@ -131,7 +136,8 @@ export class SimulatedPool {
       pods: live.length,
       readyPods: live.filter((p) => p.readyAt <= t).length,
       busyPods: live.filter((p) => p.running.length > 0).length,
-      processed: live.some((p) => p.readyAt > t) ? undefined : live.reduce((n, p) => n + p.processed, 0),
+      processed: answering.reduce((n, p) => n + p.processed, 0),
+      running: answering.reduce((n, p) => n + p.running.length, 0),
     };
   }
 

@@ -19,7 +19,7 @@ export interface ScalingTarget {
 /**
  * Troupe: the operator's own SizeDecider (history, scale events, throughput samples around `decideReplicas`), fed
  * what the operator reads each poll on Redis: ready + in-flight, delayed messages due within the horizon, busy pods
- * and the pods' processed counters. `targetDrainSeconds` is the backlog target in drain time at the pool's rate.
+ * and the processed counters and in-progress gauges of the pods that answer. `targetDrainSeconds` is the backlog target in drain time at the pool's rate.
  */
 export function troupeScaler(model: PoolModel, target: ScalingTarget): Scaler & { spec: AutoscalingSpec } {
   const rate = model.concurrency / model.serviceSeconds;
@@ -43,7 +43,9 @@ export function troupeScaler(model: PoolModel, target: ScalingTarget): Scaler & 
         delayedUnknownEta: 0,
         busyPods: view.busyPods,
         complete: true,
-        processed: view.processed,
+        processed: view.readyPods > 0 ? view.processed : undefined,
+        running: view.running,
+        reportingPods: view.readyPods,
       };
       return decider.decide(spec, reading, view.pods, t * 1000).replicas;
     },

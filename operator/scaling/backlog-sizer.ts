@@ -3,7 +3,7 @@ import type { AutoscalingSpec } from "../api/types.js";
 import { BacklogReader, type BrokerBacklog, type QueueBacklog } from "../brokers/backlog.js";
 import type { BrokerConnections } from "../brokers/connections.js";
 import type { ManagementEndpoint } from "../brokers/management-url.js";
-import { totalProcessed, type WorkerLoad } from "./pod-load.js";
+import { answeredCounters, type WorkerLoad } from "./pod-load.js";
 import { SizeDecider, type BacklogReading, type SizeDecision } from "./size-decider.js";
 
 /** Whether the whole backlog was read: the pool's `BacklogComplete` condition. */
@@ -70,9 +70,9 @@ export class BacklogSizer {
       decider = new SizeDecider();
       this.deciders.set(args.key, decider);
     }
-    const processed = args.pods ? totalProcessed(args.pods) : undefined;
+    const counters = args.pods ? answeredCounters(args.pods) : undefined;
     const signals = read ? backlogSignals(read, args.pods) : undefined;
-    const reading: BacklogReading = signals ? { ...signals.reading, processed } : { backlog: undefined };
+    const reading: BacklogReading = signals ? { ...signals.reading, ...counters } : { backlog: undefined };
     const decision = decider.decide(args.spec, reading, args.currentReplicas, now);
     const later = (read?.queues ?? []).map((q) => q.nextEtaAfterHorizon).filter((eta): eta is number => eta !== undefined);
     const delayedEntersHorizonAt = later.length ? Math.min(...later) - horizonMs : undefined;
@@ -96,7 +96,7 @@ export class BacklogSizer {
  * answered. A configured management API that fails is a gap too, even when every pod answered: the user asked for
  * the broker's figure, and the gauges miss what other consumers of the queue hold.
  */
-export function backlogSignals(read: BrokerBacklog, pods: readonly (WorkerLoad | undefined)[] | undefined): { reading: Omit<BacklogReading, "processed">; queues: QueueBacklog[]; completeness: BacklogCompleteness } {
+export function backlogSignals(read: BrokerBacklog, pods: readonly (WorkerLoad | undefined)[] | undefined): { reading: Omit<BacklogReading, "processed" | "running" | "reportingPods">; queues: QueueBacklog[]; completeness: BacklogCompleteness } {
   const known = (pods ?? []).filter((p): p is WorkerLoad => p !== undefined);
   const running = (queue: string) => known.reduce((n, p) => n + Object.entries(p.inFlightByQueue).reduce((m, [q, v]) => (qName(q) === queue ? m + v : m), 0), 0);
   const queues = read.queues.map((q) => ({ ...q, inFlight: Math.max(q.inFlight, running(q.queue)) }));

@@ -16,8 +16,21 @@ export interface ScaleSignals {
   delayedUnknownEta?: number;
   /** Measured messages per second one replica completes; `undefined` until there is a measurement. */
   throughputPerReplica?: number;
-  /** Pods running at least one message; the pool never shrinks below min(busyPods, current). `undefined`: unknown. */
+  /**
+   * Measured messages per second arriving at the pool's queues. With a drain rate, the pool is sized to keep up with
+   * them as well as to drain the backlog; `undefined` (or without a drain rate) sizes on the backlog alone.
+   */
+  arrivalRate?: number;
+  /**
+   * Pods running at least one message; while their messages may be long, the pool never shrinks below
+   * min(busyPods, current). `undefined`: unknown.
+   */
   busyPods?: number;
+  /**
+   * Measured mean seconds a message runs. When it is at most a poll interval, a removed pod finishes its messages
+   * within moments of its SIGTERM and the busy-pod floor does not apply; `undefined`: not measured, the floor holds.
+   */
+  messageSeconds?: number;
   /** False when part of the backlog could not be read (one queue of several, in-flight counts): never scale down. */
   complete?: boolean;
 }
@@ -83,13 +96,15 @@ interface Step {
  * Desired replicas of a pool: a pure function of spec, signals, current size, time and history. The steps, in order:
  *
  * 1. **Size** the backlog (ready + in-flight + delayed due within the horizon): with a target drain time and a
- *    measured per-replica throughput, exactly enough replicas to drain it in that time; otherwise one replica per
+ *    measured per-replica throughput, exactly enough replicas to drain it in that time while keeping up with the
+ *    measured arrival rate, (backlog / targetDrainSeconds + arrivals) / throughput; otherwise one replica per
  *    `targetBacklogPerReplica`. A running pool within `tolerance` of that size keeps its size; a pool at zero starts
- *    only above `activationBacklog`. Bounded to [max(min, 1), max] while there is work.
+ *    only above `activationBacklog`. Bounded to [max(min, 1), max] while there is work or arrivals.
  * 2. **Stabilise** as the HPA: a scale-up takes the lowest recommendation of the up window, a scale-down the
  *    highest of the down window.
  * 3. **Rate-limit** with the behaviour policies, counted from the size at the start of each policy's period.
- * 4. **Floors**: never below the pods still running messages, and no scale-down at all on an incomplete reading.
+ * 4. **Floors**: never below the pods still running messages (unless messages are measured to last at most a poll
+ *    interval), and no scale-down at all on an incomplete reading.
  * 5. **Bounds** [min, max].
  *
  * An unreadable broker holds the current size: a pool is never scaled to zero because its broker cannot be read.
@@ -119,7 +134,7 @@ export function decideReplicas(input: ScaleInput): ScaleDecision {
   for (const step of [
     (r: number) => stabilise(spec, past, r, current, now),
     (r: number) => rateLimit(spec, events, r, current, now),
-    (r: number) => busyFloor(observation, r, current),
+    (r: number) => busyFloor(spec, observation, r, current),
     (r: number) => completeness(observation, r, current),
   ]) {
     const s = step(replicas);
@@ -150,24 +165,36 @@ function recommend(spec: AutoscalingSpec, signals: ScaleSignals, backlog: number
   const what = due > 0 ? `backlog ${work} (${due} delayed, due within ${spec.delayedHorizonSeconds}s)` : `backlog ${work}`;
   const unknownEta = isCount(signals.delayedUnknownEta) ? signals.delayedUnknownEta : 0;
   const atLeastOne = Math.max(spec.minReplicas, 1);
-  if (work === 0 || (current === 0 && work <= spec.activationBacklog)) {
+  const rate = signals.throughputPerReplica;
+  const byRate = spec.targetDrainSeconds !== undefined && isCount(rate) && rate > 0;
+  // Arrivals count only next to a drain rate: messages per second mean replicas only at a measured rate per replica.
+  const arrival = byRate && isCount(signals.arrivalRate) ? signals.arrivalRate : 0;
+  if ((work === 0 && arrival === 0) || (current === 0 && work <= spec.activationBacklog)) {
     if (unknownEta > 0) return { replicas: atLeastOne, reason: "DelayedMessages", message: `${unknownEta} delayed messages with no visible eta need a running worker` };
     return { replicas: spec.minReplicas, reason: "Idle", message: work === 0 ? "no backlog" : `${what} is within the activation backlog ${spec.activationBacklog}` };
   }
-  const rate = signals.throughputPerReplica;
-  const byRate = spec.targetDrainSeconds !== undefined && rate !== undefined && Number.isFinite(rate) && rate > 0;
   const perReplica = byRate ? rate * spec.targetDrainSeconds! : spec.targetBacklogPerReplica;
-  const needed = Math.ceil(work / perReplica);
+  // The work of the next targetDrainSeconds: what is there now and what will arrive meanwhile. Within the horizon at
+  // least the delayed messages due in it will arrive, and the measured rate already holds those promoted lately, so
+  // the horizon counts the larger of the two, not their sum.
+  const demand = byRate ? work - due + Math.max(due, arrival * spec.delayedHorizonSeconds) + arrival * Math.max(0, spec.targetDrainSeconds! - spec.delayedHorizonSeconds) : work;
+  const needed = Math.ceil(demand / perReplica);
   const reason: ScaleReason = byRate ? "DrainRate" : "Backlog";
-  const sizing = byRate
-    ? `${what} at ${round(rate)} msg/s per replica drains in ${spec.targetDrainSeconds}s with ${needed} replicas`
-    : `${what} at ${spec.targetBacklogPerReplica} per replica needs ${needed} replicas`;
+  const sizing = !byRate
+    ? `${what} at ${spec.targetBacklogPerReplica} per replica needs ${needed} replicas`
+    : arrival > 0
+      ? `${what} and ${round(arrival)} msg/s arriving, at ${round(rate)} msg/s per replica, drain in ${spec.targetDrainSeconds}s with ${needed} replicas`
+      : `${what} at ${round(rate)} msg/s per replica drains in ${spec.targetDrainSeconds}s with ${needed} replicas`;
   // As the HPA: a running pool whose load is within the tolerance of its size keeps that size, so a depth that
   // wobbles around a boundary does not resize the pool every poll. From zero there is no ratio: activation decides.
-  if (current > 0 && Math.abs(work - perReplica * current) <= spec.tolerance * perReplica * current) {
+  if (current > 0 && Math.abs(demand - perReplica * current) <= spec.tolerance * perReplica * current) {
     return { replicas: clamp(current, atLeastOne, spec.maxReplicas), reason, message: `${sizing}, within the ${round(spec.tolerance * 100)} % tolerance of ${current}` };
   }
-  return { replicas: clamp(needed, atLeastOne, spec.maxReplicas), reason, message: sizing };
+  // Down to the fewest replicas whose load is within the tolerance: the size the pool would then keep. The exact
+  // size (a ceiling) would stay above a load that sits a little over a whole number of replicas, which the
+  // scale-down window then holds for good.
+  const fewest = demand < perReplica * current ? Math.max(1, Math.ceil(demand / (perReplica * (1 + spec.tolerance)))) : needed;
+  return { replicas: clamp(fewest, atLeastOne, spec.maxReplicas), reason, message: fewest === needed ? sizing : `${sizing}, ${fewest} within the ${round(spec.tolerance * 100)} % tolerance` };
 }
 
 /** Step 2: HPA stabilisation over the recommendations of the windows. */
@@ -229,9 +256,16 @@ function periodStart(policy: ScalingPolicy, events: readonly ScaleEvent[], curre
   return Math.max(0, events.reduce((size, e) => (e.time > since && e.time <= now ? size - e.change : size), current));
 }
 
-/** Step 4a: pods still running messages are not taken away (the ReplicaSet might pick a busy one). */
-function busyFloor(signals: ScaleSignals, replicas: number, current: number): Step {
+/**
+ * Step 4a: pods still running messages are not taken away, since the ReplicaSet might pick a busy one and its
+ * messages could outlast the grace period. Not when messages are measured to take at most a poll interval: a
+ * removed pod then stops consuming and finishes what it runs within seconds, and the deletion cost set before a
+ * scale-down has the ReplicaSet remove the least busy pods first. Otherwise a steady stream that keeps every pod a
+ * little busy would hold the pool at its peak size.
+ */
+function busyFloor(spec: AutoscalingSpec, signals: ScaleSignals, replicas: number, current: number): Step {
   if (!isCount(signals.busyPods) || replicas >= current) return { replicas };
+  if (isCount(signals.messageSeconds) && signals.messageSeconds <= spec.pollIntervalSeconds) return { replicas };
   const floor = Math.min(signals.busyPods, current);
   if (replicas >= floor) return { replicas };
   return { replicas: floor, held: "BusyPods", note: `${signals.busyPods} pods are still running messages` };

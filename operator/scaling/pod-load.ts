@@ -58,10 +58,12 @@ export async function scrapeLoad(url: string, timeoutMs = 1000): Promise<WorkerL
 }
 
 /**
- * Messages processed by the whole pool so far, or undefined unless every worker answered: a sum missing a worker
- * would read as a drop and spoil the throughput measure.
+ * The counters of the pods that answered: messages processed so far and running now, summed, and how many pods
+ * they come from (the rate measure compares sums only between polls read from as many pods). Undefined when none
+ * answered.
  */
-export function totalProcessed(loads: readonly (WorkerLoad | undefined)[]): number | undefined {
-  if (loads.length === 0 || loads.some((l) => l === undefined)) return undefined;
-  return loads.reduce((sum, l) => sum + l!.processed, 0);
+export function answeredCounters(loads: readonly (WorkerLoad | undefined)[]): { processed: number; running: number; reportingPods: number } | undefined {
+  const known = loads.filter((l): l is WorkerLoad => l !== undefined);
+  if (known.length === 0) return undefined;
+  return { processed: known.reduce((sum, l) => sum + l.processed, 0), running: known.reduce((sum, l) => sum + l.inFlight, 0), reportingPods: known.length };
 }

@@ -5,7 +5,8 @@ import { autoscalingWithDefaults, type AutoscalingSpec, type ScalingRules } from
 import { SizeDecider } from "../../operator/scaling/size-decider.js";
 import { decideReplicas, scaleDownLimit, scaleUpLimit, type Recommendation, type ScaleEvent, type ScaleSignals } from "../../operator/scaling/decide.js";
 import { deletionCosts } from "../../operator/scaling/deletion-cost.js";
-import { measureThroughputPerReplica } from "../../operator/scaling/throughput.js";
+import { intervals, measureRates, measureThroughputPerReplica, type ThroughputSample } from "../../operator/scaling/throughput.js";
+import { answeredCounters } from "../../operator/scaling/pod-load.js";
 
 const spec = (over: Partial<AutoscalingSpec> = {}): AutoscalingSpec => ({ ...autoscalingWithDefaults({ maxReplicas: 10 })!, ...over });
 const rules = (selectPolicy: ScalingRules["selectPolicy"], ...policies: ScalingRules["policies"]): ScalingRules => ({ selectPolicy, policies });
@@ -137,6 +138,21 @@ describe("decideReplicas: table", () => {
     },
     { name: "without a measured rate the backlog target applies", spec: { targetDrainSeconds: 60 }, obs: { backlog: 250 }, current: 0, want: 3, reason: "Backlog" },
     { name: "current above a lowered max comes down", spec: { maxReplicas: 2, scaleDownStabilizationSeconds: 0 }, obs: { backlog: 1000 }, current: 5, want: 2, reason: "Backlog" },
+    // Arrivals: with a drain rate, (backlog + arrivals over the drain time) / (rate × drain time). The default
+    // horizon is 35 s (5 s poll + 30 s start-up); the drain time here 60 s or 120 s.
+    { name: "arrivals at a measured rate are sized on as well as the backlog", spec: { targetDrainSeconds: 60 }, obs: { backlog: 300, throughputPerReplica: 5, arrivalRate: 20 }, current: 1, want: 5, reason: "DrainRate" },
+    { name: "arrivals keep a pool with an empty backlog at what keeps up with them", spec: { targetDrainSeconds: 120, scaleDownStabilizationSeconds: 0 }, obs: { backlog: 0, throughputPerReplica: 4, arrivalRate: 20 }, current: 5, want: 5, reason: "Steady" },
+    { name: "arrivals without a drain target are not sized on", spec: { scaleDownStabilizationSeconds: 0 }, obs: { backlog: 0, throughputPerReplica: 4, arrivalRate: 20 }, current: 5, want: 0, reason: "Idle" },
+    { name: "arrivals without a measured rate are not sized on", spec: { targetDrainSeconds: 120, scaleDownStabilizationSeconds: 0 }, obs: { backlog: 0, arrivalRate: 20 }, current: 5, want: 0, reason: "Idle" },
+    { name: "delayed messages due within the horizon are not added to the arrivals they are part of", spec: { targetDrainSeconds: 120 }, obs: { backlog: 0, delayedDue: 700, throughputPerReplica: 4, arrivalRate: 20 }, current: 5, want: 5, reason: "Steady" },
+    { name: "a delayed wave above the measured arrivals counts in full", spec: { targetDrainSeconds: 120 }, obs: { backlog: 0, delayedDue: 1400, throughputPerReplica: 4, arrivalRate: 20 }, current: 5, want: 7, reason: "DrainRate" },
+    // Scale-down to the fewest replicas within the tolerance of the load, not to its ceiling.
+    { name: "a scale-down goes to the fewest replicas within the tolerance", spec: { targetDrainSeconds: 120, scaleDownStabilizationSeconds: 0 }, obs: { backlog: 0, throughputPerReplica: 4, arrivalRate: 20.6 }, current: 6, want: 5, reason: "DrainRate" },
+    { name: "the fewest within the tolerance, by backlog per replica", spec: { scaleDownStabilizationSeconds: 0 }, obs: { backlog: 520 }, current: 7, want: 5, reason: "Backlog" },
+    { name: "a scale-down stops where the tolerance would no longer hold", spec: { scaleDownStabilizationSeconds: 0 }, obs: { backlog: 560 }, current: 8, want: 6, reason: "Backlog" },
+    // The busy-pod floor holds only while messages may be long.
+    { name: "messages measured to take at most a poll: busy pods do not hold the size", spec: { scaleDownStabilizationSeconds: 0 }, obs: { backlog: 8, busyPods: 8, messageSeconds: 5 }, current: 8, want: 1, reason: "Backlog" },
+    { name: "messages measured to take longer than a poll: busy pods hold the size", spec: { scaleDownStabilizationSeconds: 0 }, obs: { backlog: 8, busyPods: 8, messageSeconds: 5.5 }, current: 8, want: 8, reason: "BusyPods" },
   ];
   for (const c of cases) {
     test(c.name, () => {
@@ -179,7 +195,9 @@ const arbObservation = fc.record({
   delayedDue: fc.option(fc.integer({ min: 0, max: 10_000 }), { nil: undefined }),
   delayedUnknownEta: fc.option(fc.integer({ min: 0, max: 1000 }), { nil: undefined }),
   throughputPerReplica: fc.option(fc.double({ min: 0.001, max: 10_000, noNaN: true }), { nil: undefined }),
+  arrivalRate: fc.option(fc.double({ min: 0, max: 10_000, noNaN: true }), { nil: undefined }),
   busyPods: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+  messageSeconds: fc.option(fc.double({ min: 0, max: 3600, noNaN: true }), { nil: undefined }),
   complete: fc.option(fc.boolean(), { nil: undefined }),
 });
 const arbHistory = fc.array(fc.record({ time: fc.integer({ min: T - 700_000, max: T }), replicas: fc.integer({ min: 0, max: 30 }) }), { maxLength: 20 });
@@ -234,12 +252,35 @@ describe("decideReplicas: properties", () => {
     );
   });
 
-  test("never below the busy pods (up to the current size), unless max is lower", () => {
+  test("never below the busy pods (up to the current size), unless max is lower, while messages may be long", () => {
     fc.assert(
       fc.property(arbInput, fc.integer({ min: 0, max: 40 }), (input, busyPods) => {
         fc.pre(input.observation.backlog !== undefined);
+        const seconds = input.observation.messageSeconds;
+        fc.pre(seconds === undefined || seconds > input.spec.pollIntervalSeconds);
         const d = decideReplicas({ ...input, observation: { ...input.observation, busyPods } });
         assert.ok(d.replicas >= Math.min(busyPods, input.currentReplicas, input.spec.maxReplicas), `${d.replicas} < min(${busyPods}, ${input.currentReplicas})`);
+      }),
+    );
+  });
+
+  test("messages measured to take at most a poll: busy pods change nothing", () => {
+    fc.assert(
+      fc.property(arbInput, fc.integer({ min: 0, max: 40 }), fc.double({ min: 0, max: 1, noNaN: true }), (input, busyPods, share) => {
+        const observation = { ...input.observation, messageSeconds: share * input.spec.pollIntervalSeconds };
+        const busy = decideReplicas({ ...input, observation: { ...observation, busyPods } });
+        const unknown = decideReplicas({ ...input, observation: { ...observation, busyPods: undefined } });
+        assert.equal(busy.replicas, unknown.replicas);
+      }),
+    );
+  });
+
+  test("more arrivals never mean fewer replicas", () => {
+    fc.assert(
+      fc.property(arbInput, fc.double({ min: 0, max: 10_000, noNaN: true }), fc.double({ min: 0, max: 10_000, noNaN: true }), (input, a, b) => {
+        const [lo, hi] = a <= b ? [a, b] : [b, a];
+        const at = (arrivalRate: number) => decideReplicas({ ...input, observation: { ...input.observation, arrivalRate } });
+        assert.ok(at(hi).replicas >= at(lo).replicas);
       }),
     );
   });
@@ -285,6 +326,21 @@ describe("decideReplicas: properties", () => {
         const d = decideReplicas({ spec: s, observation: { backlog, throughputPerReplica: rate }, currentReplicas: 0, now: T, history: [] });
         assert.ok(d.replicas * rate * drain >= backlog - 1e-6, "drains in time");
         if (d.replicas > 1) assert.ok((d.replicas - 1) * rate * drain < backlog + 1e-6, "no overshoot");
+      }),
+    );
+  });
+
+  test("with a measured rate and arrivals, the pool drains the backlog within the target time while keeping up, and one replica fewer would not", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 100_000 }), fc.double({ min: 0.01, max: 1000, noNaN: true }), fc.double({ min: 0, max: 1000, noNaN: true }), fc.integer({ min: 1, max: 600 }), (backlog, rate, arrivals, drain) => {
+        // A pool at zero starts on a backlog; arrivals are only measured on a running pool.
+        fc.pre(backlog > 0);
+        const s = spec({ maxReplicas: 1e12, targetDrainSeconds: drain, scaleDownStabilizationSeconds: 0, behavior: { scaleUp: rules("Max", { type: "Pods", value: 1e12, periodSeconds: 1 }), scaleDown: spec().behavior.scaleDown } });
+        const d = decideReplicas({ spec: s, observation: { backlog, throughputPerReplica: rate, arrivalRate: arrivals }, currentReplicas: 0, now: T, history: [] });
+        // Arrivals count over the drain time, and at least over the horizon a delayed message is sized ahead of.
+        const work = backlog + arrivals * Math.max(drain, s.delayedHorizonSeconds);
+        assert.ok(d.replicas * rate * drain >= work * (1 - 1e-9), "drains in time");
+        if (d.replicas > 1) assert.ok((d.replicas - 1) * rate * drain < work * (1 + 1e-9), "no overshoot");
       }),
     );
   });
@@ -404,6 +460,80 @@ describe("throughput and deletion cost", () => {
     assert.equal(measureThroughputPerReplica([{ time: T, backlog: 100, replicas: 2 }, { time: T + 10_000, backlog: 60, replicas: 2 }]), 2);
     assert.equal(measureThroughputPerReplica([{ time: T, backlog: 0, replicas: 2 }, { time: T + 10_000, backlog: 0, replicas: 2 }]), undefined);
     assert.equal(measureThroughputPerReplica([{ time: T, backlog: 50, replicas: 0 }, { time: T + 10_000, backlog: 10, replicas: 0 }]), undefined);
+  });
+
+  test("capacity only from intervals where messages waited for the pods at both ends", () => {
+    // 2 pods: 20 s with work waiting (backlog above what they run), completing 8 msg/s; then 20 s keeping up with
+    // 3 msg/s, everything they hold running.
+    const samples: ThroughputSample[] = [
+      { time: T, backlog: 200, replicas: 2, processed: 0, running: 16 },
+      { time: T + 10_000, backlog: 150, replicas: 2, processed: 80, running: 16 },
+      { time: T + 20_000, backlog: 100, replicas: 2, processed: 160, running: 16 },
+      { time: T + 30_000, backlog: 6, replicas: 2, processed: 284, running: 6 },
+      { time: T + 40_000, backlog: 6, replicas: 2, processed: 314, running: 6 },
+    ];
+    const rates = measureRates(intervals(samples));
+    assert.equal(rates.capacityPerReplica, 4);
+    assert.equal(rates.completedPerReplica, 314 / 80);
+    // Arrivals: completed + the backlog's growth, (314 - 194) / 40 s.
+    assert.equal(rates.arrivalRate, 3);
+    assert.equal(measureRates(intervals(samples.slice(3))).capacityPerReplica, undefined, "keeping up says nothing about capacity");
+    assert.equal(measureRates(intervals(samples.slice(3))).completedPerReplica, 1.5, "only a lower bound");
+  });
+
+  test("counters are compared only between polls read from as many pods", () => {
+    const samples: ThroughputSample[] = [
+      { time: T, backlog: 100, replicas: 3, processed: 900, running: 24 },
+      // A pod's scrape timed out: its counter left the sum.
+      { time: T + 10_000, backlog: 100, replicas: 2, processed: 700, running: 16 },
+      // It answers again: its counter is back, which is no burst of work.
+      { time: T + 20_000, backlog: 100, replicas: 3, processed: 1200, running: 24 },
+      { time: T + 30_000, backlog: 100, replicas: 3, processed: 1320, running: 24 },
+    ];
+    const rates = measureRates(intervals(samples));
+    assert.equal(rates.capacityPerReplica, 4);
+    assert.equal(rates.arrivalRate, 12);
+  });
+
+  test("message duration by Little's law: running over time / completed", () => {
+    const samples: ThroughputSample[] = [
+      { time: T, backlog: 40, replicas: 5, processed: 0, running: 40 },
+      { time: T + 10_000, backlog: 40, replicas: 5, processed: 200, running: 40 },
+    ];
+    assert.equal(measureRates(intervals(samples)).messageSeconds, 2);
+    const long = samples.map((x) => ({ ...x, processed: 0 }));
+    assert.equal(measureRates(intervals(long)).messageSeconds, undefined, "none completed: not measured");
+  });
+
+  test("the counters of the pods that answered, and how many they are", () => {
+    const load = (inFlight: number, processed: number) => ({ inFlight, inFlightByQueue: { default: inFlight }, processed });
+    assert.deepEqual(answeredCounters([load(3, 100), undefined, load(1, 50)]), { processed: 150, running: 4, reportingPods: 2 });
+    assert.equal(answeredCounters([undefined]), undefined);
+    assert.equal(answeredCounters([]), undefined);
+  });
+
+  test("a pool above its load keeps the capacity it measured while work waited, and comes down to what keeps up", () => {
+    // 4 msg/s per pod at most, 2 s per message; 20 msg/s arrive. The pool first has a backlog, then 10 pods keep
+    // up with everything busy: what they complete (2 per pod) is not what they can do.
+    const decider = new SizeDecider();
+    const s = spec({ maxReplicas: 20, targetDrainSeconds: 120, scaleDownStabilizationSeconds: 0 });
+    let processed = 0;
+    let last = decider.decide(s, { backlog: 3000, processed, running: 80, reportingPods: 10, busyPods: 10 }, 10, T);
+    for (let i = 1; i <= 6; i++) {
+      processed += 40 * 5;
+      last = decider.decide(s, { backlog: 3000 - 100 * i, processed, running: 80, reportingPods: 10, busyPods: 10 }, 10, T + i * 5000);
+    }
+    assert.equal(last.throughputPerReplica, 4);
+    for (let i = 7; i <= 30; i++) {
+      processed += 20 * 5;
+      last = decider.decide(s, { backlog: 40, processed, running: 40, reportingPods: 10, busyPods: 10 }, 10, T + i * 5000);
+    }
+    assert.equal(last.throughputPerReplica, 4, "the capacity, not the 2 msg/s each pod completes");
+    // 20 msg/s throughout but for the poll where the backlog fell to 40, which the measure reads as no arrivals.
+    assert.ok(Math.abs(last.arrivalRate! - 20) < 1, `${last.arrivalRate}`);
+    // 20 msg/s at 4 per replica, every pod busy with 2 s messages: 5 replicas, or 6 for the backlog of 40.
+    assert.ok(last.replicas >= 5 && last.replicas <= 6, last.message);
+    assert.equal(last.reason, "DrainRate", last.message);
   });
 
   test("idle pods cost least; unknown load is not taken for idle", () => {

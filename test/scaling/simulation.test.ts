@@ -52,6 +52,15 @@ describe("scaling simulation", () => {
     }
   });
 
+  test("under a steady stream of short messages Troupe comes down from its start-up peak to what keeps up, every pod busy", () => {
+    // 20 msg/s at 4 msg/s per pod: 5 pods keep up. Every pod runs messages all along; with the busy-pod floor for
+    // all work, the pool stayed at its peak.
+    const run = simulate(traces(1)[0]!, POOL, troupeScaler(POOL, { backlogPerReplica: 480 }));
+    const settled = run.replicas.slice(600, 3600);
+    assert.ok(run.maxReplicas > 6, `peak ${run.maxReplicas}`);
+    assert.deepEqual([Math.min(...settled) >= 5, Math.max(...settled) <= 6], [true, true], `${Math.min(...settled)} to ${Math.max(...settled)} pods`);
+  });
+
   test("the table has one row per trace and scaler, judged against the HPA row of its trace", () => {
     const results = runScenario();
     const rows = scalingTable(results).split("\n").slice(2).map((row) => row.split("|").map((cell) => cell.trim()));
