@@ -6,11 +6,20 @@ import type { Run } from "./simulate.js";
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c"];
 
-/** `npm run bench -- scaling [--out DIR]`: every trace through Troupe, the HPA formula and KEDA, as a table and a plot per trace. */
+/**
+ * `npm run bench -- scaling [--out DIR] [--seed N]`: every trace through Troupe, the HPA formula and KEDA, as a
+ * table and a plot per trace. The seed draws the traces' arrival noise (default 1, the figures in docs/bench.md).
+ */
 export async function benchScaling(args: string[]): Promise<void> {
-  const outIndex = args.indexOf("--out");
-  const out = outIndex >= 0 && args[outIndex + 1] ? args[outIndex + 1]! : join("bench", "results");
-  const results = runScenario();
+  const option = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const out = option("--out") ?? join("bench", "results");
+  const seedText = option("--seed") ?? "1";
+  const seed = Number(seedText);
+  if (!Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer, got "${seedText}"`);
+  const results = runScenario(seed);
   const table = scalingTable(results);
   await mkdir(out, { recursive: true });
   const lines = ["# Scaling simulation", "", table, ""];
