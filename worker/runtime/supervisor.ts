@@ -31,7 +31,24 @@ export interface SupervisorOptions {
 
 const log = getLogger("supervisor");
 
-/** Message a child sends once its worker has booted. */
+/** Resolves once `child` says it fetches no more, exits, or has not said so within FETCHING_STOP_WAIT_MS. */
+function stoppedFetching(child: ClusterWorker): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      child.off(FETCHING_STOPPED, done);
+      child.off("exit", done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      log.warn("a replaced worker process did not stop fetching in time; reloading anyway", { pid: child.process.pid, waitedMs: FETCHING_STOP_WAIT_MS });
+      done();
+    }, FETCHING_STOP_WAIT_MS);
+    child.once(FETCHING_STOPPED, done);
+    child.once("exit", done);
+  });
+}
+
 /**
  * Worker processes `troupe worker` starts when `--processes` is not given: as few as give every core a thread.
  * Dramatiq's default is one process per core; here each process already spreads its actors over its threads, and
@@ -44,7 +61,12 @@ export function defaultProcesses(cores: number, threads: number): number {
   return Math.max(1, Math.ceil(cores / threads));
 }
 
+/** Message a child sends once its worker has booted. */
 export const BOOTED = "troupe:booted";
+/** Message a stopping child sends once it fetches no more messages (its running ones may still be finishing). */
+export const FETCHING_STOPPED = "troupe:fetching-stopped";
+/** How long a reload waits for a replaced process to say it stopped fetching (it may be hung). */
+const FETCHING_STOP_WAIT_MS = 10_000;
 
 /**
  * The environment a worker process starts with, on top of the primary's. glibc gives threads that allocate at the
@@ -84,6 +106,7 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
     if (candidate) candidates.set(child, candidate);
     else slots.set(slot, child);
     child.on("message", (msg: unknown) => {
+      if (msg === FETCHING_STOPPED) return void child.emit(FETCHING_STOPPED);
       if (msg !== BOOTED) return;
       booted.add(child);
       candidates.get(child)?.(true);
@@ -159,16 +182,20 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
         if (!stopping) log.error("reload failed: a new worker process did not boot (its error is above); the previous code keeps running until the next change", { reason: next });
         continue;
       }
+      const replaced: Promise<void>[] = [];
       for (const [slot, child] of fresh) {
         candidates.delete(child);
         const old = slots.get(slot);
         slots.set(slot, child);
         if (old && !old.isDead()) {
           retired.add(old);
+          replaced.push(stoppedFetching(old));
           // The usual graceful stop: no new fetches, prefetched messages given back, running ones finish.
           old.process.kill("SIGTERM");
         }
       }
+      // Until the old processes stop fetching, a message sent now could still start on the old code.
+      await Promise.all(replaced);
       log.info("reloaded: new worker processes run the changed code; the previous ones drain and exit", { processes: fresh.size });
     }
     reloading = false;

@@ -375,9 +375,10 @@ export class Worker implements WorkerInfo {
 
   /**
    * Graceful stop: fetch nothing more, give back what has not started, let running messages finish within
-   * the shutdown timeout, then requeue what is still running. Nothing unfinished is acked.
+   * the shutdown timeout, then requeue what is still running. Nothing unfinished is acked. `onFetchingStopped`
+   * runs once no consumer fetches any more and what had not started is given back (a reload waits for it).
    */
-  async stop(timeout = this.options.shutdownTimeout ?? 600_000): Promise<void> {
+  async stop(timeout = this.options.shutdownTimeout ?? 600_000, onFetchingStopped?: () => void): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     log.info("worker stopping", { running: this.inFlight.size, queued: this.work.size, delayed: this.delayed.size, timeoutMs: timeout });
@@ -392,6 +393,7 @@ export class Worker implements WorkerInfo {
     clearTimeout(this.delayTimer);
     const unstarted = [...this.work.drain(), ...this.delayed.drain()].map((item) => item.proxy);
     await this.requeueByConsumer(unstarted);
+    onFetchingStopped?.();
     const finished = await waitUntil(() => this.inFlight.size === 0, (wake) => this.idleWaiters.push(wake), timeout);
     if (!finished) {
       log.warn("shutdown timeout reached; requeueing unfinished messages", { running: this.inFlight.size });

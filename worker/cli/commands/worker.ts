@@ -5,7 +5,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { getLogger, redactUrl, setLogLevel } from "../../logging.js";
 import { DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE, watchTree, type WatchOptions } from "../watch.js";
-import { BOOTED, defaultProcesses, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, EXIT_PIDFILE, supervise } from "../../runtime/supervisor.js";
+import { BOOTED, FETCHING_STOPPED, defaultProcesses, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, EXIT_PIDFILE, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
 import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
@@ -270,7 +270,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
       }
       overrides?.close();
       void Promise.resolve(scheduler?.stop())
-        .then(() => worker.stop())
+        .then(() => worker.stop(undefined, () => process.send?.(FETCHING_STOPPED)))
         .then(() => Promise.all([broker.close(), closeBackends(), stopMetrics()]))
         .then(
           () => resolve(EXIT_OK),
