@@ -134,7 +134,7 @@ export class SimulatedPool {
       inFlight: this.pods.reduce((n, p) => n + p.running.length, 0),
       delayedDueBy: (by) => [...waiting].reduce((n, [eta, count]) => (eta <= by ? n + count : n), 0),
       pods: live.length,
-      readyPods: live.filter((p) => p.readyAt <= t).length,
+      readyPods: answering.length,
       busyPods: live.filter((p) => p.running.length > 0).length,
       processed: answering.reduce((n, p) => n + p.processed, 0),
       running: answering.reduce((n, p) => n + p.running.length, 0),

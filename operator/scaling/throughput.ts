@@ -96,17 +96,16 @@ export function intervals(samples: readonly ThroughputSample[]): Interval[] {
 
 /** The pool's rates over the intervals. */
 export function measureRates(within: readonly Interval[]): PoolRates {
-  const sum = (of: (iv: Interval) => number) => within.reduce((n, iv) => n + of(iv), 0);
+  const sum = (list: readonly Interval[], of: (iv: Interval) => number) => list.reduce((n, iv) => n + of(iv), 0);
   const saturated = within.filter((iv) => iv.saturated);
   const counted = within.filter((iv) => iv.arrived !== undefined);
   const timed = within.filter((iv) => iv.runningSeconds !== undefined);
   const ratio = (a: number, b: number) => (b > 0 && a > 0 ? a / b : undefined);
-  const completed = timed.reduce((n, iv) => n + iv.completed!, 0);
   return {
-    capacityPerReplica: ratio(saturated.reduce((n, iv) => n + iv.done, 0), saturated.reduce((n, iv) => n + iv.replicaSeconds, 0)),
-    completedPerReplica: ratio(sum((iv) => iv.done), sum((iv) => iv.replicaSeconds)),
-    arrivalRate: counted.length ? counted.reduce((n, iv) => n + iv.arrived!, 0) / counted.reduce((n, iv) => n + iv.seconds, 0) : undefined,
-    messageSeconds: ratio(timed.reduce((n, iv) => n + iv.runningSeconds!, 0), completed),
+    capacityPerReplica: ratio(sum(saturated, (iv) => iv.done), sum(saturated, (iv) => iv.replicaSeconds)),
+    completedPerReplica: ratio(sum(within, (iv) => iv.done), sum(within, (iv) => iv.replicaSeconds)),
+    arrivalRate: counted.length ? sum(counted, (iv) => iv.arrived!) / sum(counted, (iv) => iv.seconds) : undefined,
+    messageSeconds: ratio(sum(timed, (iv) => iv.runningSeconds!), sum(timed, (iv) => iv.completed!)),
   };
 }
 
