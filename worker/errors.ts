@@ -20,7 +20,23 @@ export class BrokerError extends TroupeError {}
 export class ActorNotFound extends BrokerError {}
 export class QueueNotFound extends BrokerError {}
 export class BrokerConnectionError extends BrokerError {}
-export class ConnectionFailed extends BrokerConnectionError {}
+/** Socket errors that mean the server could not be reached, as opposed to a server that answered and refused. */
+const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "EPIPE", "EAI_AGAIN"]);
+
+export class ConnectionFailed extends BrokerConnectionError {
+  /**
+   * The server could not be reached (refused or timed-out connection, reset socket, DNS not answering), as in an
+   * outage; false when it answered and refused (credentials, vhost, database, a malformed URL), which retrying
+   * cannot fix. Read from the cause chain, so every place that raises ConnectionFailed classifies alike.
+   */
+  get unreachable(): boolean {
+    for (let cause: unknown = this.cause, depth = 0; cause instanceof Error && depth < 8; cause = cause.cause, depth++) {
+      const code = (cause as Error & { code?: unknown }).code;
+      if (typeof code === "string" && UNREACHABLE_CODES.has(code)) return true;
+    }
+    return false;
+  }
+}
 export class ConnectionClosed extends BrokerConnectionError {}
 export class QueueJoinTimeout extends TroupeError {}
 export class RateLimitExceeded extends TroupeError {}

@@ -5,6 +5,7 @@ import { OwnRabbitServer } from "../support/own-rabbitmq.js";
 import { freePort, OwnRedisServer } from "../support/redis.js";
 import { awaitAll } from "../support/tally.js";
 import { until } from "../support/wait.js";
+import { EXIT_UNREACHABLE_AT_BOOT } from "../../worker/runtime/supervisor.js";
 
 const RESTARTS = 2;
 const OUTAGE_MS = 1000;
@@ -84,6 +85,32 @@ describe("chaos: broker killed and restarted under load (private servers with pe
       // The producer gives up after two reconnect attempts, so some enqueues raise during the outage.
       const producer = { redis: { maxRetriesPerRequest: 2 } };
       await onRedis(server.url, { processes: 2, threads: 4, env: { TROUPE_REDIS_HEARTBEAT_TIMEOUT: "3000" } }, (run) => restartUnderLoad(t, "Redis", server, run), producer);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("Redis down while a crashed worker process restarts: the group waits out the outage instead of stopping", async () => {
+    const server = new OwnRedisServer(await freePort());
+    await server.start();
+    try {
+      await onRedis(server.url, { processes: 2, threads: 2, env: { TROUPE_LOG_LEVEL: "info", TROUPE_REDIS_HEARTBEAT_TIMEOUT: "2000" } }, async ({ broker, cluster, queue }) => {
+        const [victim] = await cluster.waitForProcesses(2);
+        await cluster.waitForLog((l) => l.msg === "worker started", "both processes to boot", 30_000, 1);
+        await server.kill();
+        // Its replacement boots while the broker is down: connection refused, which the group has reached before.
+        process.kill(victim!, "SIGKILL");
+        const restart = (l: { msg: string; code?: unknown }) => l.msg === "worker process exited; restarting" && l.code === EXIT_UNREACHABLE_AT_BOOT;
+        await cluster.waitForLog(restart, "the replacement to meet the outage and be restarted", 30_000);
+        assert.ok(cluster.alive, `the supervisor is still running:\n${cluster.output.slice(-3000)}`);
+        await server.start();
+        await cluster.waitForProcesses(2, 60_000);
+        const messages = records(queue, "restart_", BATCH);
+        await broker.enqueueMany(messages);
+        const seen = await awaitAll(cluster, messages.map((m) => m.args[0] as string), 60_000);
+        assert.deepEqual(seen.lost, []);
+        assert.ok(cluster.alive, "the supervisor is still running");
+      });
     } finally {
       await server.stop();
     }

@@ -38,6 +38,7 @@ describe("RabbitMQ connections", () => {
         assert.match(err.message, /amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672/);
         assert.match(err.message, /access refused/i);
         assert.doesNotMatch(err.message, /Sup3rSecret/);
+        assert.equal(err.unreachable, false, "a refusal is not an outage: a supervisor stops rather than retries");
         return true;
       }),
     );
@@ -48,7 +49,11 @@ describe("RabbitMQ connections", () => {
 
   test("an unreachable broker fails start-up with a clear error", async () => {
     const broker = new RabbitmqBroker("amqp://guest:guest@127.0.0.1:1/");
-    await assert.rejects(broker.connect(), /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/: connection refused/);
+    await assert.rejects(broker.connect(), (err: Error) => {
+      assert.match(err.message, /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/: connection refused/);
+      assert.ok(err instanceof ConnectionFailed && err.unreachable, "a refused connection is an outage a supervisor waits out once its group booted");
+      return true;
+    });
     await broker.close();
   });
 

@@ -1,4 +1,5 @@
 import cluster, { type Worker as ClusterWorker } from "node:cluster";
+import { ConnectionFailed } from "../errors.js";
 import { getLogger } from "../logging.js";
 
 /** Exit codes, as Dramatiq's CLI: a child exiting with one of these at boot stops the whole group. */
@@ -8,6 +9,19 @@ export const EXIT_BOOT_FAILURE = 2;
 export const EXIT_BROKER_UNREACHABLE = 3;
 /** The --pid-file names a running process, or cannot be written. */
 export const EXIT_PIDFILE = 4;
+/**
+ * Between a worker process and its supervisor only (sysexits' EX_TEMPFAIL): the process could not reach its broker
+ * or a backend at boot, a connection refused or timed out rather than credentials or a database refused. The
+ * supervisor treats it as EXIT_BROKER_UNREACHABLE until a process of the group has booted, and as an outage after:
+ * the process is restarted with backoff, as the booted ones ride the outage out by reconnecting.
+ */
+export const EXIT_UNREACHABLE_AT_BOOT = 75;
+
+/** The code a worker process exits with when `err` kept it from connecting at boot. */
+export function connectFailureExitCode(err: unknown, supervised: boolean): number {
+  if (!(err instanceof ConnectionFailed)) return EXIT_BOOT_FAILURE;
+  return supervised && err.unreachable ? EXIT_UNREACHABLE_AT_BOOT : EXIT_BROKER_UNREACHABLE;
+}
 
 export interface SupervisorOptions {
   processes: number;
@@ -94,6 +108,8 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
   let stopping = false;
   let exitCode = EXIT_OK;
   const booted = new WeakSet<ClusterWorker>();
+  /** Whether any process of the group has booted: from then on, a broker that cannot be reached is an outage. */
+  let groupBooted = false;
   const crashes: number[] = [];
   const slots = new Map<number, ClusterWorker>();
   /** Processes of a reload that have not replaced their slot's yet: told whether they booted. */
@@ -109,6 +125,7 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
       if (msg === FETCHING_STOPPED) return void child.emit(FETCHING_STOPPED);
       if (msg !== BOOTED) return;
       booted.add(child);
+      groupBooted = true;
       candidates.get(child)?.(true);
     });
     child.on("exit", (code, signal) => {
@@ -120,9 +137,10 @@ export async function supervise(options: SupervisorOptions): Promise<number> {
       }
       if (slots.get(slot) === child) slots.delete(slot);
       if (stopping) return;
-      if (!booted.has(child) && (code === EXIT_BOOT_FAILURE || code === EXIT_BROKER_UNREACHABLE)) {
+      const bootFailure = !booted.has(child) && (code === EXIT_BOOT_FAILURE || code === EXIT_BROKER_UNREACHABLE || (code === EXIT_UNREACHABLE_AT_BOOT && !groupBooted));
+      if (bootFailure) {
         log.critical("worker process failed to boot; stopping", { slot, code });
-        exitCode = code;
+        exitCode = code === EXIT_UNREACHABLE_AT_BOOT ? EXIT_BROKER_UNREACHABLE : code;
         void stop();
         return;
       }

@@ -5,7 +5,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { getLogger, redactUrl, setLogLevel } from "../../logging.js";
 import { DEFAULT_WATCH_EXCLUDE, DEFAULT_WATCH_INCLUDE, watchTree, type WatchOptions } from "../watch.js";
-import { BOOTED, FETCHING_STOPPED, defaultProcesses, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, EXIT_PIDFILE, supervise } from "../../runtime/supervisor.js";
+import { BOOTED, FETCHING_STOPPED, connectFailureExitCode, defaultProcesses, EXIT_BOOT_FAILURE, EXIT_BROKER_UNREACHABLE, EXIT_KILLED, EXIT_OK, EXIT_PIDFILE, supervise } from "../../runtime/supervisor.js";
 import { Worker } from "../../runtime/worker.js";
 import { DEFAULT_LOOKAHEAD } from "../../runtime/thread-pool.js";
 import { importModules } from "../../runtime/load-modules.js";
@@ -198,7 +198,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
   } catch (err) {
     log.critical("cannot connect to the broker", { broker: redactUrl(settings.brokerUrl), err });
     console.error(`troupe worker: ${(err as Error).message}`);
-    return EXIT_BROKER_UNREACHABLE;
+    return err instanceof ConnectionFailed ? connectFailureExitCode(err, cluster.isWorker) : EXIT_BROKER_UNREACHABLE;
   }
   try {
     await importModules(settings.modules);
@@ -214,7 +214,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     log.critical("cannot connect to a results or rate-limiter backend", { err });
     console.error(`troupe worker: ${(err as Error).message}`);
     await Promise.all([broker.close(), closeBackends()]).catch(() => undefined);
-    return err instanceof ConnectionFailed ? EXIT_BROKER_UNREACHABLE : EXIT_BOOT_FAILURE;
+    return connectFailureExitCode(err, cluster.isWorker);
   }
   // A warning, not an error: a queue consumed only to dead-letter what lands there (unknown actors) is legitimate.
   const unserved = unservedQueues(settings.queues);
@@ -253,7 +253,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
     console.error(`troupe worker: ${(err as Error).message}`);
     await worker.stop(0).catch(() => undefined);
     await broker.close().catch(() => undefined);
-    return err instanceof ConnectionFailed ? EXIT_BROKER_UNREACHABLE : EXIT_BOOT_FAILURE;
+    return connectFailureExitCode(err, cluster.isWorker);
   }
   process.send?.(BOOTED);
 
