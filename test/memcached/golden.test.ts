@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   BucketRateLimiter,
@@ -19,7 +19,8 @@ import {
   type MessageData,
 } from "troupe";
 import { oneAtATime, serverIndex } from "../../worker/memcached/hashing.js";
-import { goldenMemcachedDir, uniqueName } from "../support/env.js";
+import { goldenMemcachedDir, repoRoot, uniqueName } from "../support/env.js";
+import { OwnMemcached } from "./own-memcached.js";
 import { RawMemcached, type RawItem } from "./raw.js";
 
 const MEMCACHED_URL = "memcached://127.0.0.1:11211";
@@ -67,20 +68,27 @@ const results = golden<{ phases: ResultPhase[] }>("results.json");
 const THIRTY_ONE_DAYS_S = 2_678_400;
 
 describe("memcached results against Dramatiq's captures (golden-memcached/results.json)", () => {
+  // The golden keys are fixed (MD5s of the captured messages): on a memcached of this test's own, so that another
+  // run at the same time cannot overwrite them between a store and its read-back.
+  let server: OwnMemcached;
+  let url: string;
   let raw: RawMemcached;
   const written: string[] = [];
 
   before(async () => {
-    raw = await RawMemcached.open();
+    server = await OwnMemcached.start();
+    url = `memcached://${server.address}`;
+    raw = await RawMemcached.open(server.port);
   });
   after(async () => {
     await raw.delete(...written);
     raw.close();
+    await server.stop();
   });
 
   for (const phase of results.phases) {
     test(`${phase.phase}: same keys, flags, bytes and TTLs as Python wrote, and each reads Python's items back`, async () => {
-      const backend = new MemcachedResultBackend({ url: MEMCACHED_URL, namespace: phase.namespace, useNamespacePrefixKeys: phase.use_namespace_prefix_keys });
+      const backend = new MemcachedResultBackend({ url, namespace: phase.namespace, useNamespacePrefixKeys: phase.use_namespace_prefix_keys });
       try {
         for (const c of phase.cases) {
           const message = Message.fromData(c.message_as_sent.decoded);
@@ -124,7 +132,7 @@ describe("memcached results against Dramatiq's captures (golden-memcached/result
 
   test("flags a foreign client wrote (flags-interop.json): bytes, ints and text read as JSON; pickles and zlib are refused", async () => {
     const cases = golden<{ results: { written_raw: { key: string; flags: number; value_utf8: string }; dramatiq_get_result: { returned?: string; raised?: string } }[] }>("flags-interop.json").results;
-    const backend = new MemcachedResultBackend({ url: MEMCACHED_URL, useNamespacePrefixKeys: true, namespace: uniqueName("mcflags") });
+    const backend = new MemcachedResultBackend({ url, useNamespacePrefixKeys: true, namespace: uniqueName("mcflags") });
     try {
       for (const { written_raw: w, dramatiq_get_result: python } of cases) {
         const message = new Message({ queueName: "q", actorName: "a", messageId: `${w.key}-${w.flags}` });
@@ -321,4 +329,33 @@ test("key placement across servers is pylibmc's: one-at-a-time over sign-extende
     for (const [order, index] of Object.entries(vector.observed)) assert.equal(serverIndex(vector.key, order.split(" ").length), index, `${vector.key} on ${order}`);
   }
   assert.equal(serverIndex("anything", 1), 0);
+});
+
+interface Experiment {
+  servers_in_order: string[];
+  rules_matched: Record<string, string>;
+  dramatiq_backends: { checked: number; matched_one_at_a_time_modulo: number; samples: { key: string; server_index: number }[] };
+}
+
+test("Dramatiq's own backends on 2 and 3 servers, in both orders, put their keys where serverIndex says (hashing.json experiments)", () => {
+  const { experiments } = golden<{ experiments: Experiment[] }>("hashing.json");
+  assert.deepEqual(experiments.map((e) => e.servers_in_order.length).sort(), [2, 2, 3, 3]);
+  for (const experiment of experiments) {
+    const order = experiment.servers_in_order.join(" ");
+    // The rule this reproduces is the one that matched all 496 keys in the capture.
+    assert.equal(experiment.rules_matched["one_at_a_time(key bytes, chars sign-extended) % n"], "496/496", order);
+    assert.equal(experiment.dramatiq_backends.matched_one_at_a_time_modulo, experiment.dramatiq_backends.checked, order);
+    assert.ok(experiment.dramatiq_backends.samples.length > 0);
+    for (const { key, server_index } of experiment.dramatiq_backends.samples) assert.equal(serverIndex(key, experiment.servers_in_order.length), server_index, `${key} on ${order}`);
+  }
+});
+
+test("every capture in golden-memcached/ is read by a memcached test (a capture no test reads proves nothing)", () => {
+  const captures = readdirSync(goldenMemcachedDir).filter((name) => /\.(json|txt)$/.test(name));
+  assert.deepEqual(captures.sort(), ["flags-interop.json", "hashing.json", "rate-limits.json", "results.json", "wire-transcript.txt"]);
+  const sources = readdirSync(join(repoRoot, "test", "memcached"))
+    .filter((name) => name.endsWith(".test.ts"))
+    .map((name) => readFileSync(join(repoRoot, "test", "memcached", name), "utf8"));
+  // Each test file reads its captures by name through a one-argument helper: golden<…>("x.json"), goldenText("x.txt").
+  for (const capture of captures) assert.ok(sources.some((source) => source.includes(`("${capture}")`)), `${capture} is read by no test`);
 });

@@ -2,8 +2,9 @@
  * Troupe's memcached traffic against pylibmc's, exchange by exchange: wire-transcript.txt, the `wire` of every
  * rate-limits.json step and the `set` of every results.json case. Troupe speaks the binary protocol; the recorder
  * renders each binary exchange as the text-protocol bytes carrying the same fields (verb, key, flags, exptime,
- * length, value, CAS unique, reply), so the comparison is of text. The golden keys are used as they are, on a
- * memcached of this test's own, so that no other run shares them.
+ * length, value, CAS unique, reply), so the comparison is of text. Then the limiters on the items flags-interop.json
+ * had a foreign client write. The golden keys are used as they are, on a memcached of this test's own, so that no
+ * other run shares them.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -26,9 +27,10 @@ import {
   group,
   type MessageData,
 } from "troupe";
-import { goldenMemcachedDir } from "../support/env.js";
+import { goldenMemcachedDir, uniqueName } from "../support/env.js";
 import { until } from "../support/wait.js";
 import { OwnMemcached } from "./own-memcached.js";
+import { RawMemcached } from "./raw.js";
 import { WireRecorder, type Exchange } from "./recorder.js";
 
 const goldenText = (name: string) => readFileSync(join(goldenMemcachedDir, name), "utf8");
@@ -384,4 +386,89 @@ test("results.json: every text-protocol case's set, header and value, as pylibmc
     }
   }
   assert.equal(compared, phases.flatMap((p) => p.cases).filter((c) => c.wire_storage_commands.length > 0).length);
+});
+
+interface ForeignItem {
+  written_raw: { key: string; flags: number; value_utf8: string; exptime: number };
+  items_after?: { key: string; flags: number; value_utf8: string }[];
+  item_after?: { flags: number; value_utf8: string };
+  [outcome: string]: unknown;
+}
+
+describe("flags-interop.json: counters a foreign client wrote, under each flag, as the limiters find them", () => {
+  const interop = golden<Record<"window" | "concurrent" | "barrier" | "bucket", ForeignItem[]>>("flags-interop.json");
+  let raw: RawMemcached;
+  let backend: MemcachedRateLimiterBackend;
+  const returned = (c: ForeignItem, name: string) => (c[name] as { returned?: string; raised?: string }).returned;
+
+  before(async () => {
+    raw = await RawMemcached.open(server.port);
+    backend = new MemcachedRateLimiterBackend({ url: `memcached://${server.address}` });
+  });
+  after(async () => {
+    raw.close();
+    await backend.close();
+  });
+
+  test("window: Python sums flags 2 and 4 and fails on 0 and 16 (bytes, str); Troupe sums every decimal and writes flags 4 back", async () => {
+    for (const c of interop.window) {
+      const w = c.written_raw;
+      const limiterKey = w.key.replace(/@\d+$/, "");
+      const outcome = c["dramatiq_WindowRateLimiter_acquire(limit=10, window=5)"] as { returned?: string; raised?: string };
+      await withinPeriods(1000, 300, async () => {
+        const second = Math.floor(Date.now() / 1000);
+        const ago = Number(/@(\d+)$/.exec(w.key)![1]) < Number(/@(\d+)$/.exec(c.items_after![0]!.key)![1]) ? 1 : 0;
+        await raw.delete(`${limiterKey}@${second}`, `${limiterKey}@${second - 1}`);
+        assert.equal(await raw.set(`${limiterKey}@${second - ago}`, w.value_utf8, w.flags, w.exptime), "STORED");
+        assert.equal(await new WindowRateLimiter(limiterKey, { backend, limit: 10, window: 5 }).tryAcquire(), true, `${w.key} flags ${w.flags}`);
+        if (Math.floor(Date.now() / 1000) !== second) return { value: undefined, crossed: true };
+        const current = await raw.get(`${limiterKey}@${second}`);
+        // Where Python succeeded, the same item; where it raised, the item Python would have left had it read the bytes.
+        const expected = outcome.returned === "True" ? c.items_after![0]! : { flags: 4, value_utf8: String((ago ? 0 : 3) + 1) };
+        assert.deepEqual({ flags: current?.flags, value: current?.value.toString() }, { flags: expected.flags, value: expected.value_utf8 }, `${w.key} flags ${w.flags}`);
+        if (outcome.returned !== "True") assert.match(outcome.raised!, /TypeError/);
+        return { value: undefined, crossed: false };
+      });
+    }
+  });
+
+  test("concurrent: incr keeps the foreign flags and padding; a value that is not decimal digits is refused, as memcached refuses Python's incr", async () => {
+    for (const c of interop.concurrent) {
+      const w = c.written_raw;
+      const key = `${w.key}:${uniqueName("t")}`;
+      assert.equal(await raw.set(key, w.value_utf8, w.flags, w.exptime), "STORED");
+      const limiter = new ConcurrentRateLimiter(key, { backend, limit: 2 });
+      const python = c["dramatiq_ConcurrentRateLimiter_acquire(limit=2)"] as { returned?: string; raised?: string };
+      if (python.returned === "True") assert.equal(await limiter.tryAcquire(), true, w.key);
+      else await assert.rejects(limiter.tryAcquire(), /refused incr/, w.key);
+      const item = await raw.get(key);
+      assert.deepEqual({ flags: item?.flags, value: item?.value.toString() }, { flags: c.item_after!.flags, value: c.item_after!.value_utf8 }, w.key);
+      await raw.delete(key);
+    }
+  });
+
+  test("barrier and bucket on items written with flags 0: the same outcomes (the bucket's failed acquire undone)", async () => {
+    const [barrierCase] = interop.barrier;
+    await raw.set(barrierCase!.written_raw.key, barrierCase!.written_raw.value_utf8, 0, barrierCase!.written_raw.exptime);
+    const barrier = new Barrier(barrierCase!.written_raw.key, { backend });
+    assert.deepEqual([String(await barrier.wait({ block: false })), String(await barrier.wait({ block: false }))], [returned(barrierCase!, "wait_1"), returned(barrierCase!, "wait_2")].map((r) => r!.toLowerCase()));
+    assert.equal((await raw.get(barrier.key))?.value.toString(), barrierCase!.item_after!.value_utf8);
+
+    const [bucketCase] = interop.bucket;
+    await withinPeriods(60_000, 55_000, async () => {
+      const name = bucketCase!.written_raw.key.replace(/@\d+$/, "");
+      const start = Date.now() - (Date.now() % 60_000);
+      await raw.set(`${name}@${start}`, bucketCase!.written_raw.value_utf8, 0, bucketCase!.written_raw.exptime);
+      const bucket = new BucketRateLimiter(name, { backend, limit: 2, bucket: 60_000 });
+      const outcomes = [String(await bucket.tryAcquire()), String(await bucket.tryAcquire())];
+      if (Date.now() - (Date.now() % 60_000) !== start) return { value: undefined, crossed: true };
+      assert.deepEqual(outcomes, [returned(bucketCase!, "acquire_1"), returned(bucketCase!, "acquire_2")].map((r) => r!.toLowerCase()));
+      const item = await raw.get(`${name}@${start}`);
+      // Python left 3 (its failed incr is never undone); Troupe's undo leaves 2.
+      assert.equal(bucketCase!.item_after!.value_utf8, "3");
+      assert.deepEqual({ flags: item?.flags, value: item?.value.toString() }, { flags: 0, value: "2" });
+      await raw.delete(`${name}@${start}`);
+      return { value: undefined, crossed: false };
+    });
+  });
 });
