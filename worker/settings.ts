@@ -4,6 +4,10 @@
  * test/unit/settings.test.ts holds them to — each variable the source names and each flag `troupe worker --help`
  * prints must be declared here, and each declared one must be documented in README.md or docs/.
  */
+import { supportedSchemes, type ServiceRole } from "./setup.js";
+
+/** The schemes a URL setting takes, from the composition root's table, so that a new backend is listed here by itself. */
+const schemes = (role: ServiceRole) => supportedSchemes(role).join(", ");
 export interface Setting {
   /** `troupe worker` flag (long form, without dashes). */
   flag?: string;
@@ -18,9 +22,9 @@ export interface Setting {
 }
 
 export const SETTINGS: readonly Setting[] = [
-  { flag: "broker", env: "TROUPE_BROKER_URL", default: "memory://", doc: "broker URL: memory://, redis://, rediss://, amqp://, amqps://" },
-  { env: "TROUPE_RESULTS_URL", default: "the broker's Redis, or memory on the memory broker", doc: "results backend URL: memory://, redis://, rediss://, memcached://" },
-  { env: "TROUPE_RATE_LIMITER_URL", default: "the broker's Redis, else memory", doc: "rate-limiter and barrier backend URL: memory://, redis://, rediss://, memcached://" },
+  { flag: "broker", env: "TROUPE_BROKER_URL", default: "memory://", doc: `broker URL: ${schemes("broker")}` },
+  { env: "TROUPE_RESULTS_URL", default: "the broker's Redis, or memory on the memory broker", doc: `results backend URL: ${schemes("results")}` },
+  { env: "TROUPE_RATE_LIMITER_URL", default: "the broker's Redis, else memory", doc: `rate-limiter and barrier backend URL: ${schemes("rate limiter")}` },
   { flag: "processes", default: "CPU count / threads, rounded up (1 on the memory broker)", doc: "worker processes under one supervisor; one per core only pays once one process's threads cannot cover the cores (docs/performance.md)" },
   { flag: "threads", default: "8", doc: "worker threads per process" },
   { flag: "concurrency", default: "1", doc: "messages one thread runs at once (async actors)" },
