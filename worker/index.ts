@@ -54,7 +54,7 @@ export { ShutdownNotifications } from "./middleware/shutdown-notifications.js";
 export { Callbacks } from "./middleware/callbacks.js";
 export { Pipelines } from "./middleware/pipelines.js";
 export { Retries, type RetriesOptions } from "./middleware/retries.js";
-export { Results, type ResultsOptions } from "./middleware/results.js";
+export { Results, type ResultsOptions } from "./results/middleware.js";
 export { GroupCallbacks, type GroupCallbacksOptions } from "./middleware/group-callbacks.js";
 export { Prometheus } from "./middleware/prometheus.js";
 export { computeBackoff, type BackoffOptions } from "./middleware/backoff.js";

@@ -1,7 +1,7 @@
 import type { Broker, QueueStats } from "../../worker/broker.js";
 import type { RabbitmqBrokerOptions } from "../../worker/brokers/rabbitmq.js";
 import { defaultMiddleware } from "../../worker/middleware/defaults.js";
-import { Results } from "../../worker/middleware/results.js";
+import { Results } from "../../worker/results/middleware.js";
 import { createBroker } from "../../worker/setup.js";
 import { redactUrl } from "../../worker/logging.js";
 

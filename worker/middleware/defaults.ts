@@ -4,7 +4,7 @@ import { GroupCallbacks } from "./group-callbacks.js";
 import type { Middleware } from "./middleware.js";
 import { Pipelines } from "./pipelines.js";
 import { Prometheus } from "./prometheus.js";
-import { Results } from "./results.js";
+import { Results } from "../results/middleware.js";
 import { Retries } from "./retries.js";
 import { ShutdownNotifications } from "./shutdown-notifications.js";
 import { TimeLimit } from "./time-limit.js";

@@ -5,7 +5,7 @@ import { setLogLevel } from "../../logging.js";
 import type { Message } from "../../message.js";
 import { GroupCallbacks } from "../../middleware/group-callbacks.js";
 import type { Middleware } from "../../middleware/middleware.js";
-import { Results } from "../../middleware/results.js";
+import { Results } from "../../results/middleware.js";
 import { MemoryResultBackend } from "../../results/memory.js";
 import { importModules } from "../../runtime/load-modules.js";
 import { Worker } from "../../runtime/worker.js";

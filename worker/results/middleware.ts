@@ -1,11 +1,11 @@
 import type { Broker } from "../broker.js";
 import { getLogger, messageFields } from "../logging.js";
 import type { MessageProxy } from "../proxy.js";
-import { DEFAULT_RESULT_TTL, type ResultBackend } from "../results/backend.js";
+import { DEFAULT_RESULT_TTL, type ResultBackend } from "./backend.js";
 import { getResultBackend } from "../global.js";
-import { errorType } from "./error-info.js";
-import { optionOf } from "./lookup.js";
-import type { Middleware, ProcessOutcome, WorkerInfo } from "./middleware.js";
+import { errorType } from "../middleware/error-info.js";
+import { optionOf } from "../middleware/lookup.js";
+import type { Middleware, ProcessOutcome, WorkerInfo } from "../middleware/middleware.js";
 import type { Message, MessageOptions } from "../message.js";
 import { resolveOption } from "../options.js";
 import { qName } from "../queues.js";
