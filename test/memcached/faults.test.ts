@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { ConcurrentRateLimiter, ConnectionClosed, ConnectionFailed, MemcachedRateLimiterBackend, MemcachedResultBackend, Message, ResultError, setResultBackend } from "troupe";
+import { parseMemcachedUrl } from "../../worker/memcached/connection.js";
 import { workerMetrics } from "../../worker/metrics/metrics.js";
 import { REDIS_URL, cliPath, fixture, uniqueName } from "../support/env.js";
 import { actors, startWorker, type Running } from "../support/middleware.js";
@@ -24,6 +25,33 @@ async function storeFailures(actorName: string): Promise<number> {
   const { values } = await workerMetrics().resultStoreFailures.get();
   return values.filter((v) => v.labels.actor_name === actorName).reduce((sum, v) => sum + v.value, 0);
 }
+
+describe("bad memcached URLs", () => {
+  test("are refused when the backend is made, naming what is wrong, the password redacted; good ones keep the server order", () => {
+    const bad: [string, RegExp][] = [
+      ["memcached://", /no server given/],
+      ["memcached://troupe:s3cret-pw@127.0.0.1:99999", /port 99999 is not from 1 to 65535/],
+      ["memcached://troupe:s3cret-pw@host:11211,bad host", /"bad host" is not host\[:port\]/],
+      ["memcached://troupe@127.0.0.1", /SASL needs both a user and a password/],
+      ["memcached://troupe:%E0%A4%A@127.0.0.1", /not valid percent-encoding/],
+      ["redis://troupe:s3cret-pw@127.0.0.1:6379", /the scheme must be memcached:\/\//],
+    ];
+    for (const [url, why] of bad) {
+      for (const make of [() => new MemcachedResultBackend({ url }), () => new MemcachedRateLimiterBackend({ url })]) {
+        assert.throws(make, (err: Error) => err.message.startsWith("invalid memcached URL") && why.test(err.message) && !err.message.includes("s3cret-pw"), url);
+      }
+    }
+    assert.deepEqual(parseMemcachedUrl("memcached://u:p%40ss@b.example:11300,[::1],a.example/"), {
+      servers: [
+        { host: "b.example", port: 11300 },
+        { host: "::1", port: 11211 },
+        { host: "a.example", port: 11211 },
+      ],
+      username: "u",
+      password: "p@ss",
+    });
+  });
+});
 
 describe("memcached down at boot", () => {
   test("connect() of either backend fails at once with ConnectionFailed naming the URL, password redacted", async () => {
