@@ -230,7 +230,7 @@ export class Message<R = unknown> {
   }
 
   /** A copy with fields replaced; `options` is shallow-merged, and a key set to undefined is removed. */
-  copy(changes: { queueName?: string; args?: JsonValue[]; kwargs?: { [key: string]: JsonValue }; options?: MessageOptions } = {}): Message<R> {
+  copy(changes: { queueName?: string; args?: JsonValue[]; kwargs?: { [key: string]: JsonValue }; options?: MessageOptions; messageId?: string } = {}): Message<R> {
     const options: MessageOptions = { ...this.options };
     const changed = changes.options;
     for (const key in changed) {
@@ -244,7 +244,7 @@ export class Message<R = unknown> {
       args: changes.args ?? this.args,
       kwargs: changes.kwargs ?? this.kwargs,
       options,
-      messageId: this.messageId,
+      messageId: changes.messageId ?? this.messageId,
       messageTimestamp: this.messageTimestamp,
     });
     copy.#source = this.#source;

@@ -116,11 +116,22 @@ export class Fleet {
     );
   }
 
-  /** The pod whose process fired `record`. */
-  podOf(record: FireRecord): CliProcess {
-    const firerPid = Number(record.by.split(":").at(-1));
+  /**
+   * The state of a tick's election key on RabbitMQ (worker/redis/schedule-claim.lua): claimed or committed, and by
+   * whom (`host:pid/instance`).
+   */
+  async election(name: string, tick: number): Promise<{ state: string; by: string } | undefined> {
+    const raw = await this.store.get(`${this.namespace}:schedule:${name}:${tick}`);
+    if (!raw) return undefined;
+    const [state, by] = raw.split("|") as [string, string];
+    return { state, by };
+  }
+
+  /** The pod whose process is `by` (`host:pid`, as in a fire record, or a claim's `host:pid/instance`). */
+  podOf(by: string): CliProcess {
+    const firerPid = Number(by.split("/")[0]!.split(":").at(-1));
     const pod = this.pods.find((p) => childrenOf(p.pid).includes(firerPid));
-    assert.ok(pod, `the firer ${record.by} is one of the pods`);
+    assert.ok(pod, `the firer ${by} is one of the pods`);
     return pod;
   }
 

@@ -37,7 +37,7 @@ describe("every-second schedules across three worker pods on Redis", () => {
     const first = nextSecond(Date.now());
     await fleet.firedThrough(first);
     const record = (await fleet.lastFired("tick-skip"))!;
-    await fleet.podOf(record).kill();
+    await fleet.podOf(record.by).kill();
     const last = record.tick + 5 * SECOND;
     await fleet.firedThrough(last);
     assertEveryTick(await fleet.source.ticks(), first, last);

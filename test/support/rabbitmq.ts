@@ -121,6 +121,9 @@ export async function managementUrl(): Promise<string | undefined> {
 export class BrokerRelay {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Client-to-broker bytes kept back while `hold` is on, per client connection. */
+  private readonly held = new Map<Socket, { upstream: Socket; chunks: Buffer[] }>();
+  private holding = false;
   port = 0;
 
   constructor(private readonly tls?: TlsOptions) {}
@@ -137,7 +140,14 @@ export class BrokerRelay {
           upstream.destroy();
         });
       }
-      client.pipe(upstream).pipe(client);
+      // Client bytes are forwarded by hand, so that `hold` can keep them back while still reading the client: a
+      // client that dies while held is then seen to close, and what it sent never reaches the broker.
+      const held = { upstream, chunks: [] as Buffer[] };
+      this.held.set(client, held);
+      client.on("data", (chunk: Buffer) => (this.holding ? held.chunks.push(chunk) : upstream.write(chunk)));
+      client.on("end", () => upstream.end());
+      client.on("close", () => this.held.delete(client));
+      upstream.pipe(client);
     };
     this.server = this.tls ? createTlsServer(this.tls, relay) : createTcpServer(relay);
     const server = this.server;
@@ -152,6 +162,26 @@ export class BrokerRelay {
 
   resume(): void {
     for (const socket of this.sockets) socket.resume();
+  }
+
+  /** Client connections open through the relay. */
+  get connections(): number {
+    return this.held.size;
+  }
+
+  /**
+   * Keep back every byte clients send (publishes, confirms asked for, heartbeats) until `release`, while the broker's
+   * side still flows: a publish that has left its process but not reached RabbitMQ. A client that closes meanwhile
+   * loses what it sent, as over a network that failed with it.
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Forward what was kept back, in order, and stop holding. */
+  release(): void {
+    this.holding = false;
+    for (const { upstream, chunks } of this.held.values()) for (const chunk of chunks.splice(0)) upstream.write(chunk);
   }
 
   async stop(): Promise<void> {

@@ -12,8 +12,8 @@ const BROKER_SCRIPTS = ["enqueue", "fetch", "ack", "nack", "dead-letter-listed-b
 const DEAD_LETTER_SCRIPTS = ["dead-letters-requeue", "dead-letters-delete", "queued-messages"] as const;
 /** Rate-limit scripts with their key count (undefined: the caller passes it, for variable key lists). */
 const RATE_LIMIT_SCRIPTS = { "rate-limit-adjust": 1, "rate-limit-incr-and-sum": undefined } as const;
-/** The schedules' tick election (worker/schedules/store.ts). */
-const SCHEDULE_SCRIPTS = ["schedule-fire"] as const;
+/** The schedules' tick election (worker/schedules/store.ts): in one step on a Redis broker, in two on RabbitMQ. */
+const SCHEDULE_SCRIPTS = ["schedule-fire", "schedule-claim", "schedule-commit"] as const;
 type ScriptName = (typeof BROKER_SCRIPTS)[number] | (typeof DEAD_LETTER_SCRIPTS)[number] | keyof typeof RATE_LIMIT_SCRIPTS | (typeof SCHEDULE_SCRIPTS)[number];
 
 const sources = new Map<ScriptName, string>();
@@ -59,9 +59,14 @@ export interface RateLimitCommands {
   troupeRateLimitIncrAndSum(numberOfKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
 }
 
-/** KEYS[1] = namespace; ARGV as in schedule-fire.lua. Resolves to [elected 1/0, previously recorded tick or -1]. */
+/** KEYS[1] = namespace; ARGV and replies as in each script's header. */
 export interface ScheduleCommands {
+  /** [elected 1/0/2 paused, previously recorded tick or -1]. */
   troupeScheduleFire(ns: string, ...argv: Arg[]): Promise<[number, number]>;
+  /** [status 1 held/0 refused/2 paused/3 held by another, previous tick or -1, lease left ms, holder or ""]. */
+  troupeScheduleClaim(ns: string, name: string, tick: number, electionTtl: number, lease: number, claimant: string): Promise<[number, number, number, string]>;
+  /** 1 committed now, 0 committed already. */
+  troupeScheduleCommit(ns: string, name: string, tick: number, committer: string, record: string): Promise<number>;
 }
 
 function commandName(name: ScriptName): string {

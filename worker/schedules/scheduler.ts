@@ -1,10 +1,11 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { Counter } from "prom-client";
 import type { Broker } from "../broker.js";
 import { getLogger } from "../logging.js";
 import { workerMetrics } from "../metrics/metrics.js";
 import { firesBetween } from "./next-fire.js";
 import { defaultSchedules, type Schedule } from "./schedule.js";
-import { scheduleStoreFor, type ScheduleStore } from "./store.js";
+import { followWindow, scheduleStoreFor, type FireOutcome, type ScheduleStore } from "./store.js";
 
 const log = getLogger("schedules");
 
@@ -37,6 +38,7 @@ const MAX_MISFIRES_COUNTED = 10_000;
  * when the event loop stalled past several ticks, only the latest one is tried. With a grace window a process
  * that starts also tries the latest tick within the window, which fires if no one fired it: the misfire policy
  * "fire once late". The process that fires a tick counts, as misfires, the ticks since the previously recorded one.
+ * On RabbitMQ a tick another process claimed but has not committed is followed past the lateness (see tryFire).
  */
 export class Scheduler {
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -45,6 +47,8 @@ export class Scheduler {
   private readonly active = new Map<string, Schedule>();
   private readonly now: () => number;
   private stopped = false;
+  /** Ends the waits of fires in progress (a retry's backoff, a claim followed) when the scheduler stops. */
+  private readonly halt = new AbortController();
 
   constructor(
     readonly store: ScheduleStore,
@@ -107,26 +111,39 @@ export class Scheduler {
 
   /**
    * Ask the store for `tick` until it answers: a failed call (the store is unreachable) is retried with backoff
-   * while the tick is within the schedule's lateness, so a short outage delays a tick rather than losing it.
+   * while the tick is within the schedule's lateness, so a short outage delays a tick rather than losing it. A
+   * tick another process claimed and has not committed (RabbitMQ) is asked again whenever that claim's lease may
+   * have lapsed, for as long as the claim lives (followWindow): if its holder died before its publish was
+   * confirmed, this process takes the tick over and publishes it. The tick was won in time, so following it is not
+   * bounded by the lateness; a process that stops leaves it to the others that follow it.
    */
   private async tryFire(schedule: Schedule, tick: number, now: number): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0; !this.stopped; ) {
+      let wait: number;
       try {
-        return await this.fireOnce(schedule, tick);
+        const outcome = await this.store.fire(schedule, tick, schedule.message(tick));
+        if (!outcome.heldBy) return this.fired(schedule, tick, outcome);
+        if (this.now() - tick > followWindow(schedule)) {
+          log.error("tick claimed by another process and never committed; no longer following it", { schedule: schedule.name, tick: new Date(tick).toISOString(), holder: outcome.heldBy.holder });
+          return;
+        }
+        // A little past the lease, so that the holder's lapsed lease is gone from Redis's view too.
+        wait = outcome.heldBy.leaseLeftMs + 10;
+        attempt = 0;
       } catch (err) {
-        const retryIn = Math.min(2000, 100 * 2 ** attempt);
-        if (this.stopped || this.now() + retryIn - tick > schedule.lateness) {
+        wait = Math.min(2000, 100 * 2 ** attempt++);
+        if (this.now() + wait - tick > schedule.lateness) {
           log.error("schedule could not fire; the tick is another process's or missed", { schedule: schedule.name, tick: new Date(tick).toISOString(), lateMs: now - tick, err });
           return;
         }
-        log.warn("schedule store call failed; retrying within the tick's lateness", { schedule: schedule.name, tick: new Date(tick).toISOString(), retryIn, err });
-        await new Promise((resolve) => setTimeout(resolve, retryIn));
+        log.warn("schedule store call failed; retrying within the tick's lateness", { schedule: schedule.name, tick: new Date(tick).toISOString(), retryIn: wait, err });
       }
+      await delay(wait, undefined, { signal: this.halt.signal }).catch(() => undefined);
     }
   }
 
-  private async fireOnce(schedule: Schedule, tick: number): Promise<void> {
-    const outcome = await this.store.fire(schedule, tick, schedule.message(tick));
+  /** Count and log the outcome of this process's call for `tick`. */
+  private fired(schedule: Schedule, tick: number, outcome: FireOutcome): void {
     if (outcome.paused) log.debug("schedule paused: tick skipped", { schedule: schedule.name, tick: new Date(tick).toISOString() });
     if (!outcome.fired) return;
     const labels = { schedule: schedule.name, actor_name: schedule.actorName };
@@ -151,6 +168,7 @@ export class Scheduler {
   /** Stop arming ticks, let fires in progress finish, close the store. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.halt.abort();
     for (const name of [...this.active.keys()]) this.remove(name);
     await Promise.all(this.running);
     await this.store.close();

@@ -7,10 +7,12 @@ import { asBrokerError, connectRedis, createRedisClient, type RedisConnectionOpt
 import { withScheduleScripts, type ScheduleCommands } from "../redis/scripts.js";
 import { TroupeError } from "../errors.js";
 import { nodeCrypto } from "../lazy.js";
-import { redactUrl } from "../logging.js";
+import { getLogger, redactUrl } from "../logging.js";
 import type { Message } from "../message.js";
 import { parseServiceUrl } from "../setup.js";
 import type { Schedule, ScheduleDefinition } from "./schedule.js";
+
+const log = getLogger("schedules");
 
 /** The last tick of a schedule that fired, as kept in the store (Redis: the hash `<ns>:schedules`). */
 export interface FireRecord {
@@ -29,6 +31,11 @@ export interface FireOutcome {
   paused?: boolean;
   /** The tick recorded before this call, if any (the firer counts the ticks in between as misfires). */
   previous: number | undefined;
+  /**
+   * Another process claimed the tick and has not committed it yet (RabbitMQ's two-phase election): ask again once
+   * its lease may have lapsed, to publish the tick in its place if it died.
+   */
+  heldBy?: { holder: string; leaseLeftMs: number };
 }
 
 /**
@@ -70,13 +77,49 @@ export function electionTtl(schedule: Schedule): number {
   return Math.max(60_000, 2 * schedule.lateness);
 }
 
+/**
+ * How long after a tick a process still follows another's uncommitted claim of it, to take it over: half the
+ * election key's life, so that the claim it would take over is still there. Longer than the lateness on purpose:
+ * the tick was won in time, and only its publish is late.
+ */
+export function followWindow(schedule: Schedule): number {
+  return electionTtl(schedule) / 2;
+}
+
+/**
+ * The lease of a RabbitMQ tick's claim. Its holder renews it every third of it while it publishes, so it lapses
+ * only when the holder died or its event loop stalled for two thirds of it; the others then take the tick over
+ * after at most this long. Shorter would double ticks on a loaded host; longer would delay a dead firer's tick.
+ */
+export const CLAIM_LEASE_MS = 1000;
+
+/** Published ticks whose commit failed that a process remembers, so that their retry does not publish them again. */
+const MAX_UNCOMMITTED = 1000;
+
+/** A fixed UUID, the namespace of tick message ids (RFC 9562 name-based ids, version 5). */
+const TICK_ID_NAMESPACE = Buffer.from("5b0c4f9e2a6d4e3b8f1c7d9a0e6b2c41", "hex");
+
+/**
+ * The message_id of a schedule's tick: a UUID v5 of namespace, schedule and tick, so that every process that
+ * publishes the tick — a firer and one that took its claim over — publishes it with the same id, and a consumer
+ * can tell a repeated delivery from another tick.
+ */
+export function tickMessageId(namespace: string, name: string, tick: number): string {
+  const hash = nodeCrypto().createHash("sha1").update(TICK_ID_NAMESPACE).update(`${namespace}\0${name}\0${tick}`).digest();
+  hash[6] = (hash[6]! & 0x0f) | 0x50;
+  hash[8] = (hash[8]! & 0x3f) | 0x80;
+  const hex = hash.subarray(0, 16).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 function recordFor(tick: number, message: Message): FireRecord {
   return { tick, firedAt: Date.now(), by: FIRED_BY, messageId: message.messageId };
 }
 
 /**
- * The election in Redis (worker/redis/schedule-fire.lua): `SET <ns>:schedule:<name>:<tick> NX PX ttl`,
- * the record, and — when `body` is given — the publication of the message on a Redis broker, in one script.
+ * The election in Redis: on a Redis broker `SET <ns>:schedule:<name>:<tick> NX PX ttl`, the record and the
+ * publication in one script (worker/redis/schedule-fire.lua); for a broker that publishes elsewhere, a claim with a
+ * lease (schedule-claim.lua) and, once the publish is confirmed, its commit (schedule-commit.lua).
  */
 class RedisElection {
   readonly client: Redis & ScheduleCommands;
@@ -94,14 +137,30 @@ class RedisElection {
     return connectRedis(this.client, this.connection.url);
   }
 
-  async elect(schedule: Schedule, tick: number, record: FireRecord, publish?: { queue: string; redisId: string; body: string }): Promise<FireOutcome> {
-    const argv: (string | number)[] = [Date.now(), schedule.name, tick, electionTtl(schedule), schedule.queueName, FIRED_BY, JSON.stringify(record)];
-    if (publish) argv.push(publish.redisId, publish.body);
+  async elect(schedule: Schedule, tick: number, record: FireRecord, publish: { redisId: string; body: string }): Promise<FireOutcome> {
+    const argv = [Date.now(), schedule.name, tick, electionTtl(schedule), schedule.queueName, FIRED_BY, JSON.stringify(record), publish.redisId, publish.body];
+    const [fired, previous] = await this.call(schedule, tick, "election", () => this.client.troupeScheduleFire(this.namespace, ...argv));
+    return { fired: fired === 1, paused: fired === 2, previous: previous < 0 ? undefined : previous };
+  }
+
+  /** Claim `tick` for `claimant`, keep (renew) its claim, or take over a lapsed one: see schedule-claim.lua. */
+  async claim(schedule: Schedule, tick: number, claimant: string): Promise<{ status: number; previous: number | undefined; leaseLeftMs: number; holder: string }> {
+    const [status, previous, leaseLeftMs, holder] = await this.call(schedule, tick, "claim", () =>
+      this.client.troupeScheduleClaim(this.namespace, schedule.name, tick, electionTtl(schedule), CLAIM_LEASE_MS, claimant),
+    );
+    return { status, previous: previous < 0 ? undefined : previous, leaseLeftMs, holder };
+  }
+
+  /** Commit a claimed tick whose publish was confirmed; false when it was committed already (published twice). */
+  async commit(schedule: Schedule, tick: number, committer: string, record: FireRecord): Promise<boolean> {
+    return (await this.call(schedule, tick, "commit", () => this.client.troupeScheduleCommit(this.namespace, schedule.name, tick, committer, JSON.stringify(record)))) === 1;
+  }
+
+  private async call<T>(schedule: Schedule, tick: number, what: string, command: () => Promise<T>): Promise<T> {
     try {
-      const [fired, previous] = await this.client.troupeScheduleFire(this.namespace, ...argv);
-      return { fired: fired === 1, paused: fired === 2, previous: previous < 0 ? undefined : previous };
+      return await command();
     } catch (err) {
-      throw asBrokerError(err, `schedule ${schedule.name}: election for tick ${new Date(tick).toISOString()} failed`);
+      throw asBrokerError(err, `schedule ${schedule.name}: ${what} for tick ${new Date(tick).toISOString()} failed`);
     }
   }
 
@@ -135,7 +194,7 @@ class RedisElection {
   }
 
   async forget(name: string): Promise<boolean> {
-    const removed = await this.client.multi().hdel(`${this.namespace}:schedules.defs`, name).hdel(`${this.namespace}:schedules`, name).hdel(`${this.namespace}:schedules.paused`, name).hdel(`${this.namespace}:schedules.skipped`, name).exec();
+    const removed = await this.client.multi().hdel(`${this.namespace}:schedules.defs`, name).hdel(`${this.namespace}:schedules`, name).hdel(`${this.namespace}:schedules.paused`, name).hdel(`${this.namespace}:schedules.skipped`, name).hdel(`${this.namespace}:schedules.claimed`, name).exec();
     return (removed ?? []).some(([err, count]) => !err && count === 1);
   }
 
@@ -152,6 +211,11 @@ abstract class RedisScheduleStore implements ScheduleStore {
   constructor(protected readonly election: RedisElection) {}
 
   abstract fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome>;
+
+  /** The tick's message with the tick's own message_id (see tickMessageId). */
+  protected tickMessage(schedule: Schedule, tick: number, message: Message): Message {
+    return message.copy({ messageId: tickMessageId(this.election.namespace, schedule.name, tick) });
+  }
 
   connect(): Promise<void> {
     return this.election.connect();
@@ -200,10 +264,10 @@ export class RedisBrokerScheduleStore extends RedisScheduleStore {
 
   async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
     const redisId = nodeCrypto().randomUUID();
-    const sent = message.copy({ options: { redis_message_id: redisId } });
+    const sent = this.tickMessage(schedule, tick, message).copy({ options: { redis_message_id: redisId } });
     await this.broker.declareQueue(schedule.queueName);
     await this.broker.emitBefore("beforeEnqueue", sent, undefined);
-    const outcome = await this.election.elect(schedule, tick, recordFor(tick, sent), { queue: schedule.queueName, redisId, body: sent.encode() });
+    const outcome = await this.election.elect(schedule, tick, recordFor(tick, sent), { redisId, body: sent.encode() });
     if (outcome.fired) await this.broker.emitAfter("afterEnqueue", sent, undefined);
     return outcome;
   }
@@ -213,12 +277,22 @@ export class RedisBrokerScheduleStore extends RedisScheduleStore {
  * A broker that is not Redis (RabbitMQ) cannot elect: its queues hold messages, not keys. The election runs on
  * a Redis the deployment already shares for coordination — the rate limiter's (TROUPE_RATE_LIMITER_URL, which
  * also holds barriers and group callbacks), else the results backend's (TROUPE_RESULTS_URL) — and the elected
- * process then publishes on the broker with its confirms. The two systems cannot commit together: a process
- * killed between winning a tick and the broker's confirm (one publish round trip) loses that tick; nothing can
- * double it, since the record is written with the election.
+ * process then publishes on the broker with its confirms. The two systems cannot commit together, so the election
+ * has two phases: winning a tick claims it with a lease, which the holder renews while it publishes, and the
+ * confirmed publish is then committed. A process that dies (or stalls past its lease) before its commit leaves a
+ * claim whose lease lapses; the processes that reached the tick follow the claim and one of them takes it over and
+ * publishes. A tick is never lost to a dead firer; it is published twice — with one message_id — only when the
+ * firer's publish reached RabbitMQ and it then died (or stalled) before the commit.
  */
 export class ClaimScheduleStore extends RedisScheduleStore {
   readonly description: string;
+  /** Who holds this store's claims: host:pid and an instance id, since one process may run several schedulers. */
+  private readonly claimant = `${FIRED_BY}/${nodeCrypto().randomUUID().slice(0, 8)}`;
+  /**
+   * Ticks this store published and has not committed yet (the commit failed: Redis went away), by schedule and
+   * tick: the retry of the call commits them without publishing them again.
+   */
+  private readonly uncommitted = new Set<string>();
 
   constructor(
     private readonly broker: Broker,
@@ -230,9 +304,46 @@ export class ClaimScheduleStore extends RedisScheduleStore {
   }
 
   async fire(schedule: Schedule, tick: number, message: Message): Promise<FireOutcome> {
-    const outcome = await this.election.elect(schedule, tick, recordFor(tick, message));
-    if (outcome.fired) await this.broker.enqueue(message);
-    return outcome;
+    const claim = await this.election.claim(schedule, tick, this.claimant);
+    const outcome: FireOutcome = { fired: false, previous: claim.previous };
+    if (claim.status === 2) return { ...outcome, paused: true };
+    if (claim.status === 3) return { ...outcome, heldBy: { holder: claim.holder, leaseLeftMs: claim.leaseLeftMs } };
+    if (claim.status !== 1) return outcome;
+    const at = new Date(tick).toISOString();
+    if (claim.holder) log.warn("took over a tick whose firer let its claim lapse before committing it", { schedule: schedule.name, tick: at, from: claim.holder });
+    const sent = this.tickMessage(schedule, tick, message);
+    const key = `${schedule.name}\0${tick}`;
+    if (!this.uncommitted.has(key)) {
+      await this.publishHoldingClaim(schedule, tick, sent);
+      this.uncommitted.add(key);
+      // Only the latest few can still be retried (a retry lasts the lateness at most): older ones are dropped.
+      if (this.uncommitted.size > MAX_UNCOMMITTED) this.uncommitted.delete(this.uncommitted.values().next().value!);
+    }
+    if (!(await this.election.commit(schedule, tick, this.claimant, recordFor(tick, sent)))) {
+      log.warn("tick committed by another process too: it was published twice, with one message_id", { schedule: schedule.name, tick: at, messageId: sent.messageId });
+    }
+    this.uncommitted.delete(key);
+    return { ...outcome, fired: true };
+  }
+
+  /** Publish `message`, renewing the tick's lease meanwhile, so that a slow confirm is not mistaken for a death. */
+  private async publishHoldingClaim(schedule: Schedule, tick: number, message: Message): Promise<void> {
+    let published = false;
+    const renew = setInterval(() => {
+      this.election.claim(schedule, tick, this.claimant).then(
+        ({ status, holder }) => {
+          // A renewal answered after the commit finds the tick committed: that is no loss.
+          if (status !== 1 && !published) log.warn("lost the claim of a tick while publishing it: it may be published twice, with one message_id", { schedule: schedule.name, tick: new Date(tick).toISOString(), holder });
+        },
+        (err: unknown) => log.warn("could not renew the claim of a tick while publishing it", { schedule: schedule.name, tick: new Date(tick).toISOString(), err }),
+      );
+    }, CLAIM_LEASE_MS / 3);
+    try {
+      await this.broker.enqueue(message);
+      published = true;
+    } finally {
+      clearInterval(renew);
+    }
   }
 }
 
