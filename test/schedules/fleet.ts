@@ -48,21 +48,33 @@ export function redisQueueTicks(client: Redis, namespace: string, queue: string)
   };
 }
 
+/** On RabbitMQ, where a tick may be delivered twice: the message_id of each delivery of a tick, in order. */
+export interface DeliveredTickSource extends TickSource {
+  messageIds(name: string, tick: number): string[];
+}
+
 /** On RabbitMQ: a consumer of the test's own that acks every delivery of the tick queue and keeps its tick; closing deletes both queues. */
-export async function rabbitmqQueueTicks(url: string, queue: string, idleQueue: string): Promise<TickSource> {
+export async function rabbitmqQueueTicks(url: string, queue: string, idleQueue: string): Promise<DeliveredTickSource> {
   const broker = new RabbitmqBroker(url);
   await broker.connect();
   await broker.declareQueue(queue);
   const seen = emptyTicks();
+  const ids = new Map<string, string[]>();
   const consumer: Consumer = broker.consume(queue, {
     prefetch: 100,
     onMessage: (proxy) => {
-      addTick(seen, proxy.message as unknown as TickMessage);
+      const message = proxy.message as unknown as TickMessage;
+      addTick(seen, message);
+      const key = `${message.options.schedule}@${message.options.schedule_tick}`;
+      ids.set(key, [...(ids.get(key) ?? []), proxy.message.messageId]);
       void consumer.ack(proxy);
     },
   });
   await consumer.start();
   return {
+    messageIds(name, tick) {
+      return ids.get(`${name}@${tick}`) ?? [];
+    },
     async ticks() {
       return Object.fromEntries(Object.entries(seen).map(([name, list]) => [name, [...list]]));
     },

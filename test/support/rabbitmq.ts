@@ -114,9 +114,9 @@ export async function managementUrl(): Promise<string | undefined> {
 }
 
 /**
- * A TCP (or TLS-terminating) relay to the test RabbitMQ on loopback. Stopping it cuts every connection through it
- * and refuses new ones, which is how a test takes "the broker" away from one client without touching the shared
- * server; starting it again on the same port brings it back.
+ * A TCP (or TLS-terminating) relay to the test RabbitMQ on loopback (or to another loopback service: `upstream`,
+ * e.g. a Redis). Stopping it cuts every connection through it and refuses new ones, which is how a test takes "the
+ * broker" away from one client without touching the shared server; starting it again on the same port brings it back.
  */
 export class BrokerRelay {
   private server: Server | undefined;
@@ -126,11 +126,14 @@ export class BrokerRelay {
   private holding = false;
   port = 0;
 
-  constructor(private readonly tls?: TlsOptions) {}
+  constructor(
+    private readonly tls?: TlsOptions,
+    private readonly upstream = { host: "127.0.0.1", port: 5672 },
+  ) {}
 
   async start(): Promise<void> {
     const relay = (client: Socket) => {
-      const upstream = netConnect({ host: "127.0.0.1", port: 5672 });
+      const upstream = netConnect(this.upstream);
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
         socket.on("error", () => socket.destroy());
