@@ -3,10 +3,12 @@ import assert from "node:assert/strict";
 import v8 from "node:v8";
 import { BroadcastChannel } from "node:worker_threads";
 import { releaseMemory } from "../../worker/runtime/memory.js";
-import { workerProcessEnv } from "../../worker/runtime/supervisor.js";
+import { readFileSync } from "node:fs";
+import { workerProcessEnv, workerProcessExecArgv } from "../../worker/runtime/supervisor.js";
 import { ThreadPool } from "../../worker/runtime/thread-pool.js";
 import { Message } from "../../worker/message.js";
-import { fixture, uniqueName } from "../support/env.js";
+import { fixture, REDIS_URL, uniqueName } from "../support/env.js";
+import { childrenOf, CliProcess } from "../support/process.js";
 import { until } from "../support/wait.js";
 
 test("worker threads start as load asks, one boot at a time: one at start, another when a message finds every thread busy", async () => {
@@ -68,4 +70,20 @@ test("releaseMemory collects without printing v8.queryObjects' ExperimentalWarni
 test("worker processes get one malloc arena unless the environment says otherwise", () => {
   assert.deepEqual(workerProcessEnv(3, {}), { MALLOC_ARENA_MAX: "1", TROUPE_PROCESS_INDEX: "3" });
   assert.equal(workerProcessEnv(0, { MALLOC_ARENA_MAX: "4" }).MALLOC_ARENA_MAX, "4");
+});
+
+test("worker processes get 4 MB semi-spaces unless the user set a size, in execArgv or NODE_OPTIONS", () => {
+  assert.deepEqual(workerProcessExecArgv(["--enable-source-maps"], {}), ["--enable-source-maps", "--max-semi-space-size=4"]);
+  assert.deepEqual(workerProcessExecArgv(["--max-semi-space-size=16"], {}), ["--max-semi-space-size=16"]);
+  assert.deepEqual(workerProcessExecArgv([], { NODE_OPTIONS: "--max-old-space-size=512 --max-semi-space-size=32" }), []);
+});
+
+test("a supervised worker process runs with the semi-space flag", async (t) => {
+  const worker = new CliProcess(["worker", fixture("basic"), "-Q", uniqueName("semi"), "-p", "1", "-b", REDIS_URL], { TROUPE_LOG_LEVEL: "info", TROUPE_METRICS_PORT: "off" });
+  t.after(() => worker.kill());
+  await worker.waitForLog((l) => l.msg === "worker started", "the worker process to boot");
+  const [child] = childrenOf(worker.pid);
+  assert.ok(child, "the supervisor forked a worker process");
+  const argv = readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0");
+  assert.ok(argv.includes("--max-semi-space-size=4"), argv.join(" "));
 });

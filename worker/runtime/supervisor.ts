@@ -99,12 +99,29 @@ export function workerProcessEnv(slot: number, env: NodeJS.ProcessEnv = process.
 }
 
 /**
+ * V8 flags a worker process starts with, on top of the primary's. The main thread of a worker process allocates
+ * fast and keeps little (each fetched message is decoded, handed to a thread and dropped once acked), and V8 lets
+ * its young generation grow to 3 × 16 MB semi-spaces under that churn, which is most of what a busy worker adds
+ * to its idle RSS. With 4 MB semi-spaces a scavenge runs more often but copies the same few live messages. The
+ * bench's Redis 1 × 8 no-op drain, alternating runs: peak RSS 129–142 MB against 151–162 MB with V8's default,
+ * throughput within the run-to-run noise; capping the worker threads' young generations instead changed nothing
+ * (docs/performance.md). A `--max-semi-space-size` of the user's, in `execArgv` or NODE_OPTIONS, wins.
+ */
+export function workerProcessExecArgv(execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): string[] {
+  const given = [...execArgv, env.NODE_OPTIONS ?? ""].some((arg) => arg.includes("--max-semi-space-size"));
+  return given ? [...execArgv] : [...execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`];
+}
+
+const WORKER_SEMI_SPACE_MB = 4;
+
+/**
  * The primary process of `troupe worker --processes N`: forks N worker processes (node cluster, so prom-client can
  * aggregate their metrics), restarts a crashed one with backoff, forwards SIGTERM/SIGINT as SIGTERM and waits for
  * children to drain. A child that fails to boot (bad module, unreachable broker) stops the group with its code.
  */
 export async function supervise(options: SupervisorOptions): Promise<number> {
   await options.onStart?.();
+  cluster.setupPrimary({ execArgv: workerProcessExecArgv() });
   let stopping = false;
   let exitCode = EXIT_OK;
   const booted = new WeakSet<ClusterWorker>();
