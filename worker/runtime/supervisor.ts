@@ -17,9 +17,9 @@ export const EXIT_PIDFILE = 4;
  */
 export const EXIT_UNREACHABLE_AT_BOOT = 75;
 
-/** The code a worker process exits with when `err` kept it from connecting at boot. */
-export function connectFailureExitCode(err: unknown, supervised: boolean): number {
-  if (!(err instanceof ConnectionFailed)) return EXIT_BOOT_FAILURE;
+/** The code a worker process exits with when `err` kept it from connecting at boot; `otherwise` for an error that is not a ConnectionFailed. */
+export function connectFailureExitCode(err: unknown, supervised: boolean, otherwise = EXIT_BOOT_FAILURE): number {
+  if (!(err instanceof ConnectionFailed)) return otherwise;
   return supervised && err.unreachable ? EXIT_UNREACHABLE_AT_BOOT : EXIT_BROKER_UNREACHABLE;
 }
 
@@ -98,6 +98,8 @@ export function workerProcessEnv(slot: number, env: NodeJS.ProcessEnv = process.
   return { MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? "1", TROUPE_PROCESS_INDEX: String(slot) };
 }
 
+const WORKER_SEMI_SPACE_MB = 4;
+
 /**
  * V8 flags a worker process starts with, on top of the primary's. The main thread of a worker process allocates
  * fast and keeps little (each fetched message is decoded, handed to a thread and dropped once acked), and V8 lets
@@ -111,8 +113,6 @@ export function workerProcessExecArgv(execArgv: readonly string[] = process.exec
   const given = [...execArgv, env.NODE_OPTIONS ?? ""].some((arg) => arg.includes("--max-semi-space-size"));
   return given ? [...execArgv] : [...execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`];
 }
-
-const WORKER_SEMI_SPACE_MB = 4;
 
 /**
  * The primary process of `troupe worker --processes N`: forks N worker processes (node cluster, so prom-client can

@@ -17,7 +17,6 @@ import { brokerUrlOption, intOption, listOption, modulePaths, numberOption, pars
 import { defaultRegistry } from "../../registry.js";
 import { qName } from "../../queues.js";
 import { UsageError, type Command } from "../command.js";
-import { ConnectionFailed } from "../../errors.js";
 import { startScheduler, type Scheduler } from "../../schedules/scheduler.js";
 
 const help = `Usage: troupe worker MODULE... [options]
@@ -198,7 +197,7 @@ export async function runWorkerProcess(settings: WorkerSettings): Promise<number
   } catch (err) {
     log.critical("cannot connect to the broker", { broker: redactUrl(settings.brokerUrl), err });
     console.error(`troupe worker: ${(err as Error).message}`);
-    return err instanceof ConnectionFailed ? connectFailureExitCode(err, cluster.isWorker) : EXIT_BROKER_UNREACHABLE;
+    return connectFailureExitCode(err, cluster.isWorker, EXIT_BROKER_UNREACHABLE);
   }
   try {
     await importModules(settings.modules);
